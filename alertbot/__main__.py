@@ -1,0 +1,7 @@
+"""`python -m alertbot`."""
+
+import sys
+
+from alertbot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,176 @@
+"""Composition root: build(settings) -> App, and the main job's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from alertbot.clock import Clock, SystemClock
+from alertbot.config import Settings
+from alertbot.dispatcher import Dispatcher
+from alertbot.domain.detect import Rules
+from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Policy
+from alertbot.domain.parsing import format_duration
+from alertbot.logs import Redactor
+from alertbot.lookup import Lookup
+from alertbot.notify.base import Notifier
+from alertbot.notify.console import DEFAULT_CHAT, ConsoleNotifier
+from alertbot.poller import Poller
+from alertbot.sources.base import Source
+from alertbot.sources.replay import CURSOR_KEY, ReplaySource, load_demo_data
+from alertbot.store.base import Store
+from alertbot.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+DEMO_POLL_INTERVAL = timedelta(seconds=1)
+DEMO_CONSOLE_POLICY = Policy(max_alerts=6, window=timedelta(minutes=1))
+"""The embedded default shows throttling within a minute instead of an hour."""
+CONSOLE_DEFAULT = Destination("console", DEFAULT_CHAT)
+
+Check = Callable[[], Awaitable[str]]
+
+
+@dataclass
+class App:
+    """Everything the main job runs, wired once."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+    source: Source
+    rules: Rules
+    notifiers: dict[str, Notifier]
+    poller: Poller
+    dispatcher: Dispatcher
+    lookup: Lookup
+    redactor: Redactor
+    checks: dict[str, Check] = field(default_factory=dict)
+    background: list[Callable[[asyncio.Event], Coroutine[None, None, None]]] = field(
+        default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Release every resource (idempotent, in reverse order of creation)."""
+        for closer in reversed(self.closers):
+            with suppress(Exception):
+                await closer()
+        self.closers.clear()
+
+
+def rules_from(settings: Settings) -> Rules:
+    """Detection rules from configuration."""
+    return Rules(hysteresis=settings.hysteresis, min_delta=settings.min_delta)
+
+
+async def build(settings: Settings, *, clock: Clock | None = None,
+                redactor: Redactor | None = None) -> App:
+    """Open the store and wire source, notifiers, poller, dispatcher and lookups."""
+    clock = clock or SystemClock()
+    redactor = redactor or Redactor(settings.secrets())
+    store = SqliteStore.from_url(settings.database_url)
+    await store.open()
+    closers: list[Callable[[], Awaitable[None]]] = [store.close]
+    try:
+        source, interval = await _build_source(settings, store, clock)
+        closers.append(source.close)
+        rules = rules_from(settings)
+        notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(clock=clock.now)}
+        dispatcher = Dispatcher(store, notifiers, clock)
+        poller = Poller(store, source, rules, clock, interval=interval,
+                        on_committed=dispatcher.wake)
+        lookup = Lookup(store, source, clock, fresh_for=max(interval * 3, timedelta(minutes=2)))
+    except BaseException:
+        for closer in reversed(closers):
+            with suppress(Exception):
+                await closer()
+        raise
+    app = App(settings, clock, store, source, rules, notifiers, poller, dispatcher, lookup,
+              redactor, closers=closers)
+    app.checks["database"] = _database_check(store)
+    app.checks["source"] = _source_check(source)
+    return app
+
+
+async def _build_source(settings: Settings, store: Store,
+                        clock: Clock) -> tuple[Source, timedelta]:
+    if settings.use_demo:
+        saved = await store.get_meta(CURSOR_KEY)
+        interval = settings.poll_interval or DEMO_POLL_INTERVAL
+        source = ReplaySource(load_demo_data(), speed=settings.demo_speed,
+                              cursor=float(saved) if saved else None, started_wall=clock.now(),
+                              head_start=interval if saved else timedelta(0))
+        return source, interval
+    from alertbot.sources.tokenmetrics import build_tokenmetrics_source
+
+    return await build_tokenmetrics_source(settings, store, clock)
+
+
+def _database_check(store: Store) -> Check:
+    async def check() -> str:
+        await store.ping()
+        stats = await store.outbox_stats()
+        queued = sum(v for k, v in stats.by_state.items() if k in ("pending", "held", "sending"))
+        return f"reachable, {queued} alerts queued"
+    return check
+
+
+def _source_check(source: Source) -> Check:
+    async def check() -> str:
+        tokens = await source.universe()
+        return f"{source.name}: {len(tokens)} tokens available"
+    return check
+
+
+async def ensure_default_subscription(app: App) -> bool:
+    """First run of the embedded default: subscribe the console to everything."""
+    if not app.settings.use_demo or app.settings.telegram_bot_token or \
+            app.settings.discord_bot_token:
+        return False
+    if await app.store.subscriptions() or await app.store.destinations():
+        return False
+    now = app.clock.now()
+    await app.store.ensure_destination(CONSOLE_DEFAULT, now, policy=DEMO_CONSOLE_POLICY)
+    await app.store.subscribe(CONSOLE_DEFAULT, ALL_TOKENS, ALL_KINDS, now, actor="alertbot")
+    log.info("first run: subscribed the console to every demo token (max %d alerts per %s)",
+             DEMO_CONSOLE_POLICY.max_alerts, format_duration(DEMO_CONSOLE_POLICY.window))
+    return True
+
+
+async def run(app: App, *, once: bool = False) -> int:
+    """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
+    await ensure_default_subscription(app)
+    await app.store.upsert_tokens(await app.source.universe(), app.clock.now())
+    source_name = app.source.name
+    log.info("alertbot running: source %s, polling every %s, delivering to %s", source_name,
+             format_duration(app.poller.interval), ", ".join(app.dispatcher.platforms))
+    if once:
+        await app.poller.poll_once()
+        await app.dispatcher.run_until_idle()
+        return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _request_stop, stop, signum)
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(app.poller.run(stop), name="poller")
+            group.create_task(app.dispatcher.run(stop), name="dispatcher")
+            for job in app.background:
+                group.create_task(job(stop))
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    log.info("alertbot stopped")
+    return 0
+
+
+def _request_stop(stop: asyncio.Event, signum: int) -> None:
+    if not stop.is_set():
+        log.info("received %s, stopping", signal.Signals(signum).name)
+    stop.set()

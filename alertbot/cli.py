@@ -1,0 +1,323 @@
+"""Command line: `alertbot run|check|lookup|subscribe|unsubscribe|subscriptions|throttle`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from alertbot import __version__
+from alertbot.app import App, build, run
+from alertbot.config import ConfigError, Settings, load_settings
+from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
+from alertbot.domain.parsing import (
+    format_duration,
+    parse_duration,
+    parse_kinds,
+    parse_mode,
+    parse_quiet,
+)
+from alertbot.domain.render import render_grade_lookup, render_signal_lookup
+from alertbot.logs import Redactor, setup_logging
+from alertbot.lookup import LookupFailed
+from alertbot.store.base import StoreError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+PLATFORMS = ("telegram", "discord", "webhook", "console")
+
+log = logging.getLogger("alertbot")
+
+
+class UsageError(Exception):
+    """Bad command-line input: a one-line message, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alertbot",
+        description="Posts changes in Token Metrics trading signals and grades to Discord, "
+                    "Telegram, webhooks or the console.",
+    )
+    parser.add_argument("--version", action="version", version=f"alertbot {__version__}")
+    parser.add_argument("--env-file", type=Path, default=Path(".env"),
+                        help="read variables from this file too (default: .env)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run_p = sub.add_parser("run", help="the main job: poll, detect and deliver")
+    run_p.add_argument("--once", action="store_true",
+                       help="run one poll-and-dispatch cycle and exit")
+
+    sub.add_parser("check", help="validate configuration and reach every configured service")
+
+    look = sub.add_parser("lookup", help="print the current signals and grades of a token")
+    look.add_argument("symbol")
+
+    for name, text in (("subscribe", "subscribe a destination to a token (or all)"),
+                       ("unsubscribe", "remove a subscription")):
+        p = sub.add_parser(name, help=text)
+        _destination_args(p)
+        p.add_argument("symbol", help="token symbol, numeric token id, or 'all'")
+        p.add_argument("--kinds", default=None,
+                       help="comma list of signal,hourly,tm_grade,fundamental (default: all)")
+        if name == "subscribe":
+            p.add_argument("--url", help="webhook URL (platform webhook only)")
+
+    subs = sub.add_parser("subscriptions", help="list subscriptions")
+    subs.add_argument("--platform", choices=PLATFORMS)
+    subs.add_argument("--chat")
+    subs.add_argument("--thread", default="")
+
+    thr = sub.add_parser("throttle", help="show or set a destination's noise controls")
+    _destination_args(thr)
+    thr.add_argument("--max", type=int, dest="max_alerts", help="alerts per window")
+    thr.add_argument("--window", help="window length, e.g. 1h")
+    thr.add_argument("--quiet", help="HH:MM-HH:MM [TZ], or 'off'")
+    thr.add_argument("--tz", help="time zone of the quiet hours, e.g. Europe/Berlin")
+    thr.add_argument("--mute", help="mute for a duration, e.g. 2h")
+    thr.add_argument("--unmute", action="store_true")
+    thr.add_argument("--settle", help="flap guard: cancel changes reverted within this long")
+    thr.add_argument("--mode", action="append", default=[],
+                     help="KIND=on|silent|off (repeatable)")
+    return parser
+
+
+def _destination_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--platform", required=True, choices=PLATFORMS)
+    parser.add_argument("--chat", required=True, help="chat, channel or webhook id")
+    parser.add_argument("--thread", default="", help="forum topic or thread id")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `alertbot` command."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"alertbot: configuration error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    redactor = Redactor(settings.secrets())
+    setup_logging(settings.log_level, settings.log_format, redactor)
+    try:
+        return asyncio.run(_dispatch(args, settings, redactor))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except UsageError as exc:
+        print(f"alertbot: {redactor(str(exc))}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (ConfigError, StoreError) as exc:
+        print(f"alertbot: {redactor(str(exc))}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    app = await build(settings, redactor=redactor)
+    try:
+        handler = _COMMANDS[args.command]
+        return await handler(app, args)
+    finally:
+        await app.close()
+
+
+async def _cmd_run(app: App, args: argparse.Namespace) -> int:
+    return await run(app, once=args.once)
+
+
+async def _cmd_check(app: App, args: argparse.Namespace) -> int:
+    failures = 0
+    print("configuration: ok")
+    for name, check in app.checks.items():
+        try:
+            detail = await asyncio.wait_for(check(), timeout=30)
+        except Exception as exc:
+            failures += 1
+            print(f"{name}: FAILED: {app.redactor(str(exc) or type(exc).__name__)}")
+        else:
+            print(f"{name}: ok ({app.redactor(detail)})")
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+async def _cmd_lookup(app: App, args: argparse.Namespace) -> int:
+    try:
+        token = await app.lookup.resolve(args.symbol)
+    except LookupFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
+    snapshot = await app.lookup.snapshot(token)
+    for message in (render_signal_lookup(snapshot),
+                    render_grade_lookup(snapshot, app.rules.band_label)):
+        print(message.title)
+        for line in message.lines[1:]:
+            print(f"  {line}")
+    print(f"  {token.link}")
+    if snapshot.missing:
+        print(f"  (unavailable right now: {', '.join(k.value for k in snapshot.missing)})")
+    return EXIT_OK
+
+
+def _destination(args: argparse.Namespace) -> Destination:
+    chat = str(args.chat).strip()
+    if not chat or len(chat) > 200:
+        raise UsageError("--chat must be a non-empty id")
+    if args.platform == "telegram" and not (chat.lstrip("-").isdigit() or chat.startswith("@")):
+        raise UsageError("--chat for telegram must be a numeric chat id or @channelname")
+    if args.platform == "discord" and not chat.isdigit():
+        raise UsageError("--chat for discord must be a numeric channel id")
+    return Destination(args.platform, chat, str(args.thread or "").strip())
+
+
+async def _target_token(app: App, symbol: str) -> tuple[int, str]:
+    if symbol.strip().lower() == "all":
+        return ALL_TOKENS, "all tokens"
+    try:
+        token = await app.lookup.resolve(symbol)
+    except LookupFailed as exc:
+        raise UsageError(str(exc)) from None
+    return token.token_id, f"{token.symbol} ({token.name}, id {token.token_id})"
+
+
+def _kinds(text: str | None) -> tuple[Kind, ...]:
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise UsageError(f"--kinds: {exc}") from None
+
+
+async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
+    destination = _destination(args)
+    kinds = _kinds(args.kinds)
+    token_id, described = await _target_token(app, args.symbol)
+    now = app.clock.now()
+    if args.url is not None:
+        from alertbot.notify.address import validate_webhook_address
+
+        if destination.platform != "webhook":
+            raise UsageError("--url is only for --platform webhook")
+        try:
+            address = validate_webhook_address(args.url)
+        except ValueError as exc:
+            raise UsageError(f"--url: {exc}") from None
+        await app.store.ensure_destination(destination, now, address=address)
+    elif destination.platform == "webhook":
+        info = await app.store.destination(destination)
+        if info is None or not info.address:
+            raise UsageError("a new webhook destination needs --url")
+    changed = await app.store.subscribe(destination, token_id, kinds, now, actor="cli")
+    names = ", ".join(k.value for k in kinds)
+    verb = "subscribed" if changed else "already subscribed"
+    print(f"{destination} {verb} to {described}: {names}")
+    return EXIT_OK
+
+
+async def _cmd_unsubscribe(app: App, args: argparse.Namespace) -> int:
+    destination = _destination(args)
+    kinds = _kinds(args.kinds)
+    token_id, described = await _target_token(app, args.symbol)
+    removed = await app.store.unsubscribe(destination, token_id, kinds, app.clock.now(),
+                                          actor="cli")
+    if not removed:
+        print(f"{destination} had no subscription to {described} for those kinds")
+        return EXIT_FAILURE
+    print(f"{destination} unsubscribed from {described}: {', '.join(k.value for k in kinds)}")
+    return EXIT_OK
+
+
+async def _cmd_subscriptions(app: App, args: argparse.Namespace) -> int:
+    destination = None
+    if args.platform and args.chat:
+        destination = _destination(args)
+    subs = await app.store.subscriptions(destination)
+    if args.platform and not args.chat:
+        subs = [s for s in subs if s.destination.platform == args.platform]
+    if not subs:
+        print("no subscriptions")
+        return EXIT_OK
+    width = max(len(str(s.destination)) for s in subs)
+    for sub in subs:
+        paused = f"  PAUSED: {sub.paused_reason}" if sub.paused_reason else ""
+        kinds = ",".join(k.value for k in sub.kinds)
+        print(f"{sub.destination!s:<{width}}  {sub.symbol or sub.token_id:<8}  {kinds}"
+              f"  since {sub.created_at:%Y-%m-%d %H:%M}{paused}")
+    return EXIT_OK
+
+
+def describe_policy(policy: Policy) -> list[str]:
+    """Readable lines for a destination's policy."""
+    lines = [f"throttle: at most {policy.max_alerts} alerts per "
+             f"{format_duration(policy.window)} (the rest arrive as one digest)"]
+    lines.append(f"quiet hours: {policy.quiet}" if policy.quiet else "quiet hours: off")
+    lines.append(f"muted until {policy.mute_until:%Y-%m-%d %H:%M} UTC" if policy.mute_until
+                 else "muted: no")
+    lines.append(f"flap guard: {format_duration(policy.settle)}" if policy.settle
+                 else "flap guard: off")
+    modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in Kind)
+    lines.append(f"modes: {modes}")
+    return lines
+
+
+async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
+    destination = _destination(args)
+    now = app.clock.now()
+    info = await app.store.destination(destination)
+    policy = info.policy if info else Policy()
+    changes: dict[str, Any] = {}
+    try:
+        if args.max_alerts is not None:
+            if not 1 <= args.max_alerts <= 1000:
+                raise ValueError("--max must be between 1 and 1000")
+            changes["max_alerts"] = args.max_alerts
+        if args.window:
+            window = parse_duration(args.window)
+            if window < timedelta(minutes=1):
+                raise ValueError("--window must be at least 1m")
+            changes["window"] = window
+        if args.quiet:
+            if args.quiet.strip().lower() == "off":
+                changes["quiet"] = None
+            else:
+                text = f"{args.quiet} {args.tz}" if args.tz else args.quiet
+                changes["quiet"] = parse_quiet(text)
+        if args.mute and args.unmute:
+            raise ValueError("use --mute or --unmute, not both")
+        if args.mute:
+            changes["mute_until"] = now + parse_duration(args.mute)
+        if args.unmute:
+            changes["mute_until"] = None
+        if args.settle:
+            changes["settle"] = parse_duration(args.settle, allow_zero=True)
+        if args.mode:
+            modes = dict(policy.modes)
+            for item in args.mode:
+                kind, mode = parse_mode(item)
+                modes[kind] = mode
+            changes["modes"] = modes
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if changes:
+        policy = replace(policy, **changes)
+        await app.store.set_policy(destination, policy, now, actor="cli")
+        print(f"{destination} updated")
+    elif info is None:
+        print(f"{destination} has no settings yet (defaults apply)")
+    for line in describe_policy(policy):
+        print(f"  {line}")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "check": _cmd_check,
+    "lookup": _cmd_lookup,
+    "subscribe": _cmd_subscribe,
+    "unsubscribe": _cmd_unsubscribe,
+    "subscriptions": _cmd_subscriptions,
+    "throttle": _cmd_throttle,
+}

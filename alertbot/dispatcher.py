@@ -1,0 +1,311 @@
+"""Outbox -> platforms: throttle, pace, send, record; retry, dead-letter, pause, re-key.
+
+One lane (task) per destination keeps its alerts in order and lets a slow or dead chat
+block nobody else. A row is committed to a message key before it is sent, so a crash
+re-sends exactly the same message (Discord dedupes it by nonce, webhooks by
+Idempotency-Key); a Telegram duplicate is possible only for the row in flight at the crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import logging
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alertbot.clock import Clock
+from alertbot.domain import throttle
+from alertbot.domain.models import Change, Destination, Reason
+from alertbot.domain.render import render
+from alertbot.notify.base import DeliveryError, Notifier, Target
+from alertbot.notify.pacing import Pacer
+from alertbot.store.base import PlanKeys, Store
+
+log = logging.getLogger(__name__)
+
+KEY_LENGTH = 24
+"""Idempotency keys fit Discord's 25-character nonce."""
+
+
+def _b32(raw: str) -> str:
+    digest = hashlib.sha256(raw.encode()).digest()
+    return base64.b32encode(digest).decode().lower()
+
+
+def message_key(change_id: str, destination: Destination) -> str:
+    """Deterministic idempotency key of one change sent to one destination."""
+    raw = f"{change_id}|{destination.platform}|{destination.chat_id}|{destination.thread_id}"
+    return "a" + _b32(raw)[: KEY_LENGTH - 1]
+
+
+def digest_key(keys: Sequence[str]) -> str:
+    """Deterministic idempotency key of a digest made of these rows."""
+    return "d" + _b32("|".join(sorted(keys)))[: KEY_LENGTH - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded by attempts and age."""
+
+    base: float = 2.0
+    cap: float = 900.0
+    max_attempts: int = 10
+    max_age: timedelta = timedelta(hours=24)
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        """Seconds before attempt number `attempts + 1`."""
+        return rng.uniform(0, min(self.cap, self.base * (2 ** min(attempts, 30))))
+
+    def exhausted(self, attempts: int, first_created: datetime, now: datetime) -> bool:
+        """Whether to give up after `attempts` failures."""
+        return attempts >= self.max_attempts or now - first_created >= self.max_age
+
+
+class DispatchObserver:
+    """Hooks for metrics and operator alerts; the default does nothing."""
+
+    def decided(self, destination: Destination, reason: Reason, count: int) -> None:
+        """Throttle decisions were stored."""
+
+    def delivered(self, destination: Destination, changes: Sequence[Change],
+                  now: datetime) -> None:
+        """A message was accepted by its platform."""
+
+    def failed(self, destination: Destination, outcome: str) -> None:
+        """A send failed (outcome: retry, rate_limited, dead, destination_gone, rekeyed)."""
+
+    def paused(self, destination: Destination, reason: str) -> None:
+        """A destination was paused because it no longer accepts messages."""
+
+
+class Dispatcher:
+    """Delivers due outbox rows through the notifiers."""
+
+    def __init__(self, store: Store, notifiers: Mapping[str, Notifier], clock: Clock, *,
+                 pacer: Pacer | None = None, retry: RetryPolicy | None = None,
+                 max_lanes: int = 64, send_timeout: float = 30.0,
+                 drain_timeout: float = 10.0, observer: DispatchObserver | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._store = store
+        self._notifiers = dict(notifiers)
+        self._clock = clock
+        self._pacer = pacer or Pacer()
+        self._retry = retry or RetryPolicy()
+        self._max_lanes = max_lanes
+        self._send_timeout = send_timeout
+        self._drain_timeout = drain_timeout
+        self._observer = observer or DispatchObserver()
+        self._rng = rng or random.Random()
+        self._lanes: dict[Destination, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def platforms(self) -> list[str]:
+        """Platforms this dispatcher can deliver to."""
+        return sorted(self._notifiers)
+
+    def stopping(self) -> bool:
+        """Whether shutdown has begun (no new sends start)."""
+        return self._stopping
+
+    def wake(self) -> None:
+        """New rows were committed: look at the outbox now."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until `stop`, then let in-flight sends finish (bounded)."""
+        recovered = await self._store.recover(self._clock.now())
+        if recovered:
+            log.warning("recovered %d alerts that were being sent when the bot stopped",
+                        recovered)
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                started = await self._start_lanes()
+                timeout = await self._idle_timeout(started)
+                self._wake.clear()
+                waker = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({waker, stopper}, timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+        finally:
+            stopper.cancel()
+            await self._drain()
+
+    async def run_until_idle(self, limit: float = 60.0) -> None:
+        """Deliver everything due now (for `run --once`), then return."""
+        await self._store.recover(self._clock.now())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            started = await self._start_lanes()
+            if not started and not self._lanes:
+                return
+            if self._lanes:
+                await asyncio.wait(list(self._lanes.values()),
+                                   timeout=max(0.0, deadline - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+        await self._drain()
+
+    async def _start_lanes(self) -> int:
+        free = self._max_lanes - len(self._lanes)
+        if free <= 0:
+            return 0
+        due = await self._store.due_destinations(self._clock.now(), free, self.platforms,
+                                                 exclude=list(self._lanes))
+        for destination in due:
+            task = asyncio.create_task(self._lane(destination), name=f"lane {destination}")
+            self._lanes[destination] = task
+            task.add_done_callback(functools.partial(self._lane_done, destination))
+        return len(due)
+
+    def _lane_done(self, destination: Destination, task: asyncio.Task[None]) -> None:
+        self._lanes.pop(destination, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery lane for %s crashed", destination, exc_info=task.exception())
+        self._wake.set()
+
+    async def _idle_timeout(self, started: int) -> float:
+        if len(self._lanes) >= self._max_lanes:
+            return 1.0
+        next_due = await self._store.next_due(self.platforms)
+        if next_due is None:
+            return 1.0
+        wait = (next_due - self._clock.now()).total_seconds()
+        # Rows due but busy in a lane: the lane's end wakes us, so no need to spin.
+        return min(1.0, max(wait, 0.05 if not started else 0.0))
+
+    async def _drain(self) -> None:
+        self._stopping = True
+        if not self._lanes:
+            return
+        log.info("waiting for %d in-flight deliveries", len(self._lanes))
+        _, pending = await asyncio.wait(list(self._lanes.values()),
+                                        timeout=self._drain_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    # ------------------------------------------------------------------ one destination
+
+    async def _lane(self, destination: Destination) -> None:
+        notifier = self._notifiers[destination.platform]
+        info = await self._store.destination(destination)
+        if info is None:
+            return
+        target = Target(destination, info.address)
+        while not self.stopping():
+            now = self._clock.now()
+            committed = await self._store.committed(destination, now)
+            for message in committed:
+                if self.stopping():
+                    return
+                outcome = await self._deliver(notifier, target, message.key, message.changes,
+                                              message.silent, message.attempts,
+                                              message.first_created)
+                if outcome in ("destination_gone", "rekeyed"):
+                    return
+            now = self._clock.now()
+            due = await self._store.due_alerts(destination, now)
+            if not due:
+                if committed:
+                    continue
+                return
+            sent = await self._store.sent_times(destination, now - info.policy.window)
+            plan = throttle.plan(info.policy, due, sent, now)
+            singles = {d.row_id: d for d in plan.singles}
+            by_row = {a.row_id: a for a in due}
+            keys = PlanKeys(
+                singles={row: message_key(by_row[row].change.change_id, destination)
+                         for row in singles},
+                digest=digest_key([message_key(by_row[d.row_id].change.change_id, destination)
+                                   for d in plan.digest]) if plan.digest else None,
+            )
+            await self._store.apply_plan(destination, plan, keys, now)
+            for group in (plan.suppressed, plan.held, plan.deferred, plan.singles, plan.digest):
+                for reason in {d.reason for d in group}:
+                    self._observer.decided(destination, reason,
+                                           sum(1 for d in group if d.reason is reason))
+            if not plan.messages:
+                return
+
+    async def _deliver(self, notifier: Notifier, target: Target, key: str,
+                       changes: Sequence[Change], silent: bool, attempts: int,
+                       first_created: datetime) -> str:
+        destination = target.destination
+        message = render(changes)
+        await self._pacer.acquire(notifier.limits(destination),
+                                  scopes=(destination.platform, str(destination)))
+        await self._store.claim(key, self._clock.now())
+        delivery = uuid.uuid4().hex[:8]
+        try:
+            result = await asyncio.wait_for(
+                notifier.send(target, message, key=key, silent=silent),
+                timeout=self._send_timeout,
+            )
+        except DeliveryError as exc:
+            return await self._failed(target, key, exc, attempts, first_created, delivery)
+        except TimeoutError:
+            error = DeliveryError(f"no answer within {self._send_timeout:.0f}s", retryable=True)
+            return await self._failed(target, key, error, attempts, first_created, delivery)
+        except Exception as exc:  # a notifier bug must not lose or loop the alert
+            log.exception("delivery %s to %s crashed", delivery, destination)
+            error = DeliveryError(f"unexpected {type(exc).__name__}", retryable=True)
+            return await self._failed(target, key, error, attempts, first_created, delivery)
+        now = self._clock.now()
+        delivered = await self._store.mark_sent(destination, key, result.message_id, now)
+        log.debug("delivery %s: %s accepted %s (%d alerts)", delivery, destination, key,
+                  len(delivered))
+        self._observer.delivered(destination, delivered, now)
+        return "sent"
+
+    async def _failed(self, target: Target, key: str, error: DeliveryError, attempts: int,
+                      first_created: datetime, delivery: str) -> str:
+        destination = target.destination
+        now = self._clock.now()
+        if error.rekey_to:
+            new = Destination(destination.platform, error.rekey_to, destination.thread_id)
+            moved = await self._store.rekey(destination, new, now)
+            log.warning("delivery %s: %s moved to %s; %d alerts re-queued", delivery,
+                        destination, new, moved)
+            outcome = "rekeyed"
+            self.wake()
+        elif error.destination_gone:
+            await self._store.mark_dead(destination, key, error.reason,
+                                        Reason.DESTINATION_GONE, now)
+            await self._store.pause(destination, error.reason, now)
+            log.warning("delivery %s: %s no longer accepts messages (%s); paused its "
+                        "subscriptions", delivery, destination, error.reason)
+            self._observer.paused(destination, error.reason)
+            outcome = "destination_gone"
+        elif error.rate_limited:
+            wait = max(error.retry_after or 1.0, 0.0)
+            scope = destination.platform if error.global_limit else str(destination)
+            self._pacer.pause(scope, wait)
+            await self._store.mark_retry(destination, key, now + timedelta(seconds=wait),
+                                         error.reason, Reason.RATE_LIMITED, False, now)
+            log.info("delivery %s: %s rate limited, retrying in %.1fs", delivery, destination,
+                     wait)
+            outcome = "rate_limited"
+        elif error.retryable and not self._retry.exhausted(attempts + 1, first_created, now):
+            wait = max(self._retry.delay(attempts, self._rng), error.retry_after or 0.0)
+            await self._store.mark_retry(destination, key, now + timedelta(seconds=wait),
+                                         error.reason, Reason.RETRY, True, now)
+            log.warning("delivery %s to %s failed (%s); attempt %d, retrying in %.1fs",
+                        delivery, destination, error.reason, attempts + 1, wait)
+            outcome = "retry"
+        else:
+            await self._store.mark_dead(destination, key, error.reason, Reason.DEAD, now)
+            log.error("delivery %s to %s failed permanently after %d attempts: %s", delivery,
+                      destination, attempts + 1, error.reason)
+            outcome = "dead"
+        self._observer.failed(destination, outcome)
+        return outcome

@@ -1,0 +1,139 @@
+"""Parsing of user-typed values (durations, kinds, quiet hours), shared by config, CLI and chat.
+
+Every parser raises ValueError with a short message that can be shown to the user as is.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from alertbot.domain.models import ALL_KINDS, Kind, Mode, QuietHours
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_KIND_ALIASES = {
+    "signal": Kind.SIGNAL, "signals": Kind.SIGNAL, "daily": Kind.SIGNAL,
+    "hourly": Kind.HOURLY,
+    "tm_grade": Kind.TM_GRADE, "tm-grade": Kind.TM_GRADE, "grade": Kind.TM_GRADE,
+    "tmgrade": Kind.TM_GRADE,
+    "fundamental": Kind.FUNDAMENTAL, "fundamental_grade": Kind.FUNDAMENTAL,
+    "fundamental-grade": Kind.FUNDAMENTAL,
+}
+MAX_DURATION = timedelta(days=366)
+
+
+def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
+    """"90" (seconds), "90s", "5m", "2h", "1d", "1h30m" -> timedelta."""
+    raw = text.strip().lower()
+    if not raw:
+        raise ValueError("expected a duration such as 30s, 5m, 2h or 1d")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pos, seconds = 0, 0.0
+        for match in _DURATION.finditer(raw):
+            if raw[pos:match.start()].strip():
+                break
+            seconds += float(match.group(1)) * _UNITS[match.group(2).lower()]
+            pos = match.end()
+        if pos == 0 or raw[pos:].strip():
+            raise ValueError(
+                f"'{text.strip()[:20]}' is not a duration; use e.g. 30s, 5m, 2h or 1d"
+            ) from None
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        raise ValueError("a duration cannot be negative")
+    if seconds == 0 and not allow_zero:
+        raise ValueError("a duration must be longer than zero")
+    value = timedelta(seconds=seconds)
+    if value > MAX_DURATION:
+        raise ValueError("a duration cannot be longer than a year")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """Shortest readable form: 90s -> 1m30s, 3600s -> 1h."""
+    total = round(value.total_seconds())
+    if total == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def parse_kinds(text: str | None) -> tuple[Kind, ...]:
+    """"signal,hourly" -> kinds; empty or "all" -> every kind."""
+    if text is None or not text.strip() or text.strip().lower() == "all":
+        return ALL_KINDS
+    found: list[Kind] = []
+    for part in re.split(r"[,\s]+", text.strip().lower()):
+        if not part:
+            continue
+        kind = _KIND_ALIASES.get(part)
+        if kind is None:
+            names = ", ".join(k.value for k in Kind)
+            raise ValueError(f"unknown kind '{part[:20]}'; choose from {names}")
+        if kind not in found:
+            found.append(kind)
+    return tuple(k for k in Kind if k in found)
+
+
+def parse_clock(text: str) -> time:
+    """"07:30" -> time."""
+    match = _CLOCK.match(text.strip())
+    if not match:
+        raise ValueError(f"'{text.strip()[:10]}' is not a time; use HH:MM, e.g. 22:00")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def parse_timezone(text: str) -> str:
+    """An IANA time zone name such as Europe/Berlin (case-insensitive)."""
+    name = text.strip()
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return "UTC"
+    if not re.fullmatch(r"[A-Za-z0-9_+\-/]{1,64}", name) or ".." in name:
+        raise ValueError(f"unknown time zone '{name[:40]}'; use a name like Europe/Berlin")
+    try:
+        ZoneInfo(name)
+        return name
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    for candidate in available_timezones():
+        if candidate.lower() == name.lower():
+            return candidate
+    raise ValueError(f"unknown time zone '{name[:40]}'; use a name like Europe/Berlin")
+
+
+def parse_quiet(text: str, default_tz: str = "UTC") -> QuietHours:
+    """"22:00-07:00 [Europe/Berlin]" -> QuietHours."""
+    parts = text.strip().split()
+    if not parts or len(parts) > 2 or "-" not in parts[0]:
+        raise ValueError("use HH:MM-HH:MM [time zone], e.g. 22:00-07:00 Europe/Berlin")
+    start_text, _, end_text = parts[0].partition("-")
+    start, end = parse_clock(start_text), parse_clock(end_text)
+    if start == end:
+        raise ValueError("quiet hours must start and end at different times")
+    tz = parse_timezone(parts[1]) if len(parts) == 2 else default_tz
+    return QuietHours(start, end, tz)
+
+
+def parse_mode(text: str) -> tuple[Kind, Mode]:
+    """"signal=silent" -> (Kind.SIGNAL, Mode.SILENT)."""
+    kind_text, sep, mode_text = text.strip().partition("=")
+    if not sep:
+        raise ValueError("use KIND=on|silent|off, e.g. hourly=silent")
+    kinds = parse_kinds(kind_text)
+    if len(kinds) != 1:
+        raise ValueError("name exactly one kind, e.g. hourly=silent")
+    try:
+        mode = Mode(mode_text.strip().lower())
+    except ValueError:
+        raise ValueError(
+            f"unknown mode '{mode_text.strip()[:10]}'; use on, silent or off"
+        ) from None
+    return kinds[0], mode

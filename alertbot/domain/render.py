@@ -1,0 +1,134 @@
+"""Changes -> platform-neutral message parts. Pure: notifiers do the escaping and formatting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from alertbot.domain.models import Change, Direction, Kind, Message, Snapshot, SnapshotEntry
+
+ARROW = {Direction.UP: "▲", Direction.DOWN: "▼"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def when(ts: datetime, kind: Kind) -> str:
+    """Source timestamp as shown to users (daily kinds by date)."""
+    if kind is Kind.SIGNAL:
+        return ts.strftime("%Y-%m-%d")
+    return ts.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def headline(change: Change) -> str:
+    """One-line summary, e.g. "BTC daily signal turned bullish"."""
+    symbol, kind = change.token.symbol, change.kind.label
+    if change.kind in (Kind.SIGNAL, Kind.HOURLY):
+        return f"{symbol} {kind} turned {change.to_label}"
+    if change.cause == "delta":
+        points = abs(change.to_value - change.from_value)
+        way = "up" if change.direction is Direction.UP else "down"
+        return f"{symbol} {kind} {way} {points:.1f} points"
+    verb = "upgraded" if change.direction is Direction.UP else "downgraded"
+    return f"{symbol} {kind} {verb} to {change.to_label}"
+
+
+def movement(change: Change) -> str:
+    """Old -> new, with scores for grades."""
+    if change.kind in (Kind.SIGNAL, Kind.HOURLY):
+        return f"{change.from_label} → {change.to_label}"
+    scores = f"{change.from_value:.1f} → {change.to_value:.1f}"
+    if change.from_label == change.to_label:
+        return f"{change.to_label}: {scores}"
+    return f"{change.from_label} → {change.to_label} ({scores})"
+
+
+def render_change(change: Change) -> Message:
+    """A message for one change."""
+    token = change.token
+    return Message(
+        title=headline(change),
+        lines=(
+            f"{token.name} ({token.symbol})",
+            movement(change),
+            f"as of {when(change.source_ts, change.kind)}",
+        ),
+        link=token.link,
+        direction=change.direction,
+        timestamp=change.source_ts,
+        changes=(change,),
+    )
+
+
+def digest_line(change: Change) -> str:
+    """One line of a digest."""
+    return f"{ARROW[change.direction]} {headline(change)} · {movement(change)}"
+
+
+def render_digest(changes: Sequence[Change]) -> Message:
+    """ONE message for several held changes, oldest first."""
+    ordered = tuple(sorted(changes, key=lambda c: (c.detected_at, c.source_ts)))
+    directions = {c.direction for c in ordered}
+    return Message(
+        title=f"{len(ordered)} more changes",
+        lines=tuple(digest_line(c) for c in ordered),
+        link="",
+        direction=directions.pop() if len(directions) == 1 else None,
+        timestamp=max(c.detected_at for c in ordered),
+        changes=ordered,
+        is_digest=True,
+    )
+
+
+def render(changes: Sequence[Change]) -> Message:
+    """A single alert for one change, a digest for several."""
+    if len(changes) == 1:
+        return render_change(changes[0])
+    return render_digest(changes)
+
+
+def _signal_line(entry: SnapshotEntry | None, name: str) -> str:
+    if entry is None:
+        return f"{name}: no data"
+    trend = "bullish" if entry.value > 0 else "bearish"
+    fired = entry.fired_at or entry.source_ts
+    return f"{name}: {trend} since {when(fired, entry.kind)}"
+
+
+def render_signal_lookup(snapshot: Snapshot) -> Message:
+    """Answer to /signal: latest daily and hourly signal, with when each fired."""
+    token = snapshot.token
+    lines = [
+        _signal_line(snapshot.entries.get(Kind.SIGNAL), "Daily signal"),
+        _signal_line(snapshot.entries.get(Kind.HOURLY), "Hourly signal"),
+    ]
+    lines += [f"Recent: {headline(c)} ({when(c.source_ts, c.kind)})"
+              for c in snapshot.recent if c.kind in (Kind.SIGNAL, Kind.HOURLY)][:2]
+    return Message(title=f"{token.symbol} signals", lines=(f"{token.name} ({token.symbol})",
+                                                            *lines),
+                   link=token.link, direction=None,
+                   timestamp=max((e.source_ts for e in snapshot.entries.values()),
+                                 default=_EPOCH),
+                   changes=())
+
+
+def _grade_line(entry: SnapshotEntry | None, name: str, band_name: str) -> str:
+    if entry is None:
+        return f"{name}: no data"
+    label = f", {entry.label}" if entry.label and entry.label != band_name else ""
+    return f"{name}: {entry.value:.1f} ({band_name}{label})"
+
+
+def render_grade_lookup(snapshot: Snapshot, band_name: Callable[[float], str]) -> Message:
+    """Answer to /grade: TM and fundamental grade with bands and the recent change."""
+    token = snapshot.token
+    lines = []
+    for kind, name in ((Kind.TM_GRADE, "TM grade"), (Kind.FUNDAMENTAL, "Fundamental grade")):
+        entry = snapshot.entries.get(kind)
+        lines.append(_grade_line(entry, name, band_name(entry.value) if entry else ""))
+    lines += [f"Recent: {headline(c)} ({movement(c)}, {when(c.source_ts, c.kind)})"
+              for c in snapshot.recent if c.kind in (Kind.TM_GRADE, Kind.FUNDAMENTAL)][:2]
+    return Message(title=f"{token.symbol} grades", lines=(f"{token.name} ({token.symbol})",
+                                                           *lines),
+                   link=token.link, direction=None,
+                   timestamp=max((e.source_ts for e in snapshot.entries.values()),
+                                 default=_EPOCH),
+                   changes=())

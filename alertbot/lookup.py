@@ -1,0 +1,163 @@
+"""Symbol resolution and lookups, shared by the CLI and chat commands.
+
+Lookups answer from stored readings when they are fresh, and otherwise from the source
+through a short-TTL cache in which concurrent identical lookups share one call, so chat
+commands cannot burn the API quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alertbot.clock import Clock
+from alertbot.domain.models import ALL_KINDS, Kind, Snapshot, SnapshotEntry, Token
+from alertbot.sources.base import Source, SourceError
+from alertbot.store.base import Store
+
+log = logging.getLogger(__name__)
+
+SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9$._-]{1,20}$")
+DEFAULT_CACHE_TTL = timedelta(minutes=5)
+RECENT_LOOKUP_KEY = "lookups.recent"
+
+
+class LookupFailed(Exception):
+    """A user-facing reason why a symbol or lookup cannot be answered."""
+
+
+@dataclass(slots=True)
+class _Cached:
+    expires: datetime
+    entries: dict[Kind, SnapshotEntry]
+    missing: tuple[Kind, ...]
+
+
+class Lookup:
+    """Resolves symbols and answers /signal, /grade and `alertbot lookup`."""
+
+    def __init__(self, store: Store, source: Source, clock: Clock, *, fresh_for: timedelta,
+                 cache_ttl: timedelta = DEFAULT_CACHE_TTL) -> None:
+        self._store = store
+        self._source = source
+        self._clock = clock
+        self._fresh_for = fresh_for
+        self._cache_ttl = cache_ttl
+        self._cache: dict[tuple[int, tuple[Kind, ...]], _Cached] = {}
+        self._inflight: dict[tuple[int, tuple[Kind, ...]], asyncio.Future[_Cached]] = {}
+        self._resolving: dict[str, asyncio.Future[list[Token]]] = {}
+        self.source_calls = 0
+
+    async def resolve(self, text: str) -> Token:
+        """A token from a symbol (or a numeric token id); raises LookupFailed."""
+        raw = text.strip().lstrip("$")
+        if raw.isdigit():
+            token = await self._store.token(int(raw))
+            if token is None:
+                raise LookupFailed(f"No token with id {raw} is known.")
+            return token
+        if not SYMBOL_PATTERN.match(raw):
+            raise LookupFailed(f"'{raw[:20]}' is not a token symbol.")
+        symbol = raw.upper()
+        candidates = await self._store.tokens_by_symbol(symbol)
+        if not candidates:
+            candidates = await self._resolve_remote(symbol)
+        if not candidates:
+            raise LookupFailed(f"Unknown symbol {symbol}.")
+        if len(candidates) > 1:
+            listed = ", ".join(f"{t.name} (id {t.token_id})" for t in candidates[:5])
+            raise LookupFailed(f"{symbol} matches several tokens: {listed}. "
+                              f"Use the id instead, e.g. {candidates[0].token_id}.")
+        return candidates[0]
+
+    async def _resolve_remote(self, symbol: str) -> list[Token]:
+        pending = self._resolving.get(symbol)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[list[Token]] = asyncio.get_running_loop().create_future()
+        self._resolving[symbol] = future
+        try:
+            tokens = await self._source.resolve(symbol)
+            if tokens:
+                await self._store.upsert_tokens(tokens, self._clock.now())
+            future.set_result(tokens)
+            return tokens
+        except SourceError as exc:
+            future.set_exception(LookupFailed(f"Cannot look {symbol} up right now: {exc}"))
+            raise LookupFailed(f"Cannot look {symbol} up right now: {exc}") from None
+        finally:
+            self._resolving.pop(symbol, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # mark retrieved
+
+    async def snapshot(self, token: Token, kinds: Sequence[Kind] = ALL_KINDS) -> Snapshot:
+        """Current values of a token: stored when fresh, else fetched (cached, shared)."""
+        now = self._clock.now()
+        states = await self._store.load_states([token.token_id])
+        entries: dict[Kind, SnapshotEntry] = {}
+        stale: list[Kind] = []
+        for kind in kinds:
+            state = states.get((token.token_id, kind))
+            if state is not None and state.updated_at and now - state.updated_at <= self._fresh_for:
+                entries[kind] = SnapshotEntry(kind, state.value, state.source_ts, state.label,
+                                              state.fired_at)
+            else:
+                stale.append(kind)
+        missing: tuple[Kind, ...] = ()
+        if stale:
+            fetched = await self._fetch(token, tuple(stale))
+            entries.update(fetched.entries)
+            missing = fetched.missing
+            for kind in missing:
+                state = states.get((token.token_id, kind))
+                if state is not None:  # older than fresh, but better than nothing
+                    entries[kind] = SnapshotEntry(kind, state.value, state.source_ts,
+                                                  state.label, state.fired_at)
+        recent = await self._store.recent_changes(token.token_id, None, 6)
+        return Snapshot(token, entries, tuple(recent),
+                        tuple(k for k in missing if k not in entries))
+
+    async def _fetch(self, token: Token, kinds: tuple[Kind, ...]) -> _Cached:
+        key = (token.token_id, kinds)
+        now = self._clock.now()
+        cached = self._cache.get(key)
+        if cached is not None and cached.expires > now:
+            return cached
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Cached] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._call(token, kinds, now)
+            self._cache[key] = result
+            self._prune(now)
+            future.set_result(result)
+            return result
+        finally:
+            self._inflight.pop(key, None)
+            if not future.done():
+                future.cancel()
+
+    async def _call(self, token: Token, kinds: tuple[Kind, ...], now: datetime) -> _Cached:
+        self.source_calls += 1
+        try:
+            batch = await self._source.fetch([token.token_id], kinds, now)
+        except SourceError as exc:
+            log.warning("lookup of %s failed: %s", token.symbol, exc)
+            return _Cached(now + timedelta(seconds=30), {}, kinds)
+        entries = {
+            r.kind: SnapshotEntry(r.kind, r.value, r.source_ts, r.label, r.fired_at)
+            for r in sorted(batch.readings, key=lambda r: r.source_ts)
+            if r.token.token_id == token.token_id
+        }
+        missing = tuple(k for k in kinds if k not in entries)
+        return _Cached(now + self._cache_ttl, entries, missing)
+
+    def _prune(self, now: datetime) -> None:
+        for key in [k for k, v in self._cache.items() if v.expires <= now]:
+            del self._cache[key]

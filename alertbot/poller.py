@@ -1,0 +1,156 @@
+"""Poll -> detect -> persist. Readings from any source (poll or push) take the same path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from alertbot.clock import Clock
+from alertbot.domain.detect import Outcome, Rules, detect
+from alertbot.domain.models import Change, Kind, Reading, Token, TrackedState, mask_to_kinds
+from alertbot.sources.base import Source, SourceError
+from alertbot.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PollReport:
+    """What one poll or ingest did."""
+
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    changes: list[Change] = field(default_factory=list)
+    outbox_rows: int = 0
+    errors: list[str] = field(default_factory=list)
+    calls: int = 0
+    tokens: int = 0
+
+
+class PollObserver:
+    """Hooks for metrics and health; the default does nothing."""
+
+    def poll_started(self, cycle_id: str) -> None:
+        """A cycle began."""
+
+    def poll_finished(self, report: PollReport, seconds: float, ok: bool) -> None:
+        """A cycle ended (ok = the source answered)."""
+
+
+class Poller:
+    """Owns the detection state machine: loads stored state, detects, commits atomically."""
+
+    def __init__(self, store: Store, source: Source, rules: Rules, clock: Clock, *,
+                 interval: timedelta, on_committed: Callable[[], None] = lambda: None,
+                 observer: PollObserver | None = None) -> None:
+        self._store = store
+        self._source = source
+        self._rules = rules
+        self._clock = clock
+        self.interval = interval
+        self._on_committed = on_committed
+        self._observer = observer or PollObserver()
+        self._catalog: dict[int, Token] = {}
+        self._lock = asyncio.Lock()
+        self.last_success: datetime | None = None
+        self.last_error: str = ""
+
+    async def targets(self) -> tuple[list[int], tuple[Kind, ...]]:
+        """Token ids and kinds that subscriptions need now."""
+        watched = await self._store.watched()
+        ids = set(watched.token_masks)
+        if watched.all_tokens_mask:
+            ids.update(t.token_id for t in await self._source.universe())
+        return sorted(ids), mask_to_kinds(watched.kinds_mask)
+
+    async def poll_once(self) -> PollReport:
+        """One cycle: fetch what subscriptions need, detect, persist. Raises SourceError."""
+        token_ids, kinds = await self.targets()
+        if not token_ids or not kinds:
+            self.last_success = self._clock.now()
+            return PollReport()
+        now = self._clock.now()
+        batch = await self._source.fetch(token_ids, kinds, now)
+        report = await self.ingest(batch.readings, tokens=batch.tokens, meta=batch.meta)
+        report.errors.extend(batch.errors)
+        report.calls = batch.calls
+        report.tokens = len(token_ids)
+        self.last_success = self._clock.now()
+        return report
+
+    async def ingest(self, readings: Sequence[Reading], *, tokens: Sequence[Token] = (),
+                     meta: dict[str, str] | None = None) -> PollReport:
+        """Detect changes in readings and commit states, changes and outbox rows together."""
+        report = PollReport()
+        # Serialised so a push ingest and a poll never interleave between load and commit.
+        async with self._lock:
+            now = self._clock.now()
+            unknown = [t for t in tokens if self._catalog.get(t.token_id) != t]
+            if unknown:
+                await self._store.upsert_tokens(unknown, now)
+                self._catalog.update((t.token_id, t) for t in unknown)
+            readings = [self._with_catalog_token(r) for r in readings]
+            stored = await self._store.load_states(sorted({r.token.token_id for r in readings}))
+            states: dict[tuple[int, Kind], TrackedState] = {}
+            for reading in sorted(readings, key=lambda r: r.source_ts):
+                key = (reading.token.token_id, reading.kind)
+                detection = detect(states.get(key) or stored.get(key), reading, self._rules, now)
+                report.outcomes[detection.outcome] += 1
+                if detection.state is not None:
+                    states[key] = detection.state
+                report.changes.extend(detection.changes)
+            if not states and not report.changes and not meta:
+                return report
+            result = await self._store.record_poll(list(states.values()), report.changes, now,
+                                                   meta)
+        report.changes = result.new_changes
+        report.outbox_rows = result.outbox_rows
+        for change in result.new_changes:
+            log.info("change %s %s %s: %s -> %s (%s)", change.change_id[:12],
+                     change.token.symbol, change.kind.value, change.from_label or change.from_value,
+                     change.to_label or change.to_value, change.cause)
+        if result.outbox_rows:
+            self._on_committed()
+        return report
+
+    def _with_catalog_token(self, reading: Reading) -> Reading:
+        # Some endpoints omit the slug or name; the catalog's richer token makes better links.
+        known = self._catalog.get(reading.token.token_id)
+        if known is None or known == reading.token or (reading.token.slug and not known.slug):
+            return reading
+        return replace(reading, token=known)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every interval until stopped; a failed cycle changes nothing."""
+        while not stop.is_set():
+            cycle = uuid.uuid4().hex[:8]
+            self._observer.poll_started(cycle)
+            started = asyncio.get_running_loop().time()
+            wait = self.interval.total_seconds()
+            ok = False
+            report = PollReport()
+            try:
+                report = await self.poll_once()
+                ok = True
+                self.last_error = ""
+                if report.changes or report.errors:
+                    log.info("poll %s: %d tokens, %d changes, %d alerts queued, %d errors",
+                             cycle, report.tokens, len(report.changes), report.outbox_rows,
+                             len(report.errors))
+            except SourceError as exc:
+                self.last_error = str(exc)
+                log.warning("poll %s failed: %s", cycle, exc)
+                if exc.retry_after:
+                    wait = max(wait, exc.retry_after)
+            except Exception as exc:  # a bug must not stop polling
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("poll %s crashed", cycle)
+            elapsed = asyncio.get_running_loop().time() - started
+            self._observer.poll_finished(report, elapsed, ok)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, wait - elapsed))

@@ -1,0 +1,151 @@
+"""Replay source: the bundled demo data set played back on an accelerated clock.
+
+The replay position is a point on the data set's own timeline. It moves `speed` times
+faster than the wall clock, is returned in every batch's meta (so it is committed together
+with the readings) and is restored on start, so a restart continues the story. At the end of
+the data set the story starts over with its timestamps shifted one lap later, so detection
+keeps seeing newer readings.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from bisect import bisect_right
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from alertbot.domain.models import Kind, Token
+from alertbot.sources.base import Batch
+from alertbot.sources.tmrows import ParseReport, parse_kind, parse_timestamp, parse_tokens
+
+CURSOR_KEY = "replay.cursor"
+DEFAULT_SPEED = 900.0
+"""Demo seconds per wall second: one demo hour every four seconds."""
+WARM_UP = timedelta(days=3)
+"""Where a fresh replay starts, so every token already has history."""
+
+_ENDPOINT_KINDS = {
+    "trading-signals": (Kind.SIGNAL, "DATE"),
+    "hourly-trading-signals": (Kind.HOURLY, "TIMESTAMP"),
+    "tm-grade": (Kind.TM_GRADE, "DATE"),
+    "fundamental-grade": (Kind.FUNDAMENTAL, "DATE"),
+}
+
+
+@dataclass(slots=True)
+class _Series:
+    """Rows of one (kind, token), oldest first, with their offsets into the data set."""
+
+    offsets: list[float]
+    rows: list[dict[str, Any]]
+    fired: list[int]
+    """Indexes of rows that carry a non-zero signal."""
+
+
+def load_demo_data() -> dict[str, Any]:
+    """The bundled data set."""
+    raw = resources.files("alertbot.sources").joinpath("demo/demo.json.gz").read_bytes()
+    data: dict[str, Any] = json.loads(gzip.decompress(raw))
+    return data
+
+
+class ReplaySource:
+    """Source that replays recorded Token Metrics rows."""
+
+    name = "demo"
+
+    def __init__(self, data: Mapping[str, Any], *, speed: float = DEFAULT_SPEED,
+                 cursor: float | None = None, started_wall: datetime,
+                 head_start: timedelta = timedelta(0)) -> None:
+        self._start = parse_timestamp(data["start"])
+        self._span = (parse_timestamp(data["end"]) - self._start).total_seconds()
+        self._speed = speed
+        self._tokens = parse_tokens(data["tokens"]).tokens
+        self._series: dict[tuple[Kind, int], _Series] = {}
+        for endpoint, (kind, ts_field) in _ENDPOINT_KINDS.items():
+            self._index(kind, ts_field, data.get(endpoint, []))
+        base = WARM_UP.total_seconds() if cursor is None else cursor
+        # Each (re)start moves on by `head_start`, so `run --once` and restarts make progress.
+        self._origin = base + head_start.total_seconds() * speed
+        self._wall0 = started_wall
+
+    def _index(self, kind: Kind, ts_field: str, rows: list[dict[str, Any]]) -> None:
+        by_token: dict[int, list[tuple[float, dict[str, Any]]]] = {}
+        for row in rows:
+            offset = (parse_timestamp(row[ts_field]) - self._start).total_seconds()
+            by_token.setdefault(int(row["TOKEN_ID"]), []).append((offset, row))
+        for token_id, items in by_token.items():
+            items.sort(key=lambda item: item[0])
+            fired = [i for i, (_, row) in enumerate(items) if _fires(kind, row)]
+            self._series[(kind, token_id)] = _Series([o for o, _ in items],
+                                                     [r for _, r in items], fired)
+
+    def cursor(self, now: datetime) -> float:
+        """Seconds into the (endless) story at wall time `now`."""
+        elapsed = max(0.0, (now - self._wall0).total_seconds())
+        return self._origin + elapsed * self._speed
+
+    def story_time(self, now: datetime) -> datetime:
+        """The demo timestamp the replay shows at wall time `now`."""
+        return self._start + timedelta(seconds=self.cursor(now))
+
+    async def universe(self) -> list[Token]:
+        """Every demo token."""
+        return sorted(self._tokens.values(), key=lambda t: t.token_id)
+
+    async def resolve(self, symbol: str) -> list[Token]:
+        """Demo tokens with exactly this symbol."""
+        wanted = symbol.strip().upper()
+        return [t for t in self._tokens.values() if t.symbol == wanted]
+
+    async def fetch(self, token_ids: Sequence[int], kinds: Collection[Kind],
+                    now: datetime) -> Batch:
+        """Readings as of the replay position at `now`."""
+        cursor = self.cursor(now)
+        lap, offset = divmod(cursor, self._span)
+        shift = timedelta(seconds=lap * self._span)
+        report = ParseReport()
+        for kind in kinds:
+            rows = list(self._visible(kind, token_ids, offset, shift))
+            parse_kind(kind, rows, self._start + shift + timedelta(seconds=offset), report)
+        return Batch(
+            readings=report.readings,
+            tokens=[self._tokens[t] for t in token_ids if t in self._tokens],
+            errors=report.skipped,
+            meta={CURSOR_KEY: f"{cursor:.3f}"},
+        )
+
+    def _visible(self, kind: Kind, token_ids: Sequence[int], offset: float,
+                 shift: timedelta) -> Iterator[dict[str, Any]]:
+        ts_field = "TIMESTAMP" if kind is Kind.HOURLY else "DATE"
+        for token_id in token_ids:
+            series = self._series.get((kind, token_id))
+            if series is None:
+                continue
+            newest = bisect_right(series.offsets, offset) - 1
+            if newest < 0:
+                continue
+            # The newest row plus the newest row that fired: what the parsers need to see.
+            picks = {newest}
+            fired_pos = bisect_right(series.fired, newest) - 1
+            if fired_pos >= 0:
+                picks.add(series.fired[fired_pos])
+            for index in sorted(picks):
+                row = series.rows[index]
+                moved = parse_timestamp(row[ts_field]) + shift
+                yield {**row, ts_field: moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def _fires(kind: Kind, row: Mapping[str, Any]) -> bool:
+    if kind is Kind.SIGNAL:
+        return str(row.get("TRADING_SIGNAL", "0")) not in ("0", "0.0")
+    if kind is Kind.HOURLY:
+        return str(row.get("SIGNAL", "0")) not in ("0", "0.0")
+    return False

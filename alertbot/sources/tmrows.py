@@ -1,0 +1,289 @@
+"""Token Metrics rows -> readings, parsed defensively (shared by the API client and the replay).
+
+The API's encodings drift: numbers arrive as strings, field names come in v2 UPPER and v3
+lower case, timestamps as ISO with `Z` or as plain dates. Every row is validated on its own,
+so one malformed row is skipped with a warning instead of failing the poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alertbot.domain.models import Kind, Reading, Token
+
+log = logging.getLogger(__name__)
+
+ENDPOINTS: dict[Kind, str] = {
+    Kind.SIGNAL: "/trading-signals",
+    Kind.HOURLY: "/hourly-trading-signals",
+    Kind.TM_GRADE: "/tm-grade",
+    Kind.FUNDAMENTAL: "/fundamental-grade",
+}
+
+_TREND_WORDS = {"bullish": 1.0, "bearish": -1.0, "neutral": 0.0, "long": 1.0, "short": -1.0}
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 with `Z` or an offset, or a plain YYYY-MM-DD date, as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("timestamp must be an ISO-8601 string")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_direction(value: Any) -> float:
+    """A signal as 1 / -1 / 0, accepting numbers, numeric strings and words."""
+    if isinstance(value, bool):
+        raise ValueError("signal must be a number or bullish/bearish")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TREND_WORDS:
+            return _TREND_WORDS[word]
+        number = float(word)
+    else:
+        raise ValueError("signal must be a number or bullish/bearish")
+    if number not in (1.0, 0.0, -1.0):
+        raise ValueError(f"signal must be 1, 0 or -1, got {value!r}")
+    return number
+
+
+def _upper_keys(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {str(k).upper(): v for k, v in data.items()}
+    return data
+
+
+class _Row(BaseModel):
+    """Fields every endpoint shares."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    token_id: int = Field(alias="TOKEN_ID", gt=0)
+    token_name: str = Field("", alias="TOKEN_NAME")
+    token_symbol: str = Field("", alias="TOKEN_SYMBOL")
+    symbol: str = Field("", alias="SYMBOL")
+    tm_link: str = Field("", alias="TM_LINK")
+    slug: str = Field("", alias="SLUG")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_keys(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        # v2 sends both `tm_link` (a slug) and `TM_LINK` (an app URL, sometimes ".../undefined");
+        # upper-casing folds them together, so keep the slug-looking one.
+        slug = next((v for k, v in data.items() if str(k).upper() == "TM_LINK"
+                     and isinstance(v, str) and v and "/" not in v), "")
+        folded = _upper_keys(data)
+        folded["TM_LINK"] = slug
+        return {k: "" if v is None and k in _TEXT_FIELDS else v for k, v in folded.items()}
+
+    @field_validator("token_id", mode="before")
+    @classmethod
+    def _int_id(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        return value
+
+    def token(self) -> Token:
+        """The token this row describes."""
+        symbol = (self.token_symbol or self.symbol).strip().upper()
+        name = self.token_name.strip() or symbol
+        return Token(self.token_id, symbol, name, (self.slug or self.tm_link).strip())
+
+
+_TEXT_FIELDS = {"TOKEN_NAME", "TOKEN_SYMBOL", "SYMBOL", "TM_LINK", "SLUG",
+                "TM_GRADE_SIGNAL", "FUNDAMENTAL_GRADE_CLASS"}
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+class SignalRow(_Row):
+    """A `/trading-signals` row (daily)."""
+
+    date: datetime = Field(alias="DATE")
+    trading_signal: float = Field(0.0, alias="TRADING_SIGNAL")
+    token_trend: float = Field(alias="TOKEN_TREND")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _ts(cls, value: Any) -> datetime:
+        return parse_timestamp(value)
+
+    @field_validator("trading_signal", "token_trend", mode="before")
+    @classmethod
+    def _direction(cls, value: Any) -> float:
+        return 0.0 if value is None else parse_direction(value)
+
+
+class HourlyRow(_Row):
+    """An `/hourly-trading-signals` row; SIGNAL arrives as a string."""
+
+    timestamp: datetime = Field(alias="TIMESTAMP")
+    signal: float = Field(alias="SIGNAL")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _ts(cls, value: Any) -> datetime:
+        return parse_timestamp(value)
+
+    @field_validator("signal", mode="before")
+    @classmethod
+    def _direction(cls, value: Any) -> float:
+        return parse_direction(value)
+
+
+class GradeRow(_Row):
+    """A `/tm-grade` or `/fundamental-grade` row; numbers may arrive as strings."""
+
+    date: datetime | None = Field(None, alias="DATE")
+    tm_grade: float | None = Field(None, alias="TM_GRADE", ge=0, le=100)
+    tm_grade_signal: str = Field("", alias="TM_GRADE_SIGNAL")
+    fundamental_grade: float | None = Field(None, alias="FUNDAMENTAL_GRADE", ge=0, le=100)
+    fundamental_grade_class: str = Field("", alias="FUNDAMENTAL_GRADE_CLASS")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _ts(cls, value: Any) -> datetime | None:
+        return None if value in (None, "") else parse_timestamp(value)
+
+    @field_validator("tm_grade", "fundamental_grade", mode="after")
+    @classmethod
+    def _grade_finite(cls, value: float | None) -> float | None:
+        return _finite(value)
+
+
+class TokenRow(_Row):
+    """A `/tokens` catalog row."""
+
+
+RowT = TypeVar("RowT", bound=_Row)
+
+
+@dataclass(slots=True)
+class ParseReport:
+    """Readings built from one endpoint's rows, and the rows skipped as malformed."""
+
+    readings: list[Reading] = field(default_factory=list)
+    tokens: dict[int, Token] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _validate(model: type[RowT], rows: Iterable[Any], endpoint: str,
+                          report: ParseReport) -> list[RowT]:
+    parsed: list[RowT] = []
+    for raw in rows:
+        try:
+            row = model.model_validate(raw)
+        except ValidationError as exc:
+            ident = _raw_token_id(raw)
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            message = f"skipped malformed row for token {ident} from {endpoint}: {problems}"
+            log.warning(message)
+            report.skipped.append(message)
+            continue
+        parsed.append(row)
+        report.tokens.setdefault(row.token_id, row.token())
+    return parsed
+
+
+def _raw_token_id(raw: Any) -> str:
+    if isinstance(raw, Mapping):
+        for key, value in raw.items():
+            if str(key).upper() == "TOKEN_ID":
+                return repr(value)
+    return "<unknown>"
+
+
+def _by_token(rows: Sequence[RowT]) -> dict[int, list[RowT]]:
+    grouped: dict[int, list[RowT]] = {}
+    for row in rows:
+        grouped.setdefault(row.token_id, []).append(row)
+    return grouped
+
+
+def parse_signals(rows: Iterable[Any], report: ParseReport | None = None) -> ParseReport:
+    """Daily signal readings: the newest row's trend; fired_at from the newest non-zero signal."""
+    report = report or ParseReport()
+    valid = _validate(SignalRow, rows, ENDPOINTS[Kind.SIGNAL], report)
+    for token_rows in _by_token(valid).values():
+        token_rows.sort(key=lambda r: r.date, reverse=True)
+        newest = next((r for r in token_rows if r.token_trend != 0), None)
+        if newest is None:
+            continue
+        fired = next((r.date for r in token_rows if r.trading_signal != 0), None)
+        report.readings.append(Reading(newest.token(), Kind.SIGNAL, newest.token_trend,
+                                       newest.date, fired_at=fired))
+    return report
+
+
+def parse_hourly(rows: Iterable[Any], report: ParseReport | None = None) -> ParseReport:
+    """Hourly readings: the newest non-zero SIGNAL (zero rows mean no new signal)."""
+    report = report or ParseReport()
+    valid = _validate(HourlyRow, rows, ENDPOINTS[Kind.HOURLY], report)
+    for token_rows in _by_token(valid).values():
+        token_rows.sort(key=lambda r: r.timestamp, reverse=True)
+        fired = next((r for r in token_rows if r.signal != 0), None)
+        if fired is not None:
+            report.readings.append(Reading(fired.token(), Kind.HOURLY, fired.signal,
+                                           fired.timestamp, fired_at=fired.timestamp))
+    return report
+
+
+def parse_grades(kind: Kind, rows: Iterable[Any], fetched_at: datetime,
+                 report: ParseReport | None = None) -> ParseReport:
+    """TM or fundamental grade readings; rows without a DATE are stamped with the fetch time."""
+    report = report or ParseReport()
+    valid = _validate(GradeRow, rows, ENDPOINTS[kind], report)
+    for token_rows in _by_token(valid).values():
+        token_rows.sort(key=lambda r: r.date or fetched_at, reverse=True)
+        for row in token_rows:
+            if kind is Kind.TM_GRADE and row.tm_grade is not None:
+                value, label = row.tm_grade, row.tm_grade_signal
+            elif kind is Kind.FUNDAMENTAL and row.fundamental_grade is not None:
+                value, label = row.fundamental_grade, row.fundamental_grade_class
+            else:
+                continue
+            report.readings.append(Reading(row.token(), kind, value, row.date or fetched_at,
+                                           label=label.strip()))
+            break
+    return report
+
+
+def parse_tokens(rows: Iterable[Any], report: ParseReport | None = None) -> ParseReport:
+    """Catalog rows (symbol, name, slug by token id)."""
+    report = report or ParseReport()
+    _validate(TokenRow, rows, "/tokens", report)
+    return report
+
+
+def parse_kind(kind: Kind, rows: Iterable[Any], fetched_at: datetime,
+               report: ParseReport | None = None) -> ParseReport:
+    """Dispatch to the parser of a kind."""
+    if kind is Kind.SIGNAL:
+        return parse_signals(rows, report)
+    if kind is Kind.HOURLY:
+        return parse_hourly(rows, report)
+    return parse_grades(kind, rows, fetched_at, report)

@@ -1,0 +1,307 @@
+"""The Store port: durable state, changes, subscriptions, policies, outbox and decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from alertbot.domain.models import (
+    Change,
+    Destination,
+    Kind,
+    Policy,
+    Reason,
+    Subscription,
+    Token,
+    TrackedState,
+)
+from alertbot.domain.throttle import DueAlert, Plan
+
+
+class StoreError(Exception):
+    """The store cannot be used (unreachable, newer schema, bad URL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one committed poll added."""
+
+    new_changes: list[Change]
+    outbox_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """Which tokens and kinds active subscriptions need."""
+
+    all_tokens_mask: int
+    """Kinds wanted for every token (from `all` subscriptions); 0 when none."""
+    token_masks: Mapping[int, int]
+
+    @property
+    def kinds_mask(self) -> int:
+        """Every kind some subscription wants."""
+        mask = self.all_tokens_mask
+        for value in self.token_masks.values():
+            mask |= value
+        return mask
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationInfo:
+    """A destination's settings and status."""
+
+    destination: Destination
+    policy: Policy
+    address: str | None = None
+    """Secret delivery address (webhook URL); never shown."""
+    label: str = ""
+    paused_reason: str = ""
+    paused_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Rows already committed to one message (by key) that still need sending."""
+
+    key: str
+    row_ids: tuple[int, ...]
+    changes: tuple[Change, ...]
+    silent: bool
+    attempts: int
+    first_created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One stored decision, for /why."""
+
+    at: datetime
+    reason: str
+    change: Change | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audit entry."""
+
+    at: datetime
+    destination: Destination | None
+    action: str
+    detail: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Outbox depth by state and the age of the oldest undelivered row."""
+
+    by_state: Mapping[str, int]
+    oldest_pending: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanKeys:
+    """Idempotency keys the dispatcher assigned to a plan's messages."""
+
+    singles: Mapping[int, str] = field(default_factory=dict)
+    digest: str | None = None
+
+
+class Store(Protocol):
+    """Durable state of the bot.
+
+    Every method is one transaction: it either happens completely or not at all, so a crash
+    at any point leaves a consistent database. Methods are safe to repeat unless noted.
+    Raises StoreError when the database cannot be used.
+    """
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations; refuse a database from a newer version."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        ...
+
+    # -- catalog
+    async def upsert_tokens(self, tokens: Sequence[Token], now: datetime) -> None:
+        """Remember tokens (symbol, name, slug by id)."""
+        ...
+
+    async def tokens_by_symbol(self, symbol: str) -> list[Token]:
+        """Catalog tokens with exactly this symbol (case-insensitive)."""
+        ...
+
+    async def token(self, token_id: int) -> Token | None:
+        """A catalog token by id."""
+        ...
+
+    async def search_tokens(self, prefix: str, limit: int) -> list[Token]:
+        """Catalog tokens whose symbol or name starts with `prefix` (for autocomplete)."""
+        ...
+
+    # -- readings and changes
+    async def load_states(self,
+                          token_ids: Sequence[int]) -> dict[tuple[int, Kind], TrackedState]:
+        """Stored detection state of these tokens."""
+        ...
+
+    async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
+                          now: datetime, meta: Mapping[str, str] | None = None) -> PollResult:
+        """Store readings, new changes (deduplicated by change id) and their outbox rows.
+
+        One transaction. A change id already stored is skipped together with its fan-out,
+        so repeating a poll, a webhook delivery or a replay never creates a second alert.
+        """
+        ...
+
+    async def recent_changes(self, token_id: int, kind: Kind | None,
+                             limit: int) -> list[Change]:
+        """Newest changes of a token."""
+        ...
+
+    # -- subscriptions
+    async def subscribe(self, destination: Destination, token_id: int, kinds: Sequence[Kind],
+                        now: datetime, actor: str = "") -> bool:
+        """Add kinds for a token (0 = all tokens); resumes a paused destination.
+
+        Returns False when the destination already had exactly these kinds.
+        """
+        ...
+
+    async def unsubscribe(self, destination: Destination, token_id: int | None,
+                          kinds: Sequence[Kind], now: datetime, actor: str = "") -> int:
+        """Remove kinds for a token (None = every subscription of the destination).
+
+        Returns how many subscriptions changed.
+        """
+        ...
+
+    async def subscriptions(self, destination: Destination | None = None) -> list[Subscription]:
+        """Subscriptions of one destination, or all."""
+        ...
+
+    async def watched(self) -> Watched:
+        """Tokens and kinds that active subscriptions need."""
+        ...
+
+    # -- destinations
+    async def destination(self, destination: Destination) -> DestinationInfo | None:
+        """A destination's settings, or None if unknown."""
+        ...
+
+    async def destinations(self) -> list[DestinationInfo]:
+        """Every known destination."""
+        ...
+
+    async def ensure_destination(self, destination: Destination, now: datetime, *,
+                                 address: str | None = None, label: str = "",
+                                 policy: Policy | None = None) -> None:
+        """Create a destination if missing; update address or label when given."""
+        ...
+
+    async def set_policy(self, destination: Destination, policy: Policy, now: datetime,
+                         actor: str = "", detail: str = "") -> None:
+        """Replace a destination's policy and audit it."""
+        ...
+
+    async def pause(self, destination: Destination, reason: str, now: datetime) -> int:
+        """Stop delivering to a destination; its queued rows are dead-lettered. Returns them."""
+        ...
+
+    async def resume(self, destination: Destination, now: datetime, actor: str = "") -> bool:
+        """Deliver to a paused destination again. Returns whether it was paused."""
+        ...
+
+    async def rekey(self, old: Destination, new: Destination, now: datetime) -> int:
+        """Move a destination (subscriptions, policy, queued rows) to a new id.
+
+        Returns how many queued rows moved.
+        """
+        ...
+
+    # -- outbox
+    async def recover(self, now: datetime) -> int:
+        """Make rows left in `sending` by a crash due again; returns how many."""
+        ...
+
+    async def due_destinations(self, now: datetime, limit: int, platforms: Sequence[str],
+                               exclude: Sequence[Destination] = ()) -> list[Destination]:
+        """Destinations on these platforms with rows due now, oldest first."""
+        ...
+
+    async def next_due(self, platforms: Sequence[str]) -> datetime | None:
+        """When the next queued row on these platforms becomes due."""
+        ...
+
+    async def committed(self, destination: Destination, now: datetime) -> list[Committed]:
+        """Messages already decided for this destination that are due for (re)sending."""
+        ...
+
+    async def due_alerts(self, destination: Destination, now: datetime) -> list[DueAlert]:
+        """Rows that need a throttle decision (due pending rows and the held group)."""
+        ...
+
+    async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:
+        """When messages were delivered to a destination since a time."""
+        ...
+
+    async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
+                         now: datetime) -> None:
+        """Store a throttle plan: decisions, holds, suppressions and message keys."""
+        ...
+
+    async def claim(self, key: str, now: datetime) -> None:
+        """Mark a message's rows as being sent."""
+        ...
+
+    async def mark_sent(self, destination: Destination, key: str, message_id: str,
+                        now: datetime) -> list[Change]:
+        """Record a delivered message; returns its changes."""
+        ...
+
+    async def mark_retry(self, destination: Destination, key: str, until: datetime,
+                         error: str, reason: Reason, count_attempt: bool,
+                         now: datetime) -> None:
+        """Schedule a message for another attempt."""
+        ...
+
+    async def mark_dead(self, destination: Destination, key: str, error: str, reason: Reason,
+                        now: datetime) -> None:
+        """Give up on a message."""
+        ...
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Outbox depth by state and the oldest undelivered row."""
+        ...
+
+    # -- decisions, audit, meta
+    async def recent_decisions(self, destination: Destination,
+                               limit: int) -> list[DecisionRecord]:
+        """Newest decisions for a destination."""
+        ...
+
+    async def add_audit(self, destination: Destination | None, action: str, detail: str,
+                        now: datetime, actor: str = "") -> None:
+        """Append an audit entry."""
+        ...
+
+    async def recent_audit(self, limit: int) -> list[AuditRecord]:
+        """Newest audit entries."""
+        ...
+
+    async def get_meta(self, key: str) -> str | None:
+        """A bookkeeping value."""
+        ...
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a bookkeeping value."""
+        ...
