@@ -10,6 +10,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import aiohttp
+from pydantic import SecretStr
+
 from alertbot.clock import Clock, SystemClock
 from alertbot.config import Settings
 from alertbot.dispatcher import Dispatcher
@@ -20,6 +23,7 @@ from alertbot.logs import Redactor
 from alertbot.lookup import Lookup
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import DEFAULT_CHAT, ConsoleNotifier
+from alertbot.notify.webhook_notifier import WebhookNotifier
 from alertbot.poller import Poller
 from alertbot.sources.base import Source
 from alertbot.sources.replay import CURSOR_KEY, ReplaySource, load_demo_data
@@ -50,6 +54,8 @@ class App:
     dispatcher: Dispatcher
     lookup: Lookup
     redactor: Redactor
+    session: aiohttp.ClientSession
+    """Shared HTTP session (webhooks, Token Metrics, Discord webhooks)."""
     checks: dict[str, Check] = field(default_factory=dict)
     background: list[Callable[[asyncio.Event], Coroutine[None, None, None]]] = field(
         default_factory=list)
@@ -61,6 +67,10 @@ class App:
             with suppress(Exception):
                 await closer()
         self.closers.clear()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def rules_from(settings: Settings) -> Rules:
@@ -77,10 +87,15 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     await store.open()
     closers: list[Callable[[], Awaitable[None]]] = [store.close]
     try:
-        source, interval = await _build_source(settings, store, clock)
+        session = aiohttp.ClientSession()
+        closers.append(session.close)
+        source, interval = await _build_source(settings, store, clock, session)
         closers.append(source.close)
         rules = rules_from(settings)
-        notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(clock=clock.now)}
+        notifiers: dict[str, Notifier] = {
+            "console": ConsoleNotifier(clock=clock.now),
+            "webhook": WebhookNotifier(session, secret=lambda: _secret(settings.webhook_secret)),
+        }
         dispatcher = Dispatcher(store, notifiers, clock)
         poller = Poller(store, source, rules, clock, interval=interval,
                         on_committed=dispatcher.wake)
@@ -91,14 +106,14 @@ async def build(settings: Settings, *, clock: Clock | None = None,
                 await closer()
         raise
     app = App(settings, clock, store, source, rules, notifiers, poller, dispatcher, lookup,
-              redactor, closers=closers)
+              redactor, session, closers=closers)
     app.checks["database"] = _database_check(store)
     app.checks["source"] = _source_check(source)
     return app
 
 
-async def _build_source(settings: Settings, store: Store,
-                        clock: Clock) -> tuple[Source, timedelta]:
+async def _build_source(settings: Settings, store: Store, clock: Clock,
+                        session: aiohttp.ClientSession) -> tuple[Source, timedelta]:
     if settings.use_demo:
         saved = await store.get_meta(CURSOR_KEY)
         interval = settings.poll_interval or DEMO_POLL_INTERVAL
@@ -108,7 +123,7 @@ async def _build_source(settings: Settings, store: Store,
         return source, interval
     from alertbot.sources.tokenmetrics import build_tokenmetrics_source
 
-    return await build_tokenmetrics_source(settings, store, clock)
+    return await build_tokenmetrics_source(settings, store, clock, session)
 
 
 def _database_check(store: Store) -> Check:
