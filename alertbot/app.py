@@ -57,6 +57,9 @@ class App:
     session: aiohttp.ClientSession
     """Shared HTTP session (webhooks, Token Metrics, Discord webhooks)."""
     checks: dict[str, Check] = field(default_factory=dict)
+    """`alertbot check` probes: name -> coroutine returning a detail or raising."""
+    health: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    """Readiness probes: name -> None when ready, else why not."""
     background: list[Callable[[asyncio.Event], Coroutine[None, None, None]]] = field(
         default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -92,10 +95,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
         source, interval = await _build_source(settings, store, clock, session)
         closers.append(source.close)
         rules = rules_from(settings)
-        notifiers: dict[str, Notifier] = {
-            "console": ConsoleNotifier(clock=clock.now),
-            "webhook": WebhookNotifier(session, secret=lambda: _secret(settings.webhook_secret)),
-        }
+        notifiers: dict[str, Notifier] = {}
         dispatcher = Dispatcher(store, notifiers, clock)
         poller = Poller(store, source, rules, clock, interval=interval,
                         on_committed=dispatcher.wake)
@@ -109,7 +109,19 @@ async def build(settings: Settings, *, clock: Clock | None = None,
               redactor, session, closers=closers)
     app.checks["database"] = _database_check(store)
     app.checks["source"] = _source_check(source)
+    try:
+        await _install_platforms(app)
+    except BaseException:
+        await app.close()
+        raise
     return app
+
+
+async def _install_platforms(app: App) -> None:
+    """Notifiers (and chat adapters) for every platform this configuration enables."""
+    app.notifiers["console"] = ConsoleNotifier(clock=app.clock.now)
+    app.notifiers["webhook"] = WebhookNotifier(
+        app.session, secret=lambda: _secret(app.settings.webhook_secret))
 
 
 async def _build_source(settings: Settings, store: Store, clock: Clock,

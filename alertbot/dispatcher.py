@@ -93,7 +93,8 @@ class Dispatcher:
                  drain_timeout: float = 10.0, observer: DispatchObserver | None = None,
                  rng: random.Random | None = None) -> None:
         self._store = store
-        self._notifiers = dict(notifiers)
+        # Shared, not copied: platform adapters install their notifiers after wiring.
+        self._notifiers = notifiers
         self._clock = clock
         self._pacer = pacer or Pacer()
         self._retry = retry or RetryPolicy()
