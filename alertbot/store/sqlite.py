@@ -820,7 +820,7 @@ class SqliteStore:
         cur = await db.execute(
             "UPDATE outbox SET state = 'pending', reason = ?, msg_key = ?, silent = ?,"
             " next_attempt_at = ?, updated_at = ? WHERE id = ? AND msg_key IS NULL"
-            " RETURNING change_pk",
+            " AND state IN ('pending', 'held') RETURNING change_pk",
             (reason.value, key, int(silent), _ts(now), _ts(now), row_id),
         )
         hit = await cur.fetchone()
