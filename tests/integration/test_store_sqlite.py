@@ -1,0 +1,68 @@
+"""SQLite specifics: migrations, schema versions, WAL, URLs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from alertbot.store.base import StoreError
+from alertbot.store.sqlite import SqliteStore, available_migrations, sqlite_path
+
+
+async def test_sqlite_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    for _ in range(2):
+        store = SqliteStore(path)
+        await store.open()
+        assert await store.schema_version() == available_migrations()[-1][0]
+        await store.close()
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT version, name FROM schema_migrations").fetchall()
+    assert [r[0] for r in rows] == [m[0] for m in available_migrations()]
+
+
+async def test_sqlite_newer_schema_is_refused_with_clear_message(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 0)")
+    with pytest.raises(StoreError, match="schema version 999 is newer"):
+        await SqliteStore(path).open()
+
+
+async def test_sqlite_uses_wal_and_busy_timeout(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "a.db"))
+    await store.open()
+    try:
+        db = store._conn
+        async with db.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"
+        async with db.execute("PRAGMA busy_timeout") as cur:
+            assert (await cur.fetchone())[0] >= 1000
+    finally:
+        await store.close()
+
+
+async def test_sqlite_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="directory does not exist"):
+        await SqliteStore(str(tmp_path / "nope" / "a.db")).open()
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("sqlite:///alertbot.db", "alertbot.db"),
+    ("sqlite:////var/lib/alertbot/a.db", "/var/lib/alertbot/a.db"),
+    ("sqlite:///:memory:", ":memory:"),
+])
+def test_sqlite_path_from_url(url: str, path: str) -> None:
+    assert sqlite_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:secretpw@h/db", "sqlite:///"])
+def test_sqlite_path_bad_url_never_echoes_credentials(url: str) -> None:
+    with pytest.raises(StoreError) as excinfo:
+        sqlite_path(url)
+    assert "secretpw" not in str(excinfo.value)
