@@ -7,21 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from alertbot import __version__
 from alertbot.app import App, build, run
+from alertbot.chat.core import describe_policy, update_policy
 from alertbot.config import ConfigError, Settings, load_settings
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
 from alertbot.domain.parsing import (
-    format_duration,
-    parse_duration,
     parse_kinds,
-    parse_mode,
-    parse_quiet,
 )
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.logs import Redactor, setup_logging
@@ -249,60 +243,22 @@ async def _cmd_subscriptions(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def describe_policy(policy: Policy) -> list[str]:
-    """Readable lines for a destination's policy."""
-    lines = [f"throttle: at most {policy.max_alerts} alerts per "
-             f"{format_duration(policy.window)} (the rest arrive as one digest)"]
-    lines.append(f"quiet hours: {policy.quiet}" if policy.quiet else "quiet hours: off")
-    lines.append(f"muted until {policy.mute_until:%Y-%m-%d %H:%M} UTC" if policy.mute_until
-                 else "muted: no")
-    lines.append(f"flap guard: {format_duration(policy.settle)}" if policy.settle
-                 else "flap guard: off")
-    modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in Kind)
-    lines.append(f"modes: {modes}")
-    return lines
-
-
 async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
     destination = _destination(args)
     now = app.clock.now()
     info = await app.store.destination(destination)
     policy = info.policy if info else Policy()
-    changes: dict[str, Any] = {}
+    quiet = args.quiet
+    if quiet and args.tz and quiet.strip().lower() != "off":
+        quiet = f"{quiet} {args.tz}"
     try:
-        if args.max_alerts is not None:
-            if not 1 <= args.max_alerts <= 1000:
-                raise ValueError("--max must be between 1 and 1000")
-            changes["max_alerts"] = args.max_alerts
-        if args.window:
-            window = parse_duration(args.window)
-            if window < timedelta(minutes=1):
-                raise ValueError("--window must be at least 1m")
-            changes["window"] = window
-        if args.quiet:
-            if args.quiet.strip().lower() == "off":
-                changes["quiet"] = None
-            else:
-                text = f"{args.quiet} {args.tz}" if args.tz else args.quiet
-                changes["quiet"] = parse_quiet(text)
-        if args.mute and args.unmute:
-            raise ValueError("use --mute or --unmute, not both")
-        if args.mute:
-            changes["mute_until"] = now + parse_duration(args.mute)
-        if args.unmute:
-            changes["mute_until"] = None
-        if args.settle:
-            changes["settle"] = parse_duration(args.settle, allow_zero=True)
-        if args.mode:
-            modes = dict(policy.modes)
-            for item in args.mode:
-                kind, mode = parse_mode(item)
-                modes[kind] = mode
-            changes["modes"] = modes
+        updated = update_policy(policy, now, max_alerts=args.max_alerts, window=args.window,
+                                quiet=quiet, mute=args.mute, unmute=args.unmute,
+                                settle=args.settle, modes=args.mode)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if changes:
-        policy = replace(policy, **changes)
+    if updated != policy:
+        policy = updated
         await app.store.set_policy(destination, policy, now, actor="cli")
         print(f"{destination} updated")
     elif info is None:
