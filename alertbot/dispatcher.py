@@ -141,18 +141,24 @@ class Dispatcher:
             await self._drain()
 
     async def run_until_idle(self, limit: float = 60.0) -> None:
-        """Deliver everything due now (for `run --once`), then return."""
+        """Deliver everything due within `limit` seconds (for `run --once`), then return."""
         await self._store.recover(self._clock.now())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         while loop.time() < deadline:
-            started = await self._start_lanes()
-            if not started and not self._lanes:
-                return
+            await self._start_lanes()
             if self._lanes:
                 await asyncio.wait(list(self._lanes.values()),
                                    timeout=max(0.0, deadline - loop.time()),
                                    return_when=asyncio.FIRST_COMPLETED)
+                continue
+            next_due = await self._store.next_due(self.platforms)
+            if next_due is None:
+                break
+            wait = (next_due - self._clock.now()).total_seconds()
+            if wait > deadline - loop.time():
+                break  # held or backing off beyond the limit: a later run delivers it
+            await asyncio.sleep(max(wait, 0.0))
         await self._drain()
 
     async def _start_lanes(self) -> int:

@@ -1,0 +1,318 @@
+"""Dispatcher against a real SQLite store and a scriptable notifier at the Notifier seam."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from alertbot.clock import SystemClock
+from alertbot.dispatcher import Dispatcher, DispatchObserver, RetryPolicy, digest_key, message_key
+from alertbot.domain.models import (
+    ALL_KINDS,
+    Change,
+    Destination,
+    Direction,
+    Kind,
+    Message,
+    Policy,
+    Token,
+    make_change_id,
+)
+from alertbot.notify.base import Delivered, DeliveryError, Target
+from alertbot.notify.pacing import Limit, Pacer
+from alertbot.store.sqlite import SqliteStore
+
+CHAT = Destination("fake", "-100")
+OTHER = Destination("fake", "-200")
+TOKENS = [Token(i, f"T{i}", f"Token {i}") for i in range(1, 30)]
+Script = Callable[[Target, str], DeliveryError | None]
+
+
+@dataclass
+class Sent:
+    destination: Destination
+    key: str
+    message: Message
+    silent: bool
+
+
+@dataclass
+class ScriptedNotifier:
+    """Records sends; `script` may return an error to raise for a given send."""
+
+    platform: str = "fake"
+    script: Script | None = None
+    sent: list[Sent] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+    gated_chat: str | None = None
+
+    def limits(self, destination: Destination) -> Sequence[tuple[Limit, str]]:
+        return ()
+
+    async def send(self, target: Target, message: Message, *, key: str,
+                   silent: bool) -> Delivered:
+        self.attempts.append(key)
+        if self.gate is not None and target.destination.chat_id == self.gated_chat:
+            await self.gate.wait()
+        if self.script is not None:
+            error = self.script(target, key)
+            if error is not None:
+                raise error
+        self.sent.append(Sent(target.destination, key, message, silent))
+        return Delivered(message_id=f"m{len(self.sent)}")
+
+    async def close(self) -> None:
+        pass
+
+
+class Recorder(DispatchObserver):
+    def __init__(self) -> None:
+        self.outcomes: list[str] = []
+        self.paused_reasons: list[str] = []
+
+    def failed(self, destination: Destination, outcome: str) -> None:
+        self.outcomes.append(outcome)
+
+    def paused(self, destination: Destination, reason: str) -> None:
+        self.paused_reasons.append(reason)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    instance = SqliteStore(str(tmp_path / "d.db"))
+    await instance.open()
+    yield instance
+    await instance.close()
+
+
+FAST_RETRY = RetryPolicy(base=0.01, cap=0.05, max_attempts=3)
+
+
+def make_dispatcher(store: SqliteStore, notifier: ScriptedNotifier,
+                    observer: DispatchObserver | None = None,
+                    retry: RetryPolicy = FAST_RETRY) -> Dispatcher:
+    return Dispatcher(store, {"fake": notifier}, SystemClock(), pacer=Pacer(), retry=retry,
+                      observer=observer, rng=random.Random(1), drain_timeout=2.0)
+
+
+async def add_changes(store: SqliteStore, count: int, *, start: int = 0,
+                      subscribe: Sequence[Destination] = (CHAT,),
+                      policy: Policy | None = None) -> list[Change]:
+    now = datetime.now(UTC)
+    for destination in subscribe:
+        if policy is not None:
+            await store.set_policy(destination, policy, now)
+        await store.subscribe(destination, 0, ALL_KINDS, now - timedelta(hours=1))
+    changes = []
+    for i in range(start, start + count):
+        token = TOKENS[i % len(TOKENS)]
+        source = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=i)
+        changes.append(Change(make_change_id(token.token_id, Kind.SIGNAL, -1, 1, source), token,
+                              Kind.SIGNAL, -1.0, 1.0, Direction.UP, source,
+                              now + timedelta(microseconds=i), "bearish", "bullish", "flip"))
+    await store.record_poll([], changes, now)
+    return changes
+
+
+async def test_dispatcher_delivers_each_alert_once_in_order(store: SqliteStore) -> None:
+    changes = await add_changes(store, 3)
+    notifier = ScriptedNotifier()
+    await make_dispatcher(store, notifier).run_until_idle(10)
+    assert [s.key for s in notifier.sent] == [message_key(c.change_id, CHAT) for c in changes]
+    assert all(not s.message.is_digest for s in notifier.sent)
+    assert (await store.outbox_stats()).by_state == {"sent": 3}
+    await make_dispatcher(store, notifier).run_until_idle(10)
+    assert len(notifier.sent) == 3
+
+
+async def test_dispatcher_over_budget_sends_one_digest(store: SqliteStore) -> None:
+    changes = await add_changes(store, 5, policy=Policy(max_alerts=2))
+    notifier = ScriptedNotifier()
+    await make_dispatcher(store, notifier).run_until_idle(10)
+    single, digest = notifier.sent
+    assert single.key == message_key(changes[0].change_id, CHAT)
+    assert digest.message.is_digest and len(digest.message.changes) == 4
+    assert digest.key == digest_key([message_key(c.change_id, CHAT) for c in changes[1:]])
+    more = await add_changes(store, 2, start=10, policy=Policy(max_alerts=2))
+    await make_dispatcher(store, notifier).run_until_idle(10)
+    assert len(notifier.sent) == 2
+    held = await store.due_alerts(CHAT, datetime.now(UTC) + timedelta(hours=2))
+    assert sorted(a.change.change_id for a in held) == sorted(c.change_id for c in more)
+    reasons = {d.reason for d in await store.recent_decisions(CHAT, 20)}
+    assert {"sent", "digest", "held_rate"} <= reasons
+
+
+async def test_dispatcher_transient_failure_retries_then_delivers(store: SqliteStore) -> None:
+    await add_changes(store, 1)
+    failures = iter([DeliveryError("HTTP 502", retryable=True)])
+    notifier = ScriptedNotifier(script=lambda t, k: next(failures, None))
+    observer = Recorder()
+    await make_dispatcher(store, notifier, observer).run_until_idle(10)
+    assert len(notifier.sent) == 1 and len(notifier.attempts) == 2
+    assert observer.outcomes == ["retry"]
+    assert [d.reason for d in await store.recent_decisions(CHAT, 5)][:2] == ["retry", "sent"]
+
+
+async def test_dispatcher_retries_are_bounded_then_dead_letter(store: SqliteStore) -> None:
+    await add_changes(store, 1)
+    notifier = ScriptedNotifier(script=lambda t, k: DeliveryError("timeout", retryable=True))
+    observer = Recorder()
+    await make_dispatcher(store, notifier, observer).run_until_idle(10)
+    assert notifier.sent == [] and len(notifier.attempts) == FAST_RETRY.max_attempts
+    assert observer.outcomes == ["retry", "retry", "dead"]
+    assert (await store.outbox_stats()).by_state == {"dead": 1}
+
+
+async def test_dispatcher_permanent_failure_dead_letters_at_once(store: SqliteStore) -> None:
+    await add_changes(store, 1)
+    notifier = ScriptedNotifier(script=lambda t, k: DeliveryError("can't parse entities"))
+    await make_dispatcher(store, notifier).run_until_idle(10)
+    assert len(notifier.attempts) == 1
+    assert (await store.outbox_stats()).by_state == {"dead": 1}
+    (decision, *_) = await store.recent_decisions(CHAT, 5)
+    assert decision.reason == "dead" and "parse" in decision.detail
+
+
+async def test_dispatcher_rate_limit_is_honoured_not_counted(store: SqliteStore) -> None:
+    await add_changes(store, 1)
+    limits = iter([DeliveryError("429", rate_limited=True, retry_after=0.2)] * 4)
+    notifier = ScriptedNotifier(script=lambda t, k: next(limits, None))
+    observer = Recorder()
+    await make_dispatcher(store, notifier, observer).run_until_idle(10)
+    # More 429s than max_attempts, yet delivered: a 429 is not a failure of the alert.
+    assert len(notifier.sent) == 1 and observer.outcomes == ["rate_limited"] * 4
+    reasons = [d.reason for d in await store.recent_decisions(CHAT, 10)]
+    assert reasons.count("rate_limited") == 4 and "retry" not in reasons
+    assert (await store.outbox_stats()).by_state == {"sent": 1}
+
+
+async def test_dispatcher_destination_gone_pauses_and_dead_letters(store: SqliteStore) -> None:
+    await add_changes(store, 3, subscribe=(CHAT, OTHER))
+    notifier = ScriptedNotifier(script=lambda t, k: DeliveryError(
+        "bot was blocked by the user", destination_gone=True)
+        if t.destination == CHAT else None)
+    observer = Recorder()
+    await make_dispatcher(store, notifier, observer).run_until_idle(10)
+    assert [s.destination for s in notifier.sent] == [OTHER] * 3
+    assert observer.paused_reasons == ["bot was blocked by the user"]
+    info = await store.destination(CHAT)
+    assert info is not None and info.paused_reason == "bot was blocked by the user"
+    assert (await store.subscriptions(CHAT))[0].paused_reason
+    await add_changes(store, 1, start=20, subscribe=())
+    assert await store.due_destinations(datetime.now(UTC), 10, ["fake"]) == [OTHER]
+    assert any(a.action == "pause" for a in await store.recent_audit(5))
+
+
+async def test_dispatcher_rekey_moves_destination_and_resends(store: SqliteStore) -> None:
+    await add_changes(store, 2)
+    new_id = "-100999"
+    notifier = ScriptedNotifier(script=lambda t, k: DeliveryError(
+        "group upgraded", rekey_to=new_id) if t.destination == CHAT else None)
+    await make_dispatcher(store, notifier).run_until_idle(10)
+    moved = Destination("fake", new_id)
+    assert [s.destination for s in notifier.sent] == [moved, moved]
+    assert await store.subscriptions(CHAT) == []
+    assert len(await store.subscriptions(moved)) == 1
+    assert notifier.sent[0].key == message_key(
+        (await store.recent_changes(TOKENS[0].token_id, None, 1))[0].change_id, moved)
+
+
+async def test_dispatcher_crash_recovery_resends_in_flight_with_same_key(
+        store: SqliteStore) -> None:
+    (change,) = await add_changes(store, 1)
+    notifier = ScriptedNotifier(gate=asyncio.Event(), gated_chat=CHAT.chat_id)
+    dispatcher = make_dispatcher(store, notifier)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    for _ in range(200):
+        if notifier.attempts:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()  # a crash mid-send: the row stays in `sending`
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await store.outbox_stats()).by_state == {"sending": 1}
+    restarted = ScriptedNotifier()
+    await make_dispatcher(store, restarted).run_until_idle(10)
+    assert [s.key for s in restarted.sent] == [message_key(change.change_id, CHAT)]
+    assert notifier.attempts == [restarted.sent[0].key]
+
+
+async def test_dispatcher_slow_destination_does_not_block_others(store: SqliteStore) -> None:
+    await add_changes(store, 2, subscribe=(CHAT, OTHER))
+    gate = asyncio.Event()
+    notifier = ScriptedNotifier(gate=gate, gated_chat=CHAT.chat_id)
+    stop = asyncio.Event()
+    task = asyncio.create_task(make_dispatcher(store, notifier).run(stop))
+    for _ in range(300):
+        if len(notifier.sent) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [s.destination for s in notifier.sent] == [OTHER, OTHER]
+    gate.set()
+    for _ in range(300):
+        if len(notifier.sent) >= 4:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert sorted(s.destination.chat_id for s in notifier.sent) == ["-100", "-100", "-200",
+                                                                   "-200"]
+
+
+async def test_dispatcher_shutdown_lets_in_flight_send_finish(store: SqliteStore) -> None:
+    await add_changes(store, 1)
+    gate = asyncio.Event()
+    notifier = ScriptedNotifier(gate=gate, gated_chat=CHAT.chat_id)
+    stop = asyncio.Event()
+    task = asyncio.create_task(make_dispatcher(store, notifier).run(stop))
+    for _ in range(200):
+        if notifier.attempts:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.wait_for(task, 5)
+    assert len(notifier.sent) == 1
+    assert (await store.outbox_stats()).by_state == {"sent": 1}
+
+
+async def test_dispatcher_notifier_bug_is_retried_not_lost(store: SqliteStore) -> None:
+    await add_changes(store, 1)
+    calls = iter([ZeroDivisionError("boom")])
+
+    def script(target: Target, key: str) -> DeliveryError | None:
+        error = next(calls, None)
+        if error is not None:
+            raise error
+        return None
+
+    notifier = ScriptedNotifier(script=script)
+    await make_dispatcher(store, notifier).run_until_idle(10)
+    assert len(notifier.sent) == 1 and len(notifier.attempts) == 2
+
+
+async def test_dispatcher_silent_mode_reaches_the_notifier(store: SqliteStore) -> None:
+    from alertbot.domain.models import Mode
+
+    await add_changes(store, 1, policy=Policy(modes={Kind.SIGNAL: Mode.SILENT}))
+    notifier = ScriptedNotifier()
+    await make_dispatcher(store, notifier).run_until_idle(10)
+    assert [s.silent for s in notifier.sent] == [True]
+
+
+async def test_dispatcher_unconfigured_platform_waits(store: SqliteStore) -> None:
+    other_platform = Destination("elsewhere", "1")
+    await add_changes(store, 1, subscribe=(other_platform,))
+    notifier = ScriptedNotifier()
+    await make_dispatcher(store, notifier).run_until_idle(2)
+    assert notifier.sent == []
+    assert (await store.outbox_stats()).by_state == {"pending": 1}
