@@ -1,0 +1,365 @@
+"""DiscordNotifier with the real discord.py against the fake Discord (REST, gateway, webhooks)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import discord
+import pytest
+
+from alertbot.dispatcher import Dispatcher, message_key
+from alertbot.domain.models import ALL_KINDS, Destination, Kind, Token
+from alertbot.domain.render import render_change, render_digest
+from alertbot.notify.address import address_id
+from alertbot.notify.base import DeliveryError, Target
+from alertbot.notify.discord_notifier import (
+    EMBED_TOTAL_MAX,
+    DiscordNotifier,
+    alert_embed,
+    invite_url,
+    validate_discord_webhook_url,
+)
+from alertbot.store.sqlite import SqliteStore
+from tests.fakes.discord_api import (
+    DEFAULT_CHANNEL_ID,
+    DEFAULT_GUILD_ID,
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    running_fake_discord,
+)
+from tests.integration.discord_support import (
+    BTC,
+    NOW,
+    embed_within_limits,
+    flip,
+    notifier_for,
+)
+
+CHANNEL = Destination("discord", str(DEFAULT_CHANNEL_ID))
+SUPPRESS_NOTIFICATIONS = 1 << 12
+THREAD_ID = 444444444444444499
+KEY = "a" + "k" * 23
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with running_fake_discord() as server:
+        yield server
+
+
+def huge_token(i: int) -> Token:
+    return Token(10_000 + i, f"SYM{i}" + "X" * 300, "Very long name " * 200 + str(i), f"t{i}")
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.value = now
+
+    def now(self) -> datetime:
+        return self.value
+
+
+# --- embeds -----------------------------------------------------------------------------------
+
+
+async def test_discord_send_huge_digest_stays_within_every_embed_limit(fake: FakeDiscord) -> None:
+    changes = [flip(huge_token(i), day=i % 20) for i in range(400)]
+    message = render_digest(changes)
+    async with notifier_for(fake) as notifier:
+        await notifier.send(Target(CHANNEL), message, key=KEY, silent=False)
+    [recorded] = fake.messages_in(DEFAULT_CHANNEL_ID)
+    [embed] = recorded.embeds
+    assert embed_within_limits(embed)
+    assert embed["title"] == "400 more changes"
+    assert embed["description"].splitlines()[-1].startswith("… and ")
+    assert len(alert_embed(message)) <= EMBED_TOTAL_MAX
+
+
+async def test_discord_send_long_token_names_stay_within_every_embed_limit(
+    fake: FakeDiscord,
+) -> None:
+    change = flip(huge_token(1))
+    async with notifier_for(fake) as notifier:
+        await notifier.send(Target(CHANNEL), render_change(change), key=KEY, silent=False)
+    [recorded] = fake.messages_in(DEFAULT_CHANNEL_ID)
+    [embed] = recorded.embeds
+    assert embed_within_limits(embed)
+    assert embed["title"].endswith("…") and len(embed["title"]) == 256
+    assert embed["color"] == 0x2ECC71 and embed["url"] == "https://app.tokenmetrics.com/t1"
+    assert [f["name"] for f in embed["fields"]] == ["From", "To", "Kind", "As of"]
+    assert [f["value"] for f in embed["fields"][:2]] == ["bearish", "bullish"]
+    assert embed["timestamp"].startswith("2026-11-01")
+
+
+async def test_discord_embed_downgrade_is_red_with_old_and_new_value(fake: FakeDiscord) -> None:
+    change = replace(flip(to=-1.0), kind=Kind.SIGNAL)
+    async with notifier_for(fake) as notifier:
+        await notifier.send(Target(CHANNEL), render_change(change), key=KEY, silent=False)
+    [embed] = fake.messages[0].embeds
+    assert embed["color"] == 0xE74C3C
+    assert "bullish → bearish" in embed["description"]
+    assert embed["title"] == "BTC daily signal turned bearish"
+
+
+async def test_discord_send_mentions_in_token_name_ping_no_one(fake: FakeDiscord) -> None:
+    evil = Token(666, "@here", "@everyone <@&123> <@!222222222222222222> free coins", "evil")
+    hook = fake.add_webhook()
+    webhook = Target(Destination("discord", address_id(hook.url)), address=hook.url)
+    async with notifier_for(fake) as notifier:
+        await notifier.send(Target(CHANNEL), render_change(flip(evil)), key=KEY, silent=False)
+        await notifier.send(webhook, render_change(flip(evil)), key=KEY, silent=False)
+        await notifier.send(Target(CHANNEL), render_digest([flip(evil), flip(BTC, day=1)]),
+                            key="d" + KEY[1:], silent=False)
+    payloads = [m.payload for m in fake.messages] + [w.payload for w in fake.webhook_executions]
+    assert len(payloads) == 3
+    for payload in payloads:
+        assert payload["allowed_mentions"] == {"parse": []}
+        text = str(payload["embeds"])
+        assert "@everyone" not in text and "<@&123>" not in text and "@here" not in text
+        assert not payload.get("content")
+
+
+# --- nonce, silent, threads --------------------------------------------------------------------
+
+
+async def test_discord_send_same_key_twice_creates_one_message(fake: FakeDiscord) -> None:
+    message = render_change(flip())
+    async with notifier_for(fake) as notifier:
+        first = await notifier.send(Target(CHANNEL), message, key=KEY, silent=False)
+        again = await notifier.send(Target(CHANNEL), message, key=KEY, silent=False)
+    assert len(fake.messages) == 1 and fake.nonce_dedupes == 1
+    assert first.message_id == again.message_id == str(fake.messages[0].id)
+    assert fake.messages[0].nonce == KEY and fake.messages[0].enforce_nonce is True
+
+
+async def test_discord_send_silent_sets_suppress_notifications_flag(fake: FakeDiscord) -> None:
+    async with notifier_for(fake) as notifier:
+        await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=True)
+        await notifier.send(Target(CHANNEL), render_change(flip(day=1)), key="b" + KEY[1:],
+                            silent=False)
+    silent, loud = fake.messages
+    assert silent.flags == SUPPRESS_NOTIFICATIONS
+    assert not (loud.flags or 0) & SUPPRESS_NOTIFICATIONS
+
+
+async def test_discord_send_to_thread_destination_posts_in_the_thread(fake: FakeDiscord) -> None:
+    fake.add_channel(DEFAULT_GUILD_ID, FakeChannel(id=THREAD_ID, name="btc", type=11,
+                                                   parent_id=DEFAULT_CHANNEL_ID))
+    thread = Destination("discord", str(DEFAULT_CHANNEL_ID), str(THREAD_ID))
+    async with notifier_for(fake) as notifier:
+        await notifier.send(Target(thread), render_change(flip()), key=KEY, silent=False)
+        limits = notifier.limits(thread)
+    assert len(fake.messages_in(THREAD_ID)) == 1
+    assert fake.messages_in(DEFAULT_CHANNEL_ID) == []
+    assert [key for _, key in limits] == ["bot", str(THREAD_ID)]
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (404, 10003, "deleted"),
+        (404, 10004, "no longer in this server"),
+        (403, 50001, "Missing Access"),
+        (403, 50013, "Send Messages"),
+    ],
+)
+async def test_discord_send_dead_channel_code_raises_destination_gone(
+    fake: FakeDiscord, status: int, code: int, expected: str
+) -> None:
+    fake.set_channel_error(DEFAULT_CHANNEL_ID, status, code)
+    async with notifier_for(fake) as notifier:
+        with pytest.raises(DeliveryError) as caught:
+            await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
+    assert caught.value.destination_gone and not caught.value.retryable
+    assert expected in caught.value.reason
+
+
+async def test_discord_send_missing_permission_names_the_missing_one() -> None:
+    denied = FakeChannel(id=DEFAULT_CHANNEL_ID, permission_overwrites=[
+        {"id": str(DEFAULT_GUILD_ID), "type": 0, "allow": "0", "deny": str(1 << 11)}])
+    guild = FakeGuild(id=DEFAULT_GUILD_ID, channels=[denied], bot_permissions=0)
+    async with running_fake_discord(guilds=[guild]) as fake, notifier_for(fake) as notifier:
+        with pytest.raises(DeliveryError) as caught:
+            await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
+    reason = caught.value.reason
+    assert caught.value.destination_gone
+    # discord.py (like Discord) treats Embed Links as denied while Send Messages is.
+    assert "the bot is missing Send Messages" in reason and "in this channel" in reason
+    assert "View Channel" not in reason and "/subscribe" in reason
+
+
+async def test_discord_send_long_rate_limit_raises_rate_limited_with_retry_after(
+    fake: FakeDiscord,
+) -> None:
+    fake.fail_next("create_message", status=429, retry_after=45.0)
+    async with notifier_for(fake, max_ratelimit_timeout=30.0) as notifier:
+        with pytest.raises(DeliveryError) as caught:
+            await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
+    assert caught.value.rate_limited and caught.value.retryable
+    assert caught.value.retry_after == pytest.approx(45.0)
+    assert not caught.value.destination_gone and fake.messages == []
+
+
+async def test_discord_send_short_rate_limit_is_waited_out_and_delivered(
+    fake: FakeDiscord,
+) -> None:
+    fake.fail_next("create_message", status=429, retry_after=0.05)
+    async with notifier_for(fake) as notifier:
+        await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
+    assert fake.rate_limited == 1 and len(fake.messages) == 1
+
+
+async def test_discord_send_invalid_form_body_is_permanent(fake: FakeDiscord) -> None:
+    fake.fail_next("create_message", status=400, code=50035)
+    async with notifier_for(fake) as notifier:
+        with pytest.raises(DeliveryError) as caught:
+            await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
+    error = caught.value
+    assert not (error.retryable or error.destination_gone or error.rate_limited)
+    assert "50035" in error.reason
+
+
+async def test_discord_send_without_bot_token_to_channel_is_retryable(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+        notifier = DiscordNotifier(session)
+        with pytest.raises(DeliveryError) as caught:
+            await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
+    assert caught.value.retryable and "DISCORD_BOT_TOKEN" in caught.value.reason
+    assert fake.requests_of("create_message") == []
+
+
+# --- webhook mode ----------------------------------------------------------------------------
+
+
+async def test_discord_webhook_send_posts_embed_through_webhook_with_wait(
+    fake: FakeDiscord,
+) -> None:
+    hook = fake.add_webhook()
+    destination = Destination("discord", address_id(hook.url))
+    async with aiohttp.ClientSession() as session:
+        notifier = DiscordNotifier(session)
+        delivered = await notifier.send(Target(destination, hook.url), render_change(flip()),
+                                        key=KEY, silent=True)
+        limits = notifier.limits(destination)
+    [execution] = fake.webhook_executions
+    assert execution.wait is True and delivered.message_id == str(execution.message_id)
+    assert execution.embeds[0]["title"] == "BTC daily signal turned bullish"
+    assert execution.allowed_mentions == {"parse": []}
+    assert execution.flags == SUPPRESS_NOTIFICATIONS
+    assert [(limit.name, key) for limit, key in limits] == [("discord_webhook",
+                                                             destination.chat_id)]
+    assert fake.messages == []
+
+
+async def test_discord_webhook_send_to_thread_passes_thread_id(fake: FakeDiscord) -> None:
+    hook = fake.add_webhook()
+    destination = Destination("discord", address_id(hook.url), str(THREAD_ID))
+    async with aiohttp.ClientSession() as session:
+        await DiscordNotifier(session).send(Target(destination, hook.url),
+                                            render_change(flip()), key=KEY, silent=False)
+    [execution] = fake.webhook_executions
+    assert execution.thread_id == THREAD_ID
+
+
+async def test_discord_webhook_deleted_raises_destination_gone_without_url(
+    fake: FakeDiscord,
+) -> None:
+    hook = fake.add_webhook()
+    fake.delete_webhook(hook.id)
+    target = Target(Destination("discord", address_id(hook.url)), hook.url)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(DeliveryError) as caught:
+            await DiscordNotifier(session).send(target, render_change(flip()), key=KEY,
+                                                silent=False)
+    error = caught.value
+    assert error.destination_gone and "10015" in error.reason
+    assert hook.token not in f"{error} {error!r} {target!r}"
+
+
+async def test_discord_webhook_wrong_token_raises_destination_gone(fake: FakeDiscord) -> None:
+    hook = fake.add_webhook()
+    wrong = hook.url.replace(hook.token, "w" * 68)
+    target = Target(Destination("discord", address_id(wrong)), wrong)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(DeliveryError) as caught:
+            await DiscordNotifier(session).send(target, render_change(flip()), key=KEY,
+                                                silent=False)
+    assert caught.value.destination_gone and "w" * 68 not in caught.value.reason
+
+
+def test_validate_discord_webhook_url_rejects_other_hosts_without_echo() -> None:
+    good = "https://discord.com/api/webhooks/123456789012345678/" + "t" * 68
+    assert validate_discord_webhook_url(good) == good
+    for bad in ("https://example.com/api/webhooks/123456789012345678/" + "s" * 68,
+                "http://discord.com/api/webhooks/123456789012345678/" + "s" * 68,
+                "https://discord.com/api/webhooks/1/short-secret"):
+        with pytest.raises(ValueError) as caught:
+            validate_discord_webhook_url(bad)
+        assert "s" * 20 not in str(caught.value) and "short-secret" not in str(caught.value)
+
+
+def test_invite_url_has_least_privilege_and_command_scope() -> None:
+    url = invite_url(111111111111111111)
+    assert "client_id=111111111111111111" in url
+    assert "permissions=19456" in url
+    assert "scope=bot+applications.commands" in url
+
+
+# --- through the real dispatcher ---------------------------------------------------------------
+
+
+async def _queued_store(tmp_path: Path, destination: Destination) -> SqliteStore:
+    store = SqliteStore(str(tmp_path / "a.db"))
+    await store.open()
+    await store.subscribe(destination, BTC.token_id, ALL_KINDS, NOW - timedelta(hours=1))
+    await store.record_poll([], [flip()], NOW)
+    return store
+
+
+async def test_dispatcher_discord_dead_channel_pauses_subscription(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    store = await _queued_store(tmp_path, CHANNEL)
+    fake.set_channel_error(DEFAULT_CHANNEL_ID, 403, 50001)
+    try:
+        async with notifier_for(fake) as notifier:
+            dispatcher = Dispatcher(store, {"discord": notifier},
+                                    FixedClock(NOW + timedelta(seconds=1)))
+            await dispatcher.run_until_idle(limit=10)
+        info = await store.destination(CHANNEL)
+        [subscription] = await store.subscriptions(CHANNEL)
+    finally:
+        await store.close()
+    assert info is not None and "Missing Access" in info.paused_reason
+    assert "Missing Access" in subscription.paused_reason
+    assert fake.messages == []
+
+
+async def test_dispatcher_discord_delivers_with_outbox_key_as_nonce(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    store = await _queued_store(tmp_path, CHANNEL)
+    try:
+        async with notifier_for(fake) as notifier:
+            dispatcher = Dispatcher(store, {"discord": notifier},
+                                    FixedClock(NOW + timedelta(seconds=1)))
+            await dispatcher.run_until_idle(limit=10)
+        info = await store.destination(CHANNEL)
+    finally:
+        await store.close()
+    [recorded] = fake.messages_in(DEFAULT_CHANNEL_ID)
+    assert recorded.nonce == message_key(flip().change_id, CHANNEL)
+    assert recorded.embeds[0]["title"] == "BTC daily signal turned bullish"
+    assert info is not None and not info.paused_reason
+
+
+def test_discord_embed_type_is_rich_embed() -> None:
+    assert isinstance(alert_embed(render_change(flip())), discord.Embed)
