@@ -22,7 +22,6 @@ so.
 
 # wait_* helpers take `timeout=` like asyncio.wait_for: test code reads better than nesting
 # every call in `async with asyncio.timeout(...)`.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 

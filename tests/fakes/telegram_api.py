@@ -885,14 +885,14 @@ class FakeTelegram:
         """Updates injected but not yet confirmed by a getUpdates offset."""
         return len(self._updates)
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until `predicate()` holds; re-checked after every request and injection."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 await self._state_changed.wait()
 
     async def wait_for_messages(
-        self, n: int, timeout: float = 5.0, chat_id: int | None = None  # noqa: ASYNC109
+        self, n: int, timeout: float = 5.0, chat_id: int | None = None
     ) -> list[SentMessage]:
         """Wait until at least `n` messages were accepted (for `chat_id` if given)."""
 
