@@ -483,7 +483,8 @@ class CommandCore:
         budget = f"{updated.max_alerts} per {format_duration(updated.window)}"
         await self._store.set_policy(caller.destination, updated, self._clock.now(),
                                      actor=caller.actor, detail=f"throttle {budget}")
-        return _ok(f"At most {budget} alerts here now; the rest arrive as one digest.")
+        return _ok(f"At most {updated.max_alerts} alerts per {format_duration(updated.window)} "
+                   f"here now; the rest arrive as one digest.")
 
     async def quiet(self, caller: Caller, hours: str = "") -> Reply:
         """Show, set ("22:00-07:00 Europe/Berlin") or turn off ("off") quiet hours."""
