@@ -122,6 +122,10 @@ async def _install_platforms(app: App) -> None:
     app.notifiers["console"] = ConsoleNotifier(clock=app.clock.now)
     app.notifiers["webhook"] = WebhookNotifier(
         app.session, secret=lambda: _secret(app.settings.webhook_secret))
+    # Imported here: the Discord adapter imports this module for its App type.
+    from alertbot.chat.discord_bot import install_discord
+
+    await install_discord(app)
 
 
 async def _build_source(settings: Settings, store: Store, clock: Clock,

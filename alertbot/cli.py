@@ -57,12 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("subscribe", "subscribe a destination to a token (or all)"),
                        ("unsubscribe", "remove a subscription")):
         p = sub.add_parser(name, help=text)
-        _destination_args(p)
+        _destination_args(p, chat_required=name != "subscribe")
         p.add_argument("symbol", help="token symbol, numeric token id, or 'all'")
         p.add_argument("--kinds", default=None,
                        help="comma list of signal,hourly,tm_grade,fundamental (default: all)")
         if name == "subscribe":
-            p.add_argument("--url", help="webhook URL (platform webhook only)")
+            p.add_argument("--url", help="webhook URL (platform webhook, or a Discord webhook "
+                                         "with platform discord; then --chat is not needed)")
 
     subs = sub.add_parser("subscriptions", help="list subscriptions")
     subs.add_argument("--platform", choices=PLATFORMS)
@@ -83,9 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _destination_args(parser: argparse.ArgumentParser) -> None:
+def _destination_args(parser: argparse.ArgumentParser, *, chat_required: bool = True) -> None:
     parser.add_argument("--platform", required=True, choices=PLATFORMS)
-    parser.add_argument("--chat", required=True, help="chat, channel or webhook id")
+    parser.add_argument("--chat", required=chat_required, help="chat, channel or webhook id")
     parser.add_argument("--thread", default="", help="forum topic or thread id")
 
 
@@ -163,8 +164,9 @@ def _destination(args: argparse.Namespace) -> Destination:
         raise UsageError("--chat must be a non-empty id")
     if args.platform == "telegram" and not (chat.lstrip("-").isdigit() or chat.startswith("@")):
         raise UsageError("--chat for telegram must be a numeric chat id or @channelname")
-    if args.platform == "discord" and not chat.isdigit():
-        raise UsageError("--chat for discord must be a numeric channel id")
+    if args.platform == "discord" and not (chat.isdigit() or chat.startswith("wh-")):
+        raise UsageError("--chat for discord must be a numeric channel id (or the wh-… id "
+                         "of a Discord webhook subscription)")
     return Destination(args.platform, chat, str(args.thread or "").strip())
 
 
@@ -185,7 +187,35 @@ def _kinds(text: str | None) -> tuple[Kind, ...]:
         raise UsageError(f"--kinds: {exc}") from None
 
 
+def _discord_webhook(args: argparse.Namespace) -> tuple[Destination, str]:
+    """A Discord webhook destination: its chat id is a hash, the URL its secret address."""
+    from alertbot.notify.address import address_id
+    from alertbot.notify.discord_notifier import validate_discord_webhook_url
+
+    try:
+        address = validate_discord_webhook_url(args.url)
+    except ValueError as exc:
+        raise UsageError(f"--url: {exc}") from None
+    chat = address_id(address)
+    if args.chat and str(args.chat).strip() != chat:
+        raise UsageError(f"--chat is not needed with a Discord webhook --url (its id is {chat})")
+    return Destination("discord", chat, str(args.thread or "").strip()), address
+
+
 async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
+    if args.platform == "discord" and args.url is not None:
+        destination, address = _discord_webhook(args)
+        kinds = _kinds(args.kinds)
+        token_id, described = await _target_token(app, args.symbol)
+        now = app.clock.now()
+        await app.store.ensure_destination(destination, now, address=address)
+        changed = await app.store.subscribe(destination, token_id, kinds, now, actor="cli")
+        verb = "subscribed" if changed else "already subscribed"
+        print(f"{destination} (Discord webhook) {verb} to {described}: "
+              f"{', '.join(k.value for k in kinds)}")
+        return EXIT_OK
+    if not args.chat:
+        raise UsageError("--chat is required (a Discord webhook needs only --url)")
     destination = _destination(args)
     kinds = _kinds(args.kinds)
     token_id, described = await _target_token(app, args.symbol)
@@ -194,7 +224,7 @@ async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
         from alertbot.notify.address import validate_webhook_address
 
         if destination.platform != "webhook":
-            raise UsageError("--url is only for --platform webhook")
+            raise UsageError("--url is only for --platform webhook or discord")
         try:
             address = validate_webhook_address(args.url)
         except ValueError as exc:
