@@ -35,6 +35,13 @@ SECRET_VARIABLES = (
 )
 _TELEGRAM_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
 _OPS_DESTINATION = re.compile(r"^(telegram|discord):(-?\d{1,20}|@[A-Za-z0-9_]{5,32})$")
+_WATCH_ENTRY = re.compile(r"^[A-Z0-9$._-]{1,20}$")
+DEFAULT_WATCHLIST = (
+    "BTC", "ETH", "BNB", "SOL", "XRP", "DOGE", "ADA", "TRX", "AVAX", "LINK",
+    "TON", "DOT", "LTC", "BCH", "SHIB", "XLM", "SUI", "NEAR", "UNI", "APT",
+)
+"""Large, well-known tokens (stablecoins left out): what `all` covers by default."""
+MAX_WATCHLIST = 500
 
 
 class ConfigError(Exception):
@@ -110,6 +117,8 @@ class Settings(BaseSettings):
                                        alias="TOKENMETRICS_BASE_URL")
     tokenmetrics_monthly_calls: int = Field(10_000, alias="TOKENMETRICS_MONTHLY_CALLS", ge=1,
                                             le=100_000_000)
+    tokenmetrics_watchlist: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_WATCHLIST, alias="TOKENMETRICS_WATCHLIST")
 
     telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = Field("https://api.telegram.org", alias="TELEGRAM_API_URL")
@@ -213,6 +222,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected comma-separated guild ids, got {bad[0][:25]!r}")
             return tuple(int(p) for p in items)
         return value
+
+    @field_validator("tokenmetrics_watchlist", mode="before")
+    @classmethod
+    def _watchlist(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        items = [p.strip().lstrip("$").upper() for p in value.split(",") if p.strip()]
+        if not items:
+            return DEFAULT_WATCHLIST
+        bad = [p for p in items if not _WATCH_ENTRY.match(p)]
+        if bad:
+            raise ValueError(f"expected comma-separated symbols or token ids, got {bad[0][:25]!r}")
+        unique = tuple(dict.fromkeys(items))
+        if len(unique) > MAX_WATCHLIST:
+            raise ValueError(f"at most {MAX_WATCHLIST} entries, got {len(unique)}")
+        return unique
 
     @field_validator("ops_destination")
     @classmethod
