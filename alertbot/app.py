@@ -25,7 +25,7 @@ from alertbot.notify.base import Notifier
 from alertbot.notify.console import DEFAULT_CHAT, ConsoleNotifier
 from alertbot.notify.webhook_notifier import WebhookNotifier
 from alertbot.poller import Poller
-from alertbot.sources.base import Source
+from alertbot.sources.base import Source, SourceError
 from alertbot.sources.replay import CURSOR_KEY, ReplaySource, load_demo_data
 from alertbot.store.base import Store
 from alertbot.store.sqlite import SqliteStore
@@ -99,7 +99,8 @@ async def build(settings: Settings, *, clock: Clock | None = None,
         dispatcher = Dispatcher(store, notifiers, clock)
         poller = Poller(store, source, rules, clock, interval=interval,
                         on_committed=dispatcher.wake)
-        lookup = Lookup(store, source, clock, fresh_for=max(interval * 3, timedelta(minutes=2)))
+        lookup = Lookup(store, _lookup_source(source), clock,
+                        fresh_for=max(interval * 3, timedelta(minutes=2)))
     except BaseException:
         for closer in reversed(closers):
             with suppress(Exception):
@@ -109,6 +110,9 @@ async def build(settings: Settings, *, clock: Clock | None = None,
               redactor, session, closers=closers)
     app.checks["database"] = _database_check(store)
     app.checks["source"] = _source_check(source)
+    ready: Callable[[], str | None] | None = getattr(source, "readiness", None)
+    if ready is not None:
+        app.health["source"] = ready
     try:
         await _install_platforms(app)
     except BaseException:
@@ -151,7 +155,17 @@ def _database_check(store: Store) -> Check:
     return check
 
 
+def _lookup_source(source: Source) -> Source:
+    """The view lookups use when the source keeps them on a budget of their own."""
+    view: Source = getattr(source, "lookups", source)
+    return view
+
+
 def _source_check(source: Source) -> Check:
+    probe: Check | None = getattr(source, "check", None)
+    if probe is not None:  # the source proves its own URL and credentials
+        return probe
+
     async def check() -> str:
         tokens = await source.universe()
         return f"{source.name}: {len(tokens)} tokens available"
@@ -176,7 +190,10 @@ async def ensure_default_subscription(app: App) -> bool:
 async def run(app: App, *, once: bool = False) -> int:
     """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
     await ensure_default_subscription(app)
-    await app.store.upsert_tokens(await app.source.universe(), app.clock.now())
+    try:
+        await app.store.upsert_tokens(await app.source.universe(), app.clock.now())
+    except SourceError as exc:  # the poller retries and reports it; starting must not fail
+        log.warning("token universe not loaded yet: %s", exc)
     source_name = app.source.name
     log.info("alertbot running: source %s, polling every %s, delivering to %s", source_name,
              format_duration(app.poller.interval), ", ".join(app.dispatcher.platforms))
