@@ -83,11 +83,12 @@ class DiscordBot:
             self.client)
         DiscordCommands(core, store, clock).install(self.tree)
         self.logged_in = asyncio.Event()
+        self.connected = asyncio.Event()
+        """Set while the gateway session is up."""
         self._token = token
         self._store = store
         self._clock = clock
         self._guild_ids = tuple(guild_ids)
-        self._connected = False
         self._problem = "not connected yet"
         self._stopped = False
         self.client.event(self.on_ready)
@@ -99,18 +100,18 @@ class DiscordBot:
 
     async def on_ready(self) -> None:
         """The gateway session is up and the guild cache is filled."""
-        self._connected = True
+        self.connected.set()
         user = self.client.user
         log.info("Discord: connected as %s in %d servers", user.name if user else "?",
                  len(self.client.guilds))
 
     async def on_resumed(self) -> None:
         """A dropped gateway session was resumed."""
-        self._connected = True
+        self.connected.set()
 
     async def on_disconnect(self) -> None:
         """The gateway connection dropped (discord.py reconnects by itself)."""
-        self._connected = False
+        self.connected.clear()
         self._problem = "gateway disconnected, reconnecting"
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
@@ -137,7 +138,7 @@ class DiscordBot:
 
     def health(self) -> str | None:
         """None while the gateway is connected, else why not."""
-        if self._connected and not self.client.is_closed():
+        if self.connected.is_set() and not self.client.is_closed():
             return None
         return f"Discord: {self._problem}"
 
@@ -165,7 +166,7 @@ class DiscordBot:
                 with suppress(asyncio.CancelledError):
                     await gateway
         finally:
-            self._connected = False
+            self.connected.clear()
 
     async def _login(self, stop: asyncio.Event) -> bool:
         delay = 1.0
