@@ -112,6 +112,11 @@ class Dispatcher:
         """Platforms this dispatcher can deliver to."""
         return sorted(self._notifiers)
 
+    @property
+    def pacer(self) -> Pacer:
+        """The pacing shared by every send; chat replies use it too so they count."""
+        return self._pacer
+
     def stopping(self) -> bool:
         """Whether shutdown has begun (no new sends start)."""
         return self._stopping

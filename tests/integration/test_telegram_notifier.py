@@ -1,0 +1,301 @@
+"""TelegramNotifier with the real python-telegram-bot against the fake Bot API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import telegram
+from telegram.request import HTTPXRequest
+
+from alertbot.clock import SystemClock
+from alertbot.dispatcher import Dispatcher
+from alertbot.domain.models import (
+    Change,
+    Destination,
+    Direction,
+    Kind,
+    Reason,
+    Token,
+    make_change_id,
+)
+from alertbot.domain.render import render_change, render_digest
+from alertbot.notify.base import DeliveryError, Target
+from alertbot.notify.pacing import Pacer
+from alertbot.notify.telegram_notifier import TelegramNotifier, utf16_len
+from alertbot.store.sqlite import SqliteStore
+from tests.fakes.telegram_api import FakeTelegram, Fault
+
+pytestmark = pytest.mark.timeout(30)
+
+GROUP = -1001234567890
+PRIVATE = 555
+BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")
+EVIL = Token(66, "EV&L", "<b>Evil</b> & @everyone", "evil")
+KEY = "a" + "k" * 23
+
+
+def flip(token: Token = BTC, seconds: float = 0, kind: Kind = Kind.HOURLY,
+         detected: datetime | None = None) -> Change:
+    source = datetime(2026, 11, 27, 12, tzinfo=UTC) + timedelta(seconds=seconds)
+    return Change(make_change_id(token.token_id, kind, -1, 1, source), token, kind, -1.0, 1.0,
+                  Direction.UP, source, detected or source, "bearish", "bullish", "flip")
+
+
+def dest(chat: int, thread: str = "") -> Target:
+    return Target(Destination("telegram", str(chat), thread))
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def notifier(tg: FakeTelegram) -> AsyncIterator[TelegramNotifier]:
+    sender = TelegramNotifier.connect(tg.token, tg.root, pacer=Pacer())
+    yield sender
+    await sender.close()
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+async def test_telegram_send_hostile_token_name_renders_as_literal_text(
+        tg: FakeTelegram, notifier: TelegramNotifier) -> None:
+    delivered = await notifier.send(dest(GROUP), render_change(flip(EVIL)), key=KEY,
+                                    silent=False)
+    [sent] = tg.sent_to(GROUP)
+    assert delivered.message_id == str(sent.message_id)
+    assert sent.parse_mode == "HTML"
+    lines = sent.visible_text.splitlines()
+    assert lines[0] == "▲ EV&L hourly signal turned bullish"
+    assert lines[1] == "<b>Evil</b> & @everyone (EV&L)"
+    assert lines[-1] == "Open on Token Metrics"
+    # Only our own markup became formatting: the bold title and the token link.
+    assert [(e["type"], e["offset"]) for e in sent.entities] == [
+        ("bold", 0), ("text_link", sent.visible_text.index("Open on"))]
+    assert sent.entities[1]["url"] == "https://app.tokenmetrics.com/evil"
+
+
+async def test_telegram_send_turns_link_previews_off_and_rings_unless_silent(
+        tg: FakeTelegram, notifier: TelegramNotifier) -> None:
+    await notifier.send(dest(PRIVATE), render_change(flip()), key=KEY, silent=False)
+    await notifier.send(dest(GROUP), render_change(flip()), key=KEY, silent=True)
+    [loud] = tg.sent_to(PRIVATE)
+    [quiet] = tg.sent_to(GROUP)
+    assert loud.link_preview_options == {"is_disabled": True}
+    assert quiet.link_preview_options == {"is_disabled": True}
+    assert (loud.disable_notification, quiet.disable_notification) == (False, True)
+    assert loud.message_thread_id is None
+
+
+async def test_telegram_send_forum_topic_sets_message_thread_id(
+        tg: FakeTelegram, notifier: TelegramNotifier) -> None:
+    tg.add_chat(GROUP, "supergroup", is_forum=True)
+    await notifier.send(dest(GROUP, "42"), render_change(flip()), key=KEY, silent=False)
+    [sent] = tg.sent_to(GROUP)
+    assert sent.message_thread_id == 42
+
+
+async def test_telegram_send_long_digest_splits_on_lines_and_paces_the_parts(
+        tg: FakeTelegram) -> None:
+    tokens = [Token(100 + i, f"T{i}&", f"<Token {i}>") for i in range(100)]
+    message = render_digest([flip(t, seconds=i) for i, t in enumerate(tokens)])
+    pacer = Pacer()
+    notifier = TelegramNotifier.connect(tg.token, tg.root, pacer=pacer)
+    try:
+        # As the dispatcher does: the first part is paced before send() is called.
+        await pacer.acquire(notifier.limits(dest(GROUP).destination))
+        delivered = await notifier.send(dest(GROUP), message, key=KEY, silent=False)
+    finally:
+        await notifier.close()
+    parts = tg.sent_to(GROUP)
+    assert len(parts) == 2  # the fake enforces 1 message/s per chat: the part was paced
+    assert tg.rate_limited == 0
+    assert delivered.message_id == ",".join(str(p.message_id) for p in parts)
+    assert all(utf16_len(p.visible_text) <= 4096 for p in parts)
+    shown = [line for p in parts for line in p.visible_text.splitlines()]
+    assert shown == ["100 more changes:", *message.lines]
+    assert parts[0].entities[0] == {"offset": 0, "length": 17, "type": "bold"}
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+FAULTS = [
+    (Fault.blocked_by_user(), {"destination_gone": True, "retryable": False},
+     "Telegram refused: bot was blocked by the user"),
+    (Fault.kicked(), {"destination_gone": True},
+     "Telegram refused: bot was kicked from the supergroup chat"),
+    (Fault.chat_not_found(), {"destination_gone": True}, "Telegram: Chat not found"),
+    (Fault.migrated(-100222), {"rekey_to": "-100222", "destination_gone": False},
+     "Telegram group became supergroup -100222"),
+    (Fault.retry_after(3), {"rate_limited": True, "retryable": True, "retry_after": 3.0},
+     "Telegram asked to wait 3s"),
+    (Fault.cant_parse_entities(), {"retryable": False, "destination_gone": False,
+                                   "rekey_to": None}, "Telegram rejected the message: "),
+    (Fault.server_error(502), {"retryable": True, "destination_gone": False},
+     "Telegram unreachable: "),
+    (Fault.server_error(500), {"retryable": True}, "Telegram unreachable: "),
+]
+
+
+@pytest.mark.parametrize(("fault", "flags", "reason"), FAULTS)
+async def test_telegram_send_api_error_maps_to_delivery_error(
+        tg: FakeTelegram, notifier: TelegramNotifier, fault: Fault, flags: dict[str, object],
+        reason: str) -> None:
+    tg.fail_next("sendMessage", fault)
+    with pytest.raises(DeliveryError) as caught:
+        await notifier.send(dest(GROUP), render_change(flip()), key=KEY, silent=False)
+    for name, value in flags.items():
+        assert getattr(caught.value, name) == value, name
+    assert caught.value.reason.startswith(reason)
+    assert tg.token not in caught.value.reason
+    assert tg.sent == []
+
+
+async def test_telegram_send_cant_parse_entities_is_logged_without_secrets(
+        tg: FakeTelegram, notifier: TelegramNotifier, caplog: pytest.LogCaptureFixture) -> None:
+    tg.fail_next("sendMessage", Fault.cant_parse_entities())
+    with caplog.at_level(logging.ERROR), pytest.raises(DeliveryError):
+        await notifier.send(dest(GROUP), render_change(flip(EVIL)), key=KEY, silent=False)
+    [record] = [r for r in caplog.records if r.name == "alertbot.notify.telegram_notifier"]
+    assert KEY in record.getMessage()
+    assert "can't parse entities" in record.getMessage().lower()
+    assert tg.token not in caplog.text and "Evil" not in caplog.text
+
+
+async def test_telegram_send_slow_server_times_out_as_retryable(tg: FakeTelegram) -> None:
+    bot = telegram.Bot(tg.token, base_url=tg.base_url,
+                       request=HTTPXRequest(read_timeout=0.2, write_timeout=0.2))
+    sender = TelegramNotifier(bot)
+    tg.fail_next("sendMessage", Fault.slow(2))
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            await sender.send(dest(GROUP), render_change(flip()), key=KEY, silent=False)
+    finally:
+        await bot.shutdown()
+    assert caught.value.retryable and not caught.value.destination_gone
+    assert caught.value.reason == "Telegram did not answer in time"
+
+
+async def test_telegram_send_rejected_token_holds_the_whole_platform(tg: FakeTelegram) -> None:
+    sender = TelegramNotifier.connect("999:WRONG", tg.root)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            await sender.send(dest(GROUP), render_change(flip()), key=KEY, silent=False)
+        with pytest.raises(DeliveryError):
+            await sender.check()
+    finally:
+        await sender.close()
+    assert caught.value.rate_limited and caught.value.global_limit
+    assert "999:WRONG" not in caught.value.reason
+
+
+async def test_telegram_check_names_the_bot(notifier: TelegramNotifier) -> None:
+    assert await notifier.check() == "connected as @alertbot_test_bot"
+
+
+# --- through the dispatcher and the store -----------------------------------------------------
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    db = SqliteStore(str(tmp_path / "a.db"))
+    await db.open()
+    yield db
+    await db.close()
+
+
+async def queue_alert(store: SqliteStore, destination: Destination) -> Change:
+    """Subscribe `destination` to BTC hourly and commit one change (one outbox row)."""
+    now = datetime.now(UTC)
+    await store.subscribe(destination, BTC.token_id, [Kind.HOURLY], now - timedelta(minutes=1))
+    change = flip(detected=now)
+    result = await store.record_poll([], [change], now)
+    assert result.outbox_rows == 1
+    return change
+
+
+async def deliver(store: SqliteStore, notifier: TelegramNotifier) -> None:
+    dispatcher = Dispatcher(store, {"telegram": notifier}, SystemClock(), pacer=Pacer())
+    await dispatcher.run_until_idle(limit=10)
+
+
+async def outbox_states(store: SqliteStore) -> dict[str, int]:
+    return dict((await store.outbox_stats()).by_state)
+
+
+async def test_dispatcher_blocked_chat_pauses_destination_and_dead_letters(
+        tg: FakeTelegram, notifier: TelegramNotifier, store: SqliteStore) -> None:
+    destination = Destination("telegram", str(PRIVATE))
+    await queue_alert(store, destination)
+    tg.block_chat(PRIVATE)
+    await deliver(store, notifier)
+    info = await store.destination(destination)
+    assert info is not None
+    assert info.paused_reason == "Telegram refused: bot was blocked by the user"
+    assert await outbox_states(store) == {"dead": 1}
+    [decision] = await store.recent_decisions(destination, 1)
+    assert decision.reason == Reason.DESTINATION_GONE
+    assert tg.sent == []
+
+
+async def test_dispatcher_unknown_chat_pauses_destination(
+        tg: FakeTelegram, notifier: TelegramNotifier, store: SqliteStore) -> None:
+    destination = Destination("telegram", str(GROUP))
+    await queue_alert(store, destination)
+    tg.forget_chat(GROUP)
+    await deliver(store, notifier)
+    info = await store.destination(destination)
+    assert info is not None and info.paused_reason == "Telegram: Chat not found"
+    assert (await store.watched()).token_masks == {}
+
+
+async def test_dispatcher_migrated_group_rekeys_and_resends_to_supergroup(
+        tg: FakeTelegram, notifier: TelegramNotifier, store: SqliteStore) -> None:
+    old, new = -4001, -1004001
+    tg.add_chat(old, "group")
+    tg.migrate_chat(old, new)
+    await queue_alert(store, Destination("telegram", str(old)))
+    await deliver(store, notifier)
+    [sent] = tg.sent_to(new)
+    assert sent.visible_text.startswith("▲ BTC hourly signal turned bullish")
+    assert tg.sent_to(old) == []
+    assert await store.destination(Destination("telegram", str(old))) is None
+    [sub] = await store.subscriptions(Destination("telegram", str(new)))
+    assert sub.token_id == BTC.token_id
+    assert await outbox_states(store) == {"sent": 1}
+
+
+async def test_dispatcher_rate_limited_send_is_retried_once_and_delivered_once(
+        tg: FakeTelegram, notifier: TelegramNotifier, store: SqliteStore) -> None:
+    destination = Destination("telegram", str(GROUP))
+    await queue_alert(store, destination)
+    tg.fail_next("sendMessage", Fault.retry_after(1))
+    await deliver(store, notifier)
+    assert len(tg.sent_to(GROUP)) == 1
+    assert tg.rate_limited == 1
+    assert len(tg.calls_of("sendMessage")) == 2
+    reasons = [d.reason for d in await store.recent_decisions(destination, 5)]
+    assert reasons == [Reason.RATE_LIMITED, Reason.SENT]  # newest first
+    assert await outbox_states(store) == {"sent": 1}
+    info = await store.destination(destination)
+    assert info is not None and info.paused_reason == ""
+
+
+async def test_dispatcher_unparsable_message_is_dead_but_chat_stays_active(
+        tg: FakeTelegram, notifier: TelegramNotifier, store: SqliteStore) -> None:
+    destination = Destination("telegram", str(GROUP))
+    await queue_alert(store, destination)
+    tg.fail_next("sendMessage", Fault.cant_parse_entities())
+    await deliver(store, notifier)
+    assert await outbox_states(store) == {"dead": 1}
+    info = await store.destination(destination)
+    assert info is not None and info.paused_reason == ""
+    assert len(tg.calls_of("sendMessage")) == 1
