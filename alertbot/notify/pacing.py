@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 SAFETY_MARGIN = 0.025
@@ -69,8 +69,10 @@ class Pacer:
     """Waits until a send fits every limit of its destination, then records it atomically."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  margin: float = SAFETY_MARGIN) -> None:
         self._clock = clock
+        self._sleep = sleep
         self._margin = margin
         self._windows: dict[tuple[str, str], SlidingWindow] = {}
         self._paused_until: dict[str, float] = {}
@@ -105,7 +107,7 @@ class Pacer:
                 for limit, key in limits:
                     self._window(limit, key).record(now)
                 return
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
 
     def forget_idle(self, older_than: float) -> int:
         """Drop buckets with no send for `older_than` seconds (keeps memory flat)."""

@@ -1,0 +1,113 @@
+"""Settings: defaults, validation with one line per problem, NAME_FILE secrets, no leaks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from alertbot.config import SECRET_VARIABLES, ConfigError, load_settings
+
+CLEAN = ("ALERTBOT_", "TOKENMETRICS_", "TELEGRAM_", "DISCORD_")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(CLEAN):
+            monkeypatch.delenv(name)
+
+
+def test_settings_defaults_run_the_demo() -> None:
+    settings = load_settings(None)
+    assert settings.use_demo
+    assert settings.database_url == "sqlite:///alertbot.db"
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)
+    assert settings.poll_interval is None and settings.secrets() == []
+
+
+def test_settings_parse_durations_lists_and_demo_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALERTBOT_POLL_INTERVAL", "5m")
+    monkeypatch.setenv("DISCORD_GUILD_IDS", "123456789012345678, 223456789012345678")
+    monkeypatch.setenv("ALERTBOT_DEMO", "1")
+    monkeypatch.setenv("ALERTBOT_LOG_LEVEL", "debug")
+    settings = load_settings(None)
+    assert settings.poll_interval == timedelta(minutes=5)
+    assert settings.discord_guild_ids == (123456789012345678, 223456789012345678)
+    assert settings.use_demo and settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(("variable", "value", "fragment"), [
+    ("ALERTBOT_POLL_INTERVAL", "abc", "expected seconds"),
+    ("ALERTBOT_POLL_INTERVAL", "0.01", "at least 0.1"),
+    ("ALERTBOT_HTTP_PORT", "-1", "greater than or equal"),
+    ("ALERTBOT_LOG_FORMAT", "xml", "text"),
+    ("ALERTBOT_DATABASE_URL", "mysql://x", "sqlite:///"),
+    ("ALERTBOT_OPS_DESTINATION", "slack:1", "telegram:CHAT_ID"),
+    ("TOKENMETRICS_BASE_URL", "ftp://x", "http"),
+    ("TOKENMETRICS_MONTHLY_CALLS", "0", "greater than or equal"),
+    ("DISCORD_GATEWAY_URL", "https://x", "ws://"),
+    ("DISCORD_GUILD_IDS", "1,2", "guild ids"),
+])
+def test_settings_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                               value: str, fragment: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None)
+    (problem,) = excinfo.value.problems
+    assert problem.startswith(f"{variable}: ") and fragment in problem
+
+
+def test_settings_secret_values_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "hunter2 hunter2")
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "has space hunter3")
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None)
+    text = str(excinfo.value)
+    assert "hunter2" not in text and "hunter3" not in text
+    assert len(excinfo.value.problems) == 2
+
+
+@pytest.mark.parametrize("variable", SECRET_VARIABLES)
+def test_settings_secret_from_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                   variable: str) -> None:
+    value = "123456:ABC-def_ghi" if variable == "TELEGRAM_BOT_TOKEN" else "s3cret-value"
+    path = tmp_path / "secret"
+    path.write_text(value + "\n")
+    monkeypatch.setenv(f"{variable}_FILE", str(path))
+    settings = load_settings(None)
+    assert settings.secrets() == [value]
+    assert value not in repr(settings)
+
+
+def test_settings_secret_and_file_together_is_an_error(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    (tmp_path / "k").write_text("a")
+    monkeypatch.setenv("TOKENMETRICS_API_KEY", "b")
+    monkeypatch.setenv("TOKENMETRICS_API_KEY_FILE", str(tmp_path / "k"))
+    with pytest.raises(ConfigError, match="either TOKENMETRICS_API_KEY or"):
+        load_settings(None)
+
+
+def test_settings_read_dotenv_and_environment_wins(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("ALERTBOT_HTTP_PORT=9001\nALERTBOT_LOG_FORMAT=json\n")
+    monkeypatch.setenv("ALERTBOT_HTTP_PORT", "9002")
+    settings = load_settings(env_file)
+    assert (settings.http_port, settings.log_format) == (9002, "json")
+
+
+def test_settings_demo_off_needs_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALERTBOT_DEMO", "0")
+    with pytest.raises(ConfigError, match="TOKENMETRICS_API_KEY"):
+        load_settings(None)
+
+
+def test_settings_ops_destination_needs_its_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALERTBOT_OPS_DESTINATION", "discord:123")
+    with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN"):
+        load_settings(None)

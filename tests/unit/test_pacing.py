@@ -1,0 +1,99 @@
+"""Sliding-window pacing: no window of a limit's length ever carries more than the limit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alertbot.notify.pacing import (
+    TELEGRAM_OVERALL,
+    TELEGRAM_PER_CHAT,
+    TELEGRAM_PER_GROUP,
+    Limit,
+    Pacer,
+    SlidingWindow,
+)
+
+
+class VirtualTime:
+    """A clock that sleeping advances (discrete-event time, no real waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def max_in_any_window(times: list[float], period: float) -> int:
+    # Windows are half-open; the epsilon absorbs float rounding of sends exactly `period` apart.
+    times = sorted(times)
+    return max((sum(1 for t in times[: i + 1] if t > end - period + 1e-9)
+                for i, end in enumerate(times)), default=0)
+
+
+def test_sliding_window_allows_burst_then_waits_for_oldest() -> None:
+    window = SlidingWindow(Limit("x", 3, 10.0, "test"), margin=0.0)
+    for at in (0.0, 1.0, 2.0):
+        assert window.next_allowed(at) == at
+        window.record(at)
+    assert window.next_allowed(2.5) == 10.0
+    window.record(10.0)
+    assert window.next_allowed(10.0) == 11.0
+
+
+async def test_pacer_one_group_respects_chat_and_group_limits() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep, margin=0.0)
+    limits = [(TELEGRAM_OVERALL, "tg"), (TELEGRAM_PER_CHAT, "-100"), (TELEGRAM_PER_GROUP, "-100")]
+    sent = []
+    for _ in range(45):
+        await pacer.acquire(limits)
+        sent.append(clock.now)
+    assert max_in_any_window(sent, 1.0) <= 1
+    assert max_in_any_window(sent, 60.0) <= 20
+    # 45 messages at 20 per minute: the 41st cannot go before two full minutes.
+    assert sent[40] >= 120.0
+
+
+async def test_pacer_many_chats_share_the_overall_limit() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep, margin=0.0)
+
+    async def send(chat: int) -> float:
+        await pacer.acquire([(TELEGRAM_OVERALL, "tg"), (TELEGRAM_PER_CHAT, str(chat))])
+        return clock.now
+
+    sent = await asyncio.gather(*(send(chat) for chat in range(300)))
+    assert max_in_any_window(list(sent), 1.0) <= 30
+
+
+async def test_pacer_pause_holds_a_scope() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep, margin=0.0)
+    pacer.pause("telegram", 5.0)
+    await pacer.acquire([], scopes=["discord"])
+    assert clock.now == 0.0
+    await pacer.acquire([], scopes=["telegram"])
+    assert clock.now == pytest.approx(5.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(count=st.integers(1, 10), period=st.floats(0.5, 60), gaps=st.lists(
+    st.floats(0, 3), min_size=1, max_size=60))
+def test_sliding_window_property_never_exceeds_count(count: int, period: float,
+                                                    gaps: list[float]) -> None:
+    window = SlidingWindow(Limit("p", count, period, "test"), margin=0.0)
+    now, sent = 0.0, []
+    for gap in gaps:
+        now = window.next_allowed(now + gap)
+        window.record(now)
+        sent.append(now)
+    assert max_in_any_window(sent, period) <= count

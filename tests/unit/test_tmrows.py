@@ -1,0 +1,118 @@
+"""Defensive parsing of Token Metrics rows into readings."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from alertbot.domain.models import Kind
+from alertbot.sources.tmrows import (
+    parse_direction,
+    parse_grades,
+    parse_hourly,
+    parse_signals,
+    parse_timestamp,
+    parse_tokens,
+)
+
+FETCHED = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+BTC = {"TOKEN_ID": 3375, "TOKEN_NAME": "Bitcoin", "TOKEN_SYMBOL": "BTC"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2025-04-10T00:00:00.000Z", datetime(2025, 4, 10, tzinfo=UTC)),
+    ("2025-04-10", datetime(2025, 4, 10, tzinfo=UTC)),
+    ("2025-04-10T02:00:00+02:00", datetime(2025, 4, 10, tzinfo=UTC)),
+    ("2025-04-10T05:00:00", datetime(2025, 4, 10, 5, tzinfo=UTC)),
+])
+def test_parse_timestamp_accepts_api_forms(text: str, expected: datetime) -> None:
+    assert parse_timestamp(text) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1, 1.0), (-1, -1.0), ("1", 1.0), ("-1", -1.0), ("0", 0.0), ("bullish", 1.0),
+    ("Bearish", -1.0), (1.0, 1.0),
+])
+def test_parse_direction_accepts_numbers_strings_words(value: object, expected: float) -> None:
+    assert parse_direction(value) == expected
+
+
+@pytest.mark.parametrize("value", [2, "abc", True, None, "0.5"])
+def test_parse_direction_rejects_others(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_direction(value)
+
+
+def test_parse_signals_newest_trend_and_fired_date() -> None:
+    rows = [
+        {**BTC, "DATE": "2025-04-10T00:00:00.000Z", "TRADING_SIGNAL": 0, "TOKEN_TREND": -1,
+         "tm_link": "bitcoin", "TM_LINK": "https://app.tokenmetrics.com/undefined"},
+        {**BTC, "DATE": "2025-04-08T00:00:00.000Z", "TRADING_SIGNAL": -1, "TOKEN_TREND": -1},
+        {**BTC, "DATE": "2025-04-01T00:00:00.000Z", "TRADING_SIGNAL": 1, "TOKEN_TREND": 1},
+    ]
+    (reading,) = parse_signals(rows).readings
+    assert (reading.kind, reading.value) == (Kind.SIGNAL, -1.0)
+    assert reading.source_ts == datetime(2025, 4, 10, tzinfo=UTC)
+    assert reading.fired_at == datetime(2025, 4, 8, tzinfo=UTC)
+    assert reading.token.slug == "bitcoin" and reading.token.symbol == "BTC"
+
+
+def test_parse_signals_lower_case_v3_fields() -> None:
+    rows = [{"token_id": 3306, "token_name": "Ethereum", "token_symbol": "eth",
+             "date": "2025-07-02", "trading_signal": "1", "token_trend": "1"}]
+    (reading,) = parse_signals(rows).readings
+    assert (reading.token.token_id, reading.token.symbol, reading.value) == (3306, "ETH", 1.0)
+
+
+def test_parse_hourly_newest_non_zero_signal() -> None:
+    rows = [
+        {**BTC, "TIMESTAMP": "2025-09-01T14:00:00.000Z", "SIGNAL": "0"},
+        {**BTC, "TIMESTAMP": "2025-09-01T12:00:00.000Z", "SIGNAL": "-1"},
+        {**BTC, "TIMESTAMP": "2025-09-01T13:00:00.000Z", "SIGNAL": "0"},
+        {**BTC, "TIMESTAMP": "2025-09-01T10:00:00.000Z", "SIGNAL": "1"},
+    ]
+    (reading,) = parse_hourly(rows).readings
+    assert reading.value == -1.0
+    assert reading.source_ts == datetime(2025, 9, 1, 12, tzinfo=UTC)
+
+
+def test_parse_hourly_all_zero_yields_nothing() -> None:
+    rows = [{**BTC, "TIMESTAMP": "2025-09-01T14:00:00.000Z", "SIGNAL": "0"}]
+    assert parse_hourly(rows).readings == []
+
+
+def test_parse_grades_strings_and_missing_date_use_fetch_time() -> None:
+    rows = [{**BTC, "TM_GRADE": "62.4", "TM_GRADE_SIGNAL": "Buy",
+             "FUNDAMENTAL_GRADE": None, "TM_GRADE_24h_PCT_CHANGE": "3.1"}]
+    (reading,) = parse_grades(Kind.TM_GRADE, rows, FETCHED).readings
+    assert (reading.value, reading.label, reading.source_ts) == (62.4, "Buy", FETCHED)
+    assert parse_grades(Kind.FUNDAMENTAL, rows, FETCHED).readings == []
+
+
+def test_parse_malformed_row_is_skipped_with_warning(caplog: pytest.LogCaptureFixture) -> None:
+    rows = [
+        {**BTC, "DATE": "2025-04-10", "TOKEN_TREND": "abc"},
+        {"TOKEN_ID": 3306, "TOKEN_SYMBOL": "ETH", "DATE": "2025-04-10", "TOKEN_TREND": 1},
+        {"TOKEN_NAME": "no id", "DATE": "2025-04-10", "TOKEN_TREND": 1},
+        "not a row",
+    ]
+    with caplog.at_level(logging.WARNING):
+        report = parse_signals(rows)
+    assert [r.token.token_id for r in report.readings] == [3306]
+    assert len(report.skipped) == 3
+    assert "token 3375 from /trading-signals" in report.skipped[0]
+    assert "skipped malformed row" in caplog.text
+
+
+def test_parse_grade_out_of_range_is_malformed() -> None:
+    report = parse_grades(Kind.TM_GRADE, [{**BTC, "TM_GRADE": 150}], FETCHED)
+    assert report.readings == [] and report.skipped
+
+
+def test_parse_tokens_catalog() -> None:
+    report = parse_tokens([{**BTC, "tm_link": "bitcoin", "EXTRA": [1, 2]},
+                           {"TOKEN_ID": "3306", "SYMBOL": "ETH", "TOKEN_NAME": None}])
+    assert report.tokens[3375].slug == "bitcoin"
+    assert (report.tokens[3306].symbol, report.tokens[3306].name) == ("ETH", "ETH")
