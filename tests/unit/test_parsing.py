@@ -56,7 +56,7 @@ def test_parse_kinds_aliases_and_order(text: str | None, kinds: tuple[Kind, ...]
 
 
 def test_parse_kinds_unknown_names_choices() -> None:
-    with pytest.raises(ValueError, match="unknown kind 'price'.*signal, hourly"):
+    with pytest.raises(ValueError, match=r"unknown kind 'price'.*signal, hourly"):
         parse_kinds("signal,price")
 
 
