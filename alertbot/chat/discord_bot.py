@@ -52,6 +52,15 @@ def point_discord_at(api_url: str, gateway_url: str) -> None:
     # the same Route, so one assignment covers every REST call.
     discord.http.Route.BASE = api_url.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+    # The bot never joins voice: the missing voice libraries are not worth a warning.
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+
+
+def _intents() -> discord.Intents:
+    intents = discord.Intents.none()
+    intents.guilds = True  # guild and channel cache: who owns which channel, bot permissions
+    return intents
 
 
 def command_tree_hash(tree: app_commands.CommandTree[Any], application_id: int,
@@ -73,9 +82,7 @@ class DiscordBot:
 
     def __init__(self, token: str, store: Store, core: CommandCore, clock: Clock, *,
                  guild_ids: Sequence[int] = (), guild_ready_timeout: float = 2.0) -> None:
-        intents = discord.Intents.none()
-        intents.guilds = True  # guild and channel cache: who owns which channel, bot permissions
-        self.client = discord.Client(intents=intents,
+        self.client = discord.Client(intents=_intents(),
                                      allowed_mentions=discord.AllowedMentions.none(),
                                      max_ratelimit_timeout=MAX_RATELIMIT_WAIT,
                                      guild_ready_timeout=guild_ready_timeout)
@@ -83,6 +90,7 @@ class DiscordBot:
             self.client)
         DiscordCommands(core, store, clock).install(self.tree)
         self.logged_in = asyncio.Event()
+        self._login_lock = asyncio.Lock()
         self.connected = asyncio.Event()
         """Set while the gateway session is up."""
         self._token = token
@@ -145,9 +153,8 @@ class DiscordBot:
     async def run(self, stop: asyncio.Event) -> None:
         """Log in, sync commands, and keep the gateway connected until `stop`."""
         try:
-            if not await self._login(stop):
+            if not await self._login_until_stopped(stop):
                 return
-            self.logged_in.set()
             await self.sync_commands()
             gateway = asyncio.create_task(self.client.connect(reconnect=True),
                                           name="discord gateway")
@@ -168,11 +175,28 @@ class DiscordBot:
         finally:
             self.connected.clear()
 
-    async def _login(self, stop: asyncio.Event) -> bool:
+    async def ensure_login(self) -> None:
+        """Log the client in once; shared by the gateway runner and the notifier."""
+        if self.logged_in.is_set():
+            return
+        async with self._login_lock:
+            if self.logged_in.is_set():
+                return
+            try:
+                await self.client.login(self._token)
+            except BaseException:
+                # A failed login leaves discord.py's HTTP session open; the next try opens
+                # a new one.
+                with suppress(Exception):
+                    await self.client.http.close()
+                raise
+            self.logged_in.set()
+
+    async def _login_until_stopped(self, stop: asyncio.Event) -> bool:
         delay = 1.0
         while not stop.is_set():
             try:
-                await self.client.login(self._token)
+                await self.ensure_login()
                 return True
             except discord.LoginFailure:
                 self._problem = "Discord rejected DISCORD_BOT_TOKEN"
@@ -183,8 +207,6 @@ class DiscordBot:
                 self._problem = f"cannot reach Discord ({type(exc).__name__})"
                 log.warning("Discord login failed (%s); retrying in %.0fs",
                             type(exc).__name__, delay)
-                with suppress(Exception):
-                    await self.client.http.close()
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, LOGIN_RETRY_MAX)
@@ -253,7 +275,7 @@ async def _check(app: App, token: str | None) -> str:
     counts = f"{channels} channels, {webhooks} webhooks subscribed"
     if token is None:
         return f"webhook mode (no DISCORD_BOT_TOKEN, slash commands off); {counts}"
-    client = discord.Client(intents=discord.Intents.none())
+    client = discord.Client(intents=_intents())
     try:
         await asyncio.wait_for(client.login(token), CHECK_TIMEOUT)
         user = client.user
@@ -292,7 +314,7 @@ async def install_discord(app: App) -> None:
     core = CommandCore(app.store, app.lookup, app.clock, band_label=app.rules.band_label)
     bot = DiscordBot(token, app.store, core, app.clock, guild_ids=settings.discord_guild_ids)
     app.notifiers["discord"] = DiscordNotifier(app.session, client=bot.client,
-                                               logged_in=bot.logged_in)
+                                               login=bot.ensure_login)
     app.background.append(bot.run)
     app.health["discord"] = bot.health
     app.closers.append(bot.close)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -71,7 +71,7 @@ WEBHOOK_CHAT_PREFIX = "wh-"
 """Chat ids of webhook destinations are `address_id(url)`, never the URL itself."""
 
 LOGIN_WAIT = 10.0
-"""Seconds a send waits for the bot to finish logging in before it is retried later."""
+"""Seconds a send waits for the bot to log in before it is retried later."""
 
 # Discord JSON error codes (topics/opcodes-and-status-codes.mdx).
 UNKNOWN_CHANNEL = 10003
@@ -345,10 +345,12 @@ class DiscordNotifier:
     platform = "discord"
 
     def __init__(self, session: aiohttp.ClientSession, *, client: discord.Client | None = None,
-                 logged_in: asyncio.Event | None = None, login_wait: float = LOGIN_WAIT) -> None:
+                 login: Callable[[], Awaitable[None]] | None = None,
+                 login_wait: float = LOGIN_WAIT) -> None:
         self._session = session
         self._client = client
-        self._logged_in = logged_in
+        # Idempotent: `run --once` has no gateway runner, so the first send logs in.
+        self._login = login
         self._login_wait = login_wait
 
     def limits(self, destination: Destination) -> Sequence[tuple[Limit, str]]:
@@ -373,11 +375,15 @@ class DiscordNotifier:
         if self._client is None:
             raise DeliveryError("DISCORD_BOT_TOKEN is not set; only Discord webhook "
                                 "destinations can be served", retryable=True)
-        if self._logged_in is not None and not self._logged_in.is_set():
+        if self._login is not None:
             try:
-                await asyncio.wait_for(self._logged_in.wait(), self._login_wait)
-            except TimeoutError:
-                raise DeliveryError("the Discord bot has not logged in yet",
+                await asyncio.wait_for(self._login(), self._login_wait)
+            except discord.LoginFailure:
+                raise DeliveryError("Discord rejected DISCORD_BOT_TOKEN",
+                                    retryable=True) from None
+            except (discord.DiscordException, aiohttp.ClientError, OSError,
+                    TimeoutError) as exc:
+                raise DeliveryError(f"the Discord bot could not log in ({type(exc).__name__})",
                                     retryable=True) from None
         return self._client
 
