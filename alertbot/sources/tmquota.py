@@ -184,8 +184,8 @@ def plan_quota(monthly_calls: int, calls_per_cycle: int,
     if interval is not None:
         return QuotaPlan(monthly_calls, calls, interval, explicit=True)
     probe = QuotaPlan(monthly_calls, calls, PLAN_MONTH)
-    budget = max(1, probe.poll_budget)
-    seconds = PLAN_MONTH.total_seconds() * calls / budget
+    cycles = max(1, probe.poll_budget // calls)
+    seconds = PLAN_MONTH.total_seconds() / cycles
     # Whole minutes read better in the plan line and only ever make the plan cheaper.
     minutes = math.ceil(seconds / 60)
     derived = max(MIN_INTERVAL, min(PLAN_MONTH, timedelta(minutes=minutes)))

@@ -25,7 +25,7 @@ JULY_1 = datetime(2025, 7, 1, tzinfo=UTC)
     (50_000, 4, timedelta(minutes=4)),
     (250_000, 4, timedelta(minutes=1)),
     (10_000, 10, timedelta(minutes=50)),
-    (50, 4, timedelta(days=2, hours=18, minutes=8)),
+    (50, 4, timedelta(days=2, hours=19, minutes=39)),
 ])
 def test_plan_quota_derived_interval_fits_the_polling_budget(
         monthly: int, calls: int, expected: timedelta) -> None:
