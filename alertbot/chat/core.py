@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from alertbot.clock import Clock
 from alertbot.domain.models import (
+    ALL_KINDS,
     ALL_TOKENS,
     Destination,
     Kind,
@@ -206,7 +207,7 @@ def describe_policy(policy: Policy) -> list[str]:
                  else "muted: no")
     lines.append(f"flap guard: {format_duration(policy.settle)}" if policy.settle
                  else "flap guard: off")
-    modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in Kind)
+    modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in ALL_KINDS)
     lines.append(f"modes: {modes}")
     return lines
 

@@ -17,6 +17,8 @@ class Kind(enum.StrEnum):
     HOURLY = "hourly"
     TM_GRADE = "tm_grade"
     FUNDAMENTAL = "fundamental"
+    OPS = "ops"
+    """The bot's own operator alerts: never subscribable, fanned out to the ops destination."""
 
     @property
     def bit(self) -> int:
@@ -34,10 +36,12 @@ _KIND_LABELS = {
     Kind.HOURLY: "hourly signal",
     Kind.TM_GRADE: "TM grade",
     Kind.FUNDAMENTAL: "fundamental grade",
+    Kind.OPS: "operator alert",
 }
 
-ALL_KINDS: tuple[Kind, ...] = tuple(Kind)
-ALL_KINDS_MASK = sum(k.bit for k in Kind)
+ALL_KINDS: tuple[Kind, ...] = (Kind.SIGNAL, Kind.HOURLY, Kind.TM_GRADE, Kind.FUNDAMENTAL)
+"""Every market kind: what `all` means for subscriptions, lookups and parsing."""
+ALL_KINDS_MASK = sum(k.bit for k in ALL_KINDS)
 ALL_TOKENS = 0
 """Subscription target meaning every tracked token."""
 
@@ -49,7 +53,7 @@ def kinds_to_mask(kinds: frozenset[Kind] | set[Kind] | tuple[Kind, ...]) -> int:
 
 def mask_to_kinds(mask: int) -> tuple[Kind, ...]:
     """Decode a bit mask into kinds, in canonical order."""
-    return tuple(k for k in Kind if mask & k.bit)
+    return tuple(k for k in ALL_KINDS if mask & k.bit)
 
 
 class Direction(enum.StrEnum):

@@ -76,11 +76,11 @@ def parse_kinds(text: str | None) -> tuple[Kind, ...]:
             continue
         kind = _KIND_ALIASES.get(part)
         if kind is None:
-            names = ", ".join(k.value for k in Kind)
+            names = ", ".join(k.value for k in ALL_KINDS)
             raise ValueError(f"unknown kind '{part[:20]}'; choose from {names}")
         if kind not in found:
             found.append(kind)
-    return tuple(k for k in Kind if k in found)
+    return tuple(k for k in ALL_KINDS if k in found)
 
 
 def parse_clock(text: str) -> time:

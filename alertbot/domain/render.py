@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from alertbot.domain.models import Change, Direction, Kind, Message, Snapshot, SnapshotEntry
+from alertbot.domain.ops import ops_headline, render_ops
 
 ARROW = {Direction.UP: "▲", Direction.DOWN: "▼"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -20,6 +21,8 @@ def when(ts: datetime, kind: Kind) -> str:
 
 def headline(change: Change) -> str:
     """One-line summary, e.g. "BTC daily signal turned bullish"."""
+    if change.kind is Kind.OPS:
+        return ops_headline(change)
     symbol, kind = change.token.symbol, change.kind.label
     if change.kind in (Kind.SIGNAL, Kind.HOURLY):
         return f"{symbol} {kind} turned {change.to_label}"
@@ -33,6 +36,8 @@ def headline(change: Change) -> str:
 
 def movement(change: Change) -> str:
     """Old -> new, with scores for grades."""
+    if change.kind is Kind.OPS:
+        return change.cause or change.from_label
     if change.kind in (Kind.SIGNAL, Kind.HOURLY):
         return f"{change.from_label} → {change.to_label}"
     scores = f"{change.from_value:.1f} → {change.to_value:.1f}"
@@ -43,6 +48,8 @@ def movement(change: Change) -> str:
 
 def render_change(change: Change) -> Message:
     """A message for one change."""
+    if change.kind is Kind.OPS:
+        return render_ops(change)
     token = change.token
     return Message(
         title=headline(change),

@@ -216,7 +216,7 @@ def alert_embed(message: Message) -> discord.Embed:
             colour=_colour(message.direction),
             timestamp=message.timestamp,
         )
-    elif len(message.changes) == 1:
+    elif len(message.changes) == 1 and message.changes[0].kind is not Kind.OPS:
         parts = _change_parts(message.changes[0])
     else:
         parts = EmbedParts(

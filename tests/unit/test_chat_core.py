@@ -24,6 +24,7 @@ from alertbot.chat.core import (
 )
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
+    ALL_KINDS,
     ALL_TOKENS,
     Change,
     Destination,
@@ -254,7 +255,7 @@ async def test_handle_subscribe_twice_reports_already_and_changes_nothing(world:
 async def test_handle_subscribe_all_without_kinds_covers_every_kind(world: World) -> None:
     await world.core.handle(admin(), "subscribe", "all")
     (sub,) = await world.store.subscriptions(GROUP)
-    assert (sub.token_id, sub.kinds) == (ALL_TOKENS, tuple(Kind))
+    assert (sub.token_id, sub.kinds) == (ALL_TOKENS, ALL_KINDS)
 
 
 async def test_handle_subscribe_in_private_chat_needs_no_moderator(world: World) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alertbot.domain.detect import Outcome, Rules, detect
-from alertbot.domain.models import Direction, Kind, Reading, Token, TrackedState
+from alertbot.domain.models import ALL_KINDS, Direction, Kind, Reading, Token, TrackedState
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 26, tzinfo=UTC)
@@ -28,7 +28,7 @@ def state(kind: Kind, value: float, ts: datetime = T0, band: int | None = None,
                         alerted_value=value if alerted is None else alerted)
 
 
-@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_detect_first_reading_is_baseline_without_change(kind: Kind) -> None:
     value = 1.0 if kind in (Kind.SIGNAL, Kind.HOURLY) else 55.0
     result = detect(None, reading(kind, value), RULES, NOW)
@@ -75,7 +75,7 @@ def test_detect_invalid_value_changes_nothing(kind: Kind, value: float) -> None:
     assert result.state is None and result.changes == []
 
 
-@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_detect_older_reading_is_stale_and_ignored(kind: Kind) -> None:
     old_value, new_value = (1, -1) if kind in (Kind.SIGNAL, Kind.HOURLY) else (50, 90)
     previous = state(kind, old_value, ts=T1)
