@@ -130,6 +130,28 @@ async def _install_platforms(app: App) -> None:
     from alertbot.chat.discord_bot import install_discord
 
     await install_discord(app)
+    if app.settings.telegram_bot_token is not None:
+        _install_telegram(app, app.settings.telegram_bot_token.get_secret_value())
+
+
+def _install_telegram(app: App, token: str) -> None:
+    """Telegram notifier, the command bot (background job), its check, health and closers."""
+    from alertbot.chat.core import CommandCore
+    from alertbot.chat.telegram_commands import TelegramCommands
+    from alertbot.notify.telegram_notifier import TelegramNotifier
+
+    root = app.settings.telegram_api_url
+    pacer = app.dispatcher.pacer
+    notifier = TelegramNotifier.connect(token, root, pacer=pacer, redactor=app.redactor)
+    app.notifiers["telegram"] = notifier
+    app.closers.append(notifier.close)
+    core = CommandCore(app.store, app.lookup, app.clock, band_label=app.rules.band_label)
+    bot = TelegramCommands(core, app.store, app.clock, token=token, api_root=root, pacer=pacer,
+                           on_rekey=app.dispatcher.wake)
+    app.background.append(bot.run)
+    app.checks["telegram"] = notifier.check
+    app.health["telegram"] = bot.health
+    app.closers.append(bot.stop)
 
 
 async def _build_source(settings: Settings, store: Store, clock: Clock,

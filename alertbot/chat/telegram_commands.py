@@ -1,0 +1,423 @@
+"""Telegram binding of the chat commands, run with python-telegram-bot inside our event loop.
+
+The PTB Application long-polls getUpdates with the manual lifecycle (initialize, start,
+start_polling … stop, shutdown) so it shares the main job's loop and shutdown. Each command
+becomes a `Caller` and goes through the platform-neutral `CommandCore`; replies are HTML with
+everything escaped. Membership updates pause a chat the bot was removed from and greet a chat
+it was added to; a group upgraded to a supergroup has its subscriptions re-keyed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from datetime import timedelta
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeDefault,
+    Chat,
+    ChatMember,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import (
+    Application,
+    BaseUpdateProcessor,
+    ChatMemberHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from alertbot.chat.core import COMMAND_NAMES, COMMANDS, Caller, CommandCore, Reply, ReplyKind
+from alertbot.clock import Clock
+from alertbot.domain.models import Destination
+from alertbot.notify.pacing import Pacer
+from alertbot.notify.telegram_notifier import (
+    NO_PREVIEW,
+    Line,
+    alert_lines,
+    api_base_url,
+    api_file_url,
+    chat_ref,
+    html_chunks,
+    pacing_scopes,
+    telegram_limits,
+    translate_error,
+)
+from alertbot.store.base import Store
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+ALLOWED_UPDATES = ("message", "channel_post", "my_chat_member")
+"""Everything the bot reacts to; edited messages are left alone so an edit never re-runs."""
+MODERATOR_STATUSES = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
+GONE_STATUSES = frozenset({ChatMemberStatus.LEFT, ChatMemberStatus.BANNED})
+PRESENT_STATUSES = frozenset({ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR,
+                              ChatMemberStatus.RESTRICTED})
+POLL_ERROR_WINDOW = 90.0
+"""Seconds a polling error keeps health failing (PTB retries at least every 30 s)."""
+START_RETRY_MAX = 60.0
+INVALID_TOKEN_RETRY = 300.0
+SORRY = "Something went wrong on our side; please try again in a minute."
+WELCOME = ("Hi! I post changes in Token Metrics trading signals and grades. "
+           "Admins: /subscribe BTC (or /subscribe all) to get alerts here. /help lists every "
+           "command.")
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+def destination_of(message: Message) -> Destination:
+    """Where a message was posted: the chat, or its forum topic."""
+    thread = ""
+    if message.is_topic_message and message.message_thread_id:
+        thread = str(message.message_thread_id)
+    return Destination(PLATFORM, str(message.chat.id), thread)
+
+
+def parse_command(message: Message, bot_username: str) -> tuple[str, str] | None:
+    """(command, argument text) of a message that starts with a command for this bot."""
+    text = message.text or ""
+    entity = next((e for e in message.entities
+                   if e.type == MessageEntity.BOT_COMMAND and e.offset == 0), None)
+    if entity is None:
+        return None
+    word = message.parse_entity(entity)[1:]
+    name, _, addressee = word.partition("@")
+    if addressee and addressee.lower() != bot_username.lower():
+        return None  # meant for another bot in the same group
+    rest = text[len(message.parse_entity(entity)):]
+    return name.lower(), rest.strip()
+
+
+def reply_lines(reply: Reply) -> list[Line]:
+    """A command reply as formatted lines (lookup message first, then the text)."""
+    lines: list[Line] = []
+    if reply.message is not None:
+        lines.extend(alert_lines(reply.message))
+    if reply.title:
+        lines.append(Line(reply.title, bold=True))
+    lines.extend(Line(text) for text in reply.lines)
+    return lines
+
+
+def bot_commands(*, moderator: bool) -> list[BotCommand]:
+    """The command menu: everything for moderators, read-only commands for everyone else."""
+    return [BotCommand(c.name, c.description) for c in COMMANDS if moderator or not c.moderator]
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Updates of different chats run concurrently; the updates of one chat run in order.
+
+    A reply waiting for a busy group's pacing must not hold up every other chat, yet a chat's
+    own updates (removed, then added again; subscribe, then unsubscribe) must not overtake
+    each other.
+    """
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: Counter[int] = Counter()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Await the handler coroutine once earlier updates of the same chat are done."""
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        key = chat.id
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                del self._locks[key]
+
+    async def initialize(self) -> None:
+        """Nothing to allocate."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+
+class TelegramCommands:
+    """Runs the PTB Application: commands, membership changes and group migrations."""
+
+    def __init__(self, core: CommandCore, store: Store, clock: Clock, *, token: str,
+                 api_root: str, pacer: Pacer | None = None,
+                 on_rekey: Callable[[], None] = lambda: None, poll_timeout: float = 10.0,
+                 concurrency: int = 8) -> None:
+        self._core = core
+        self._store = store
+        self._clock = clock
+        self._pacer = pacer
+        self._on_rekey = on_rekey
+        self._poll_timeout = poll_timeout
+        # No rate limiter: replies are paced by the shared Pacer.
+        self.application: AnyApplication = (
+            Application.builder()
+            .token(token)
+            .base_url(api_base_url(api_root))
+            .base_file_url(api_file_url(api_root))
+            .concurrent_updates(PerChatUpdateProcessor(concurrency))
+            .build()
+        )
+        app = self.application
+        app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._on_migrate))
+        app.add_handler(MessageHandler(
+            filters.COMMAND & (filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST),
+            self._on_command))
+        app.add_handler(ChatMemberHandler(self._on_membership,
+                                          ChatMemberHandler.MY_CHAT_MEMBER))
+        app.add_error_handler(self._on_error)
+        self._status: str | None = "not started yet"
+        self._poll_error: tuple[float, str] | None = None
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def health(self) -> str | None:
+        """None while connected and polling, else why not."""
+        if self._status is not None:
+            return self._status
+        if self._poll_error is not None:
+            at, what = self._poll_error
+            if time.monotonic() - at < POLL_ERROR_WINDOW:
+                return f"polling Telegram failed recently ({what})"
+        return None
+
+    async def start(self) -> None:
+        """Connect (getMe), publish the command menus and start long polling."""
+        app = self.application
+        try:
+            await app.initialize()
+            await self._publish_commands()
+            await app.start()
+            assert app.updater is not None, "the builder always creates an updater"
+            await app.updater.start_polling(
+                timeout=timedelta(seconds=self._poll_timeout),
+                allowed_updates=list(ALLOWED_UPDATES), error_callback=self._on_poll_error)
+        except BaseException:
+            await self.stop()
+            raise
+        self._started = True
+        self._status = None
+        log.info("Telegram: polling as @%s", app.bot.username)
+
+    async def stop(self) -> None:
+        """Stop polling and release the connections (safe to repeat)."""
+        app = self.application
+        self._started = False
+        self._status = "stopped"
+        with suppress(Exception):
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+        with suppress(Exception):
+            if app.running:
+                await app.stop()
+        with suppress(Exception):
+            await app.shutdown()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background job: start (retrying with backoff), serve until `stop`, then shut down."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                await self.start()
+                break
+            except InvalidToken:
+                self._status = "Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN)"
+                log.error("%s; retrying in %.0fs", self._status, INVALID_TOKEN_RETRY)
+                delay = INVALID_TOKEN_RETRY
+            except TelegramError as exc:
+                self._status = f"cannot reach Telegram ({type(exc).__name__})"
+                log.warning("%s; retrying in %.0fs", self._status, delay)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, START_RETRY_MAX)
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def _on_poll_error(self, exc: TelegramError) -> None:
+        self._poll_error = (time.monotonic(), type(exc).__name__)
+        log.warning("Telegram polling failed (%s); python-telegram-bot retries",
+                    type(exc).__name__)
+
+    async def _publish_commands(self) -> None:
+        bot = self.application.bot
+        everyone, moderators = bot_commands(moderator=False), bot_commands(moderator=True)
+        try:
+            await bot.set_my_commands(everyone, scope=BotCommandScopeDefault())
+            # In a private chat the user owns the chat, so they get the full menu too.
+            await bot.set_my_commands(moderators, scope=BotCommandScopeAllPrivateChats())
+            await bot.set_my_commands(moderators, scope=BotCommandScopeAllChatAdministrators())
+        except TelegramError as exc:
+            # Menus are a convenience; commands work without them.
+            log.warning("could not publish the Telegram command menus: %s",
+                        translate_error(exc).reason)
+
+    # ------------------------------------------------------------------ commands
+
+    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        parsed = parse_command(message, self.application.bot.username)
+        if parsed is None:
+            return
+        name, args = parsed
+        private = message.chat.type == ChatType.PRIVATE
+        if name not in COMMAND_NAMES and not private:
+            return  # another bot's command in a shared group
+        caller = self._caller(message)
+        try:
+            reply = await self._core.handle(caller, name, args)
+        except Exception:
+            log.exception("/%s in %s failed", name, caller.destination)
+            reply = Reply((SORRY,), kind=ReplyKind.NOT_FOUND)
+        await self._send(caller.destination, reply_lines(reply), reply_to=message)
+
+    def _caller(self, message: Message) -> Caller:
+        chat = message.chat
+        destination = destination_of(message)
+        private = chat.type == ChatType.PRIVATE
+        sender_chat = message.sender_chat
+        if sender_chat is not None:
+            # An anonymous group admin (or a channel post) is sent as the chat itself; a post
+            # on behalf of some other channel is nobody's admin here.
+            return Caller(destination, str(sender_chat.id), sender_chat.title or "",
+                          is_private=private, is_moderator=sender_chat.id == chat.id)
+        user = message.from_user
+        if user is None:
+            return Caller(destination, "unknown", is_private=private, is_moderator=False)
+        name = f"@{user.username}" if user.username else user.full_name
+
+        async def is_admin() -> bool:
+            return await self._is_admin(chat, user.id)
+
+        return Caller(destination, str(user.id), name, is_private=private,
+                      is_moderator=is_admin)
+
+    async def _is_admin(self, chat: Chat, user_id: int) -> bool:
+        try:
+            member: ChatMember = await self.application.bot.get_chat_member(chat.id, user_id)
+        except TelegramError as exc:
+            log.warning("getChatMember for %s in %s failed: %s", user_id, chat.id,
+                        translate_error(exc).reason)
+            return False
+        return member.status in MODERATOR_STATUSES
+
+    async def _send(self, destination: Destination, lines: list[Line], *,
+                    reply_to: Message | None = None) -> None:
+        """Send a reply or notice, paced with the alerts; failures are logged, not raised."""
+        bot = self.application.bot
+        quote = None
+        if reply_to is not None and reply_to.chat.type != ChatType.PRIVATE:
+            quote = ReplyParameters(reply_to.message_id, allow_sending_without_reply=True)
+        for text in html_chunks(lines):
+            if self._pacer is not None:
+                await self._pacer.acquire(telegram_limits(destination),
+                                          pacing_scopes(destination))
+            try:
+                await bot.send_message(
+                    chat_id=chat_ref(destination.chat_id), text=text, parse_mode=ParseMode.HTML,
+                    link_preview_options=NO_PREVIEW, reply_parameters=quote,
+                    message_thread_id=int(destination.thread_id) if destination.thread_id
+                    else None)
+            except TelegramError as exc:
+                error = translate_error(exc)
+                log.warning("could not answer in %s: %s", destination, error.reason)
+                if error.rate_limited and self._pacer is not None:
+                    self._pacer.pause(str(destination), error.retry_after or 1.0)
+                return
+            quote = None
+
+    # ------------------------------------------------------------------ membership, migration
+
+    async def _on_membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        if change is None:
+            return
+        chat = change.chat
+        old, new = change.old_chat_member.status, change.new_chat_member.status
+        if new in GONE_STATUSES and old not in GONE_STATUSES:
+            reason = _removal_reason(chat, new)
+            paused = await self._pause_chat(chat.id, reason)
+            log.info("Telegram chat %s: %s; paused %d destinations", chat.id, reason, paused)
+        elif old in GONE_STATUSES and new in PRESENT_STATUSES and chat.type in (
+                ChatType.GROUP, ChatType.SUPERGROUP):
+            lines = [Line(WELCOME)]
+            if await self._paused_destinations(chat.id):
+                lines.append(Line("Alerts from before I was removed are paused; an admin can "
+                                  "send /subscribe again to resume them."))
+            await self._send(Destination(PLATFORM, str(chat.id)), lines)
+
+    async def _destinations_of(self, chat_id: int) -> list[Destination]:
+        wanted = str(chat_id)
+        return [info.destination for info in await self._store.destinations()
+                if info.destination.platform == PLATFORM and info.destination.chat_id == wanted]
+
+    async def _paused_destinations(self, chat_id: int) -> list[Destination]:
+        wanted = str(chat_id)
+        return [info.destination for info in await self._store.destinations()
+                if info.destination.platform == PLATFORM and info.destination.chat_id == wanted
+                and info.paused_reason]
+
+    async def _pause_chat(self, chat_id: int, reason: str) -> int:
+        paused = 0
+        now = self._clock.now()
+        for destination in await self._destinations_of(chat_id):
+            await self._store.pause(destination, reason, now)
+            paused += 1
+        return paused
+
+    async def _on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        if message.migrate_to_chat_id:
+            old, new = message.chat.id, message.migrate_to_chat_id
+        elif message.migrate_from_chat_id:
+            old, new = message.migrate_from_chat_id, message.chat.id
+        else:
+            return
+        now = self._clock.now()
+        moved = 0
+        # Both the old group and the new supergroup announce the move; the second finds
+        # nothing left under the old id.
+        for destination in await self._destinations_of(old):
+            target = Destination(PLATFORM, str(new), destination.thread_id)
+            moved += await self._store.rekey(destination, target, now)
+            log.info("Telegram group %s became supergroup %s; moved %s", old, new, destination)
+        if moved:
+            self._on_rekey()
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("Telegram update handling failed", exc_info=context.error)
+
+
+def _removal_reason(chat: Chat, status: str) -> str:
+    if chat.type == ChatType.PRIVATE:
+        return "the user blocked the bot"
+    if status == ChatMemberStatus.BANNED:
+        return "the bot was banned from the chat"
+    return "the bot was removed from the chat"
