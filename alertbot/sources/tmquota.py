@@ -124,7 +124,8 @@ class QuotaPlan:
 
     def describe(self) -> str:
         """The plan in one line, for the start-up log and `alertbot check`."""
-        every = format_duration(self.interval)
+        seconds = self.interval.total_seconds()
+        every = f"{seconds:g}s" if seconds < 10 else format_duration(self.interval)
         head = f"{self.calls_per_cycle} calls per cycle, every {every}"
         tail = f"{self.monthly_calls:,} calls/month ({self.reserve:,} kept for lookups)"
         if self.explicit:

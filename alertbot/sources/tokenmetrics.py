@@ -237,6 +237,7 @@ class _Shared:
     universe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     auth_error: str | None = None
     auth_failures: int = 0
+    announced: bool = False
 
 
 class TokenMetricsSource:
@@ -286,6 +287,16 @@ class TokenMetricsSource:
 
     # ------------------------------------------------------------------ errors
 
+    async def announce(self) -> None:
+        """Log the quota plan in one line, once (when polling starts)."""
+        state = self._state
+        if state.announced:
+            return
+        state.announced = True
+        usage = await state.budget.usage(state.clock.now())
+        log.info("Token Metrics plan: %s; %s of %s calls used so far in %s", self.plan.describe(),
+                 f"{usage.total:,}", f"{self.plan.monthly_calls:,}", usage.month)
+
     def _auth_failure(self, message: str) -> SourceError:
         state = self._state
         state.auth_failures += 1
@@ -312,6 +323,8 @@ class TokenMetricsSource:
         wanted = [k for k in Kind if k in set(kinds)]
         if not ids or not wanted:
             return Batch()
+        if self._purpose == "poll":
+            await self.announce()
         requests = [(kind, chunk) for kind in wanted for chunk in _chunks(ids, ids_per_call(kind))]
         estimate = sum(self._estimate(kind, len(chunk)) for kind, chunk in requests)
         await self._spend(estimate, now)
@@ -429,6 +442,8 @@ class TokenMetricsSource:
     async def universe(self) -> list[Token]:
         """The watchlist's tokens (resolved once, then read from the store)."""
         state = self._state
+        if self._purpose == "poll":
+            await self.announce()
         async with state.universe_lock:
             if state.universe is None:
                 state.universe = await self._load_universe()
@@ -568,7 +583,7 @@ def _decode_watchlist(text: str | None) -> tuple[str, list[int]] | None:
 
 async def build_tokenmetrics_source(settings: Settings, store: Store, clock: Clock,
                                     session: aiohttp.ClientSession) -> tuple[Source, timedelta]:
-    """The Token Metrics source and its poll interval; logs the quota plan in one line."""
+    """The Token Metrics source and its poll interval (from the quota unless configured)."""
     key = settings.tokenmetrics_api_key
     if key is None:
         raise ConfigError([f"{KEY_VARIABLE}: not set (needed unless ALERTBOT_DEMO=1)"])
@@ -582,7 +597,4 @@ async def build_tokenmetrics_source(settings: Settings, store: Store, clock: Clo
     plan = plan_quota(settings.tokenmetrics_monthly_calls, calls, settings.poll_interval)
     source = TokenMetricsSource(api, store, clock, plan,
                                 watchlist=settings.tokenmetrics_watchlist)
-    usage = await source.budget.usage(clock.now())
-    log.info("Token Metrics plan: %s; %s calls used so far in %s", plan.describe(),
-             f"{usage.total:,}", usage.month)
     return source, plan.interval

@@ -489,7 +489,7 @@ async def test_fetch_budget_spent_pauses_polling_without_calls(kit: Kit) -> None
     assert kit.fake.call_count == 1 and source.readiness() is None
 
 
-async def test_build_logs_the_quota_plan_in_one_line(
+async def test_build_derives_interval_and_first_poll_logs_the_plan_in_one_line(
         kit: Kit, caplog: pytest.LogCaptureFixture) -> None:
     settings = load_settings(None, TOKENMETRICS_API_KEY=KEY,
                              TOKENMETRICS_BASE_URL=kit.fake.base_url)
@@ -497,12 +497,17 @@ async def test_build_logs_the_quota_plan_in_one_line(
 
     source, interval = await build_tokenmetrics_source(settings, kit.store, kit.clock,
                                                        kit.session)
+    assert interval == timedelta(minutes=20)
+    assert kit.fake.call_count == 0
+    assert isinstance(source, TokenMetricsSource)
+    await source.lookups.fetch([BTC], [Kind.SIGNAL], NOW)
+    await source.fetch([BTC], [Kind.SIGNAL], NOW)
+    await source.fetch([BTC], [Kind.SIGNAL], NOW)
 
     plan_lines = [r.getMessage() for r in caplog.records if "calls per cycle" in r.getMessage()]
     assert plan_lines == ["Token Metrics plan: 4 calls per cycle, every 20m, fits 10,000 "
-                          "calls/month (1,000 kept for lookups); 0 calls used so far in 2025-07"]
-    assert interval == timedelta(minutes=20)
-    assert kit.fake.call_count == 0
+                          "calls/month (1,000 kept for lookups); 1 of 10,000 calls used so far "
+                          "in 2025-07"]
     assert KEY not in repr(source)
 
 
