@@ -104,6 +104,35 @@ class OutboxStats:
 
 
 @dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """Rows removed by one retention pass, by table."""
+
+    decisions: int = 0
+    outbox: int = 0
+    messages: int = 0
+    changes: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every row removed."""
+        return self.decisions + self.outbox + self.messages + self.changes
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStats:
+    """What `alertbot db stats` shows."""
+
+    location: str
+    schema_version: int
+    size_bytes: int
+    """Database pages in use, write-ahead log excluded."""
+    wal_bytes: int
+    tables: Mapping[str, int]
+    """Rows per table."""
+    outbox: OutboxStats
+
+
+@dataclass(frozen=True, slots=True)
 class PlanKeys:
     """Idempotency keys the dispatcher assigned to a plan's messages."""
 
@@ -166,6 +195,16 @@ class Store(Protocol):
     async def recent_changes(self, token_id: int, kind: Kind | None,
                              limit: int) -> list[Change]:
         """Newest changes of a token."""
+        ...
+
+    async def record_ops_event(self, change: Change, destination: Destination,
+                               now: datetime) -> bool:
+        """Store an operator alert and queue it for exactly one destination.
+
+        One transaction. Bypasses subscriptions: nothing else receives it. A change id already
+        stored adds nothing, so raising the same occurrence again is safe. The destination is
+        created when missing; a paused one gets no row. Returns whether a row was queued.
+        """
         ...
 
     # -- subscriptions
@@ -304,4 +343,26 @@ class Store(Protocol):
 
     async def set_meta(self, key: str, value: str) -> None:
         """Set a bookkeeping value."""
+        ...
+
+    # -- maintenance
+    async def purge(self, before: datetime, now: datetime) -> PurgeResult:
+        """Delete history older than `before`: decisions, finished outbox rows, changes.
+
+        Finished means sent, suppressed or dead; queued rows are never touched. Messages (the
+        throttle's rate history) are kept for at least the longest throttle window of any
+        destination, and changes while an outbox row still refers to them. Safe to repeat.
+        """
+        ...
+
+    async def backup(self, path: str) -> None:
+        """Write a consistent copy of the database to `path` while it stays in use.
+
+        The copy appears under its name only when complete (an existing file is replaced).
+        Raises StoreError when it cannot be written.
+        """
+        ...
+
+    async def stats(self) -> DatabaseStats:
+        """Size, schema version, rows per table and outbox depth."""
         ...

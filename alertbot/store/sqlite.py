@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import sqlite3
@@ -34,11 +35,13 @@ from alertbot.domain.throttle import DueAlert, Plan
 from alertbot.store.base import (
     AuditRecord,
     Committed,
+    DatabaseStats,
     DecisionRecord,
     DestinationInfo,
     OutboxStats,
     PlanKeys,
     PollResult,
+    PurgeResult,
     StoreError,
     Watched,
 )
@@ -340,20 +343,9 @@ class SqliteStore:
                 await self._upsert_tokens(db, {c.token.token_id: c.token for c in changes}.values(),
                                           now)
             for change in changes:
-                cursor = await db.execute(
-                    "INSERT INTO changes (change_id, token_id, symbol, name, slug, kind,"
-                    " from_value, to_value, from_label, to_label, direction, cause, source_ts,"
-                    " detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (change_id) DO NOTHING",
-                    (change.change_id, change.token.token_id, change.token.symbol,
-                     change.token.name, change.token.slug, change.kind.value, change.from_value,
-                     change.to_value, change.from_label, change.to_label,
-                     change.direction.value, change.cause, _ts(change.source_ts),
-                     _ts(change.detected_at)),
-                )
-                if cursor.rowcount != 1:
+                change_pk = await self._insert_change(db, change)
+                if change_pk is None:
                     continue
-                change_pk = cursor.lastrowid
                 new.append(change)
                 fanout = await db.execute(
                     "INSERT INTO outbox (change_pk, platform, chat_id, thread_id, state,"
@@ -375,6 +367,41 @@ class SqliteStore:
                     list(meta.items()),
                 )
         return PollResult(new, rows)
+
+    @staticmethod
+    async def _insert_change(db: aiosqlite.Connection, change: Change) -> int | None:
+        """Insert a change unless its id is stored; returns its row id when new."""
+        cursor = await db.execute(
+            "INSERT INTO changes (change_id, token_id, symbol, name, slug, kind,"
+            " from_value, to_value, from_label, to_label, direction, cause, source_ts,"
+            " detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (change_id) DO NOTHING",
+            (change.change_id, change.token.token_id, change.token.symbol,
+             change.token.name, change.token.slug, change.kind.value, change.from_value,
+             change.to_value, change.from_label, change.to_label,
+             change.direction.value, change.cause, _ts(change.source_ts),
+             _ts(change.detected_at)),
+        )
+        return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    async def record_ops_event(self, change: Change, destination: Destination,
+                               now: datetime) -> bool:
+        """Store an operator alert and queue it for one destination only."""
+        stamp = _ts(now)
+        async with self._tx() as db:
+            await self._ensure_destination(db, destination, now)
+            change_pk = await self._insert_change(db, change)
+            if change_pk is None:
+                return False
+            cursor = await db.execute(
+                "INSERT INTO outbox (change_pk, platform, chat_id, thread_id, state,"
+                " next_attempt_at, created_at, updated_at)"
+                " SELECT ?, platform, chat_id, thread_id, 'pending', ?, ?, ? FROM destinations"
+                " WHERE platform = ? AND chat_id = ? AND thread_id = ? AND paused_at IS NULL"
+                " ON CONFLICT DO NOTHING",
+                (change_pk, stamp, stamp, stamp, *_dest_params(destination)),
+            )
+            return cursor.rowcount == 1
 
     async def recent_changes(self, token_id: int, kind: Kind | None,
                              limit: int) -> list[Change]:
@@ -966,6 +993,100 @@ class SqliteStore:
             await db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+    # ------------------------------------------------------------------ maintenance
+
+    async def purge(self, before: datetime, now: datetime) -> PurgeResult:
+        """Delete old decisions, finished outbox rows, rate history and unreferenced changes."""
+        cutoff = _ts(before)
+        async with self._tx() as db:
+            async with db.execute("SELECT COALESCE(MAX(window_s), 0) FROM destinations") as cur:
+                row = await cur.fetchone()
+            longest = float(row[0]) if row else 0.0
+            history_cutoff = min(cutoff, _ts(now) - longest)
+            decisions = await db.execute("DELETE FROM decisions WHERE at < ?", (cutoff,))
+            outbox = await db.execute(
+                "DELETE FROM outbox WHERE state IN ('sent', 'suppressed', 'dead')"
+                " AND updated_at < ?", (cutoff,))
+            messages = await db.execute("DELETE FROM messages WHERE sent_at < ?",
+                                        (history_cutoff,))
+            changes = await db.execute(
+                "DELETE FROM changes WHERE detected_at < ? AND NOT EXISTS"
+                " (SELECT 1 FROM outbox o WHERE o.change_pk = changes.id)", (cutoff,))
+            return PurgeResult(decisions=max(decisions.rowcount, 0),
+                               outbox=max(outbox.rowcount, 0),
+                               messages=max(messages.rowcount, 0),
+                               changes=max(changes.rowcount, 0))
+
+    async def backup(self, path: str) -> None:
+        """Online backup through SQLite's backup API into a temporary file, then renamed."""
+        target = await asyncio.to_thread(_backup_target, self._path, path)
+        partial = f"{target}.partial"
+        try:
+            copy = await asyncio.to_thread(sqlite3.connect, partial, check_same_thread=False)
+            try:
+                async with self._lock:
+                    # One step (pages=-1): the copy is a single consistent snapshot; in WAL
+                    # mode other connections keep writing meanwhile.
+                    await self._conn.backup(copy)
+                await asyncio.to_thread(copy.execute, "PRAGMA journal_mode = DELETE")
+            finally:
+                await asyncio.to_thread(copy.close)
+            await asyncio.to_thread(os.replace, partial, target)
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise StoreError(f"cannot write backup {target}: {exc}") from exc
+
+    async def stats(self) -> DatabaseStats:
+        """Size, schema version, rows per table and outbox depth."""
+        async with self._read() as db:
+            async with db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            ) as cur:
+                names = [str(r[0]) for r in await cur.fetchall()]
+            tables: dict[str, int] = {}
+            for name in names:
+                # Names come from sqlite_master, quoted as identifiers.
+                async with db.execute(f'SELECT COUNT(*) FROM "{name}"') as cur:
+                    row = await cur.fetchone()
+                tables[name] = int(row[0]) if row else 0
+            async with db.execute(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            ) as cur:
+                row = await cur.fetchone()
+            size = int(row[0]) if row else 0
+        location, wal = self._path, 0
+        if self._path != ":memory:":
+            location = await asyncio.to_thread(os.path.abspath, self._path)
+            wal = await asyncio.to_thread(_file_size, f"{self._path}-wal")
+        return DatabaseStats(
+            location=location,
+            schema_version=await self.schema_version(),
+            size_bytes=size,
+            wal_bytes=wal,
+            tables=tables,
+            outbox=await self.outbox_stats(),
+        )
+
+
+def _backup_target(database: str, path: str) -> str:
+    target = os.path.abspath(os.path.expanduser(path))
+    if database != ":memory:" and target == os.path.abspath(database):
+        raise StoreError("the backup path is the database itself")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise StoreError(f"backup directory does not exist: {folder}")
+    return target
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _parent_dir(path: str) -> str | None:

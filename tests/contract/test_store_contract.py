@@ -27,6 +27,7 @@ from alertbot.domain.models import (
     TrackedState,
     make_change_id,
 )
+from alertbot.domain.ops import key_rejected, ops_change
 from alertbot.domain.throttle import Decision, Plan
 from alertbot.store.base import PlanKeys, Store, StoreError
 from alertbot.store.sqlite import SqliteStore
@@ -394,3 +395,110 @@ async def test_store_ping_fails_after_close(store: Store) -> None:
     await store.close()
     with pytest.raises(StoreError):
         await store.ping()
+
+
+# ------------------------------------------------------------------ operator alerts
+
+
+OPS = Destination("telegram", "-100999")
+
+
+def ops_alert(at: datetime = NOW) -> Change:
+    return ops_change(key_rejected("HTTP 401", at), NOW)
+
+
+async def test_store_ops_event_queued_only_for_its_destination(store: Store) -> None:
+    await store.subscribe(TG, ALL_TOKENS, ALL_KINDS, NOW - timedelta(hours=1))
+    assert await store.record_ops_event(ops_alert(), OPS, NOW) is True
+    assert await queued(store, TG) == 0
+    (alert,) = await store.due_alerts(OPS, NOW)
+    assert alert.change == ops_alert()
+    assert await store.subscriptions(OPS) == []
+    assert (await store.watched()).kinds_mask & Kind.OPS.bit == 0
+
+
+async def test_store_ops_event_same_occurrence_queued_once(store: Store) -> None:
+    assert await store.record_ops_event(ops_alert(), OPS, NOW) is True
+    assert await store.record_ops_event(ops_alert(), OPS, NOW + timedelta(hours=1)) is False
+    assert await queued(store, OPS) == 1
+    assert await store.record_ops_event(ops_alert(NOW + timedelta(days=1)), OPS, NOW) is True
+    assert await queued(store, OPS) == 2
+
+
+async def test_store_ops_event_for_paused_destination_not_queued(store: Store) -> None:
+    await store.ensure_destination(OPS, NOW)
+    await store.pause(OPS, "bot was kicked", NOW)
+    assert await store.record_ops_event(ops_alert(), OPS, NOW) is False
+    assert await queued(store, OPS) == 0
+
+
+# ------------------------------------------------------------------ maintenance
+
+
+async def _finished_rows(store: Store, at: datetime) -> None:
+    """One sent and one dead row for TG, with their decisions and message, all at `at`."""
+    await store.subscribe(TG, BTC.token_id, ALL_KINDS, at - timedelta(hours=1))
+    await store.record_poll([], [flip(detected=at, source_day=0),
+                                 flip(to=-1.0, detected=at, source_day=1)], at)
+    first, second = await store.due_alerts(TG, at)
+    await store.apply_plan(TG, Plan(singles=[Decision(first.row_id, Reason.SENT),
+                                             Decision(second.row_id, Reason.SENT)]),
+                           PlanKeys(singles={first.row_id: "aone", second.row_id: "atwo"}), at)
+    await store.mark_sent(TG, "aone", "m1", at)
+    await store.mark_dead(TG, "atwo", "HTTP 400", Reason.DEAD, at)
+
+
+async def test_store_purge_removes_old_finished_history_only(store: Store) -> None:
+    old = NOW - timedelta(days=40)
+    await _finished_rows(store, old)
+    await store.subscribe(DC, ETH.token_id, ALL_KINDS, NOW - timedelta(days=50))
+    await store.record_poll([], [flip(ETH, detected=old)], old)  # still queued: kept
+    result = await store.purge(NOW - timedelta(days=30), NOW)
+    assert (result.outbox, result.messages, result.changes) == (2, 1, 2)
+    assert result.decisions >= 2
+    assert await store.recent_decisions(TG, 10) == []
+    assert await store.sent_times(TG, old - timedelta(days=1)) == []
+    assert (await store.outbox_stats()).by_state == {"pending": 1}
+    assert await store.recent_changes(BTC.token_id, None, 5) == []
+    assert len(await store.recent_changes(ETH.token_id, None, 5)) == 1
+    assert (await store.purge(NOW - timedelta(days=30), NOW)).total == 0
+
+
+async def test_store_purge_keeps_rate_history_of_longest_window(store: Store) -> None:
+    old = NOW - timedelta(days=3)
+    await _finished_rows(store, old)
+    await store.set_policy(TG, Policy(max_alerts=5, window=timedelta(days=7)), NOW)
+    result = await store.purge(NOW - timedelta(days=1), NOW)
+    assert result.messages == 0 and result.outbox == 2
+    assert len(await store.sent_times(TG, old - timedelta(seconds=1))) == 1
+
+
+async def test_store_stats_counts_rows_and_outbox(store: Store) -> None:
+    await _finished_rows(store, NOW)
+    stats = await store.stats()
+    assert stats.schema_version >= 1
+    assert stats.size_bytes > 0
+    assert stats.tables["outbox"] == 2 and stats.tables["changes"] == 2
+    assert stats.tables["messages"] == 1 and stats.tables["subscriptions"] == 1
+    assert stats.outbox.by_state == {"sent": 1, "dead": 1}
+
+
+async def test_store_backup_writes_complete_copy(store: Store, tmp_path: Path) -> None:
+    await _finished_rows(store, NOW)
+    target = tmp_path / "copy.db"
+    target.write_bytes(b"an older backup")
+    await store.backup(str(target))
+    assert target.stat().st_size > 0
+    assert not (tmp_path / "copy.db.partial").exists()
+    copy = SqliteStore(str(target))
+    await copy.open()
+    try:
+        assert (await copy.stats()).tables == (await store.stats()).tables
+    finally:
+        await copy.close()
+
+
+async def test_store_backup_to_missing_directory_raises_store_error(store: Store,
+                                                                  tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        await store.backup(str(tmp_path / "nope" / "copy.db"))
