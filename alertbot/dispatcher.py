@@ -21,8 +21,9 @@ from datetime import datetime, timedelta
 
 from alertbot.clock import Clock
 from alertbot.domain import throttle
-from alertbot.domain.models import Change, Destination, Reason
+from alertbot.domain.models import Change, Destination, Message, Reason
 from alertbot.domain.render import render
+from alertbot.logs import correlation_id
 from alertbot.notify.base import DeliveryError, Notifier, Target
 from alertbot.notify.pacing import Pacer
 from alertbot.store.base import PlanKeys, Store
@@ -82,6 +83,9 @@ class DispatchObserver:
 
     def paused(self, destination: Destination, reason: str) -> None:
         """A destination was paused because it no longer accepts messages."""
+
+    def address_loaded(self, destination: Destination, address: str) -> None:
+        """A destination's secret address was read (so logs can redact it)."""
 
 
 class Dispatcher:
@@ -213,6 +217,8 @@ class Dispatcher:
         info = await self._store.destination(destination)
         if info is None:
             return
+        if info.address:
+            self._observer.address_loaded(destination, info.address)
         target = Target(destination, info.address)
         while not self.stopping():
             now = self._clock.now()
@@ -258,6 +264,17 @@ class Dispatcher:
                                   scopes=(destination.platform, str(destination)))
         await self._store.claim(key, self._clock.now())
         delivery = uuid.uuid4().hex[:8]
+        token = correlation_id.set(f"send-{delivery}")
+        try:
+            return await self._send(notifier, target, key, message, changes, silent, attempts,
+                                    first_created, delivery)
+        finally:
+            correlation_id.reset(token)
+
+    async def _send(self, notifier: Notifier, target: Target, key: str, message: Message,
+                    changes: Sequence[Change], silent: bool, attempts: int,
+                    first_created: datetime, delivery: str) -> str:
+        destination = target.destination
         try:
             result = await asyncio.wait_for(
                 notifier.send(target, message, key=key, silent=silent),

@@ -7,13 +7,13 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from alertbot.clock import Clock
 from alertbot.domain.detect import Outcome, Rules, detect
 from alertbot.domain.models import Change, Kind, Reading, Token, TrackedState, mask_to_kinds
+from alertbot.logs import correlation_id
 from alertbot.sources.base import Source, SourceError
 from alertbot.store.base import Store
 
@@ -57,6 +57,7 @@ class Poller:
         self._observer = observer or PollObserver()
         self._catalog: dict[int, Token] = {}
         self._lock = asyncio.Lock()
+        self._soon = asyncio.Event()
         self.last_success: datetime | None = None
         self.last_error: str = ""
 
@@ -125,10 +126,16 @@ class Poller:
             return reading
         return replace(reading, token=known)
 
+    def poll_soon(self) -> None:
+        """Start the next cycle now instead of after the wait (e.g. after a key rotation)."""
+        self._soon.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every interval until stopped; a failed cycle changes nothing."""
         while not stop.is_set():
             cycle = uuid.uuid4().hex[:8]
+            correlation_id.set(f"poll-{cycle}")
+            self._soon.clear()
             self._observer.poll_started(cycle)
             started = asyncio.get_running_loop().time()
             wait = self.interval.total_seconds()
@@ -152,5 +159,15 @@ class Poller:
                 log.exception("poll %s crashed", cycle)
             elapsed = asyncio.get_running_loop().time() - started
             self._observer.poll_finished(report, elapsed, ok)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, wait - elapsed))
+            correlation_id.set("")
+            await _first(stop, self._soon, seconds=max(0.0, wait - elapsed))
+
+
+async def _first(*events: asyncio.Event, seconds: float) -> None:
+    """Wait until any event is set or `seconds` pass."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

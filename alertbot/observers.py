@@ -1,0 +1,86 @@
+"""One observer that forwards poller and dispatcher hooks to several (metrics, ops alerts)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from alertbot.dispatcher import DispatchObserver
+from alertbot.domain.models import Change, Destination, Reason
+from alertbot.poller import PollObserver, PollReport
+
+log = logging.getLogger(__name__)
+
+
+class Observers(PollObserver, DispatchObserver):
+    """Fan-out: every hook reaches every registered observer; one failing never stops the
+    others nor the poller or dispatcher that called it."""
+
+    def __init__(self) -> None:
+        self._poll: list[PollObserver] = []
+        self._dispatch: list[DispatchObserver] = []
+        self._addresses: list[Callable[[str], None]] = []
+
+    def add(self, observer: PollObserver | DispatchObserver) -> None:
+        """Register an observer for the hooks it implements."""
+        if isinstance(observer, PollObserver):
+            self._poll.append(observer)
+        if isinstance(observer, DispatchObserver):
+            self._dispatch.append(observer)
+
+    def on_address(self, callback: Callable[[str], None]) -> None:
+        """Be told about every secret delivery address the dispatcher loads."""
+        self._addresses.append(callback)
+
+    def poll_started(self, cycle_id: str) -> None:
+        """Forward."""
+        for o in self._poll:
+            with _guard(o):
+                o.poll_started(cycle_id)
+
+    def poll_finished(self, report: PollReport, seconds: float, ok: bool) -> None:
+        """Forward."""
+        for o in self._poll:
+            with _guard(o):
+                o.poll_finished(report, seconds, ok)
+
+    def decided(self, destination: Destination, reason: Reason, count: int) -> None:
+        """Forward."""
+        for d in self._dispatch:
+            with _guard(d):
+                d.decided(destination, reason, count)
+
+    def delivered(self, destination: Destination, changes: Sequence[Change],
+                  now: datetime) -> None:
+        """Forward."""
+        for d in self._dispatch:
+            with _guard(d):
+                d.delivered(destination, changes, now)
+
+    def failed(self, destination: Destination, outcome: str) -> None:
+        """Forward."""
+        for d in self._dispatch:
+            with _guard(d):
+                d.failed(destination, outcome)
+
+    def paused(self, destination: Destination, reason: str) -> None:
+        """Forward."""
+        for d in self._dispatch:
+            with _guard(d):
+                d.paused(destination, reason)
+
+    def address_loaded(self, destination: Destination, address: str) -> None:
+        """Forward a loaded secret address to the callbacks (log redaction)."""
+        for callback in self._addresses:
+            with _guard(callback):
+                callback(address)
+
+
+@contextmanager
+def _guard(target: object) -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        log.exception("observer %s failed", type(target).__name__)
