@@ -270,6 +270,10 @@ class TelegramNotifier:
                    silent: bool) -> Delivered:
         """Send one alert or digest (several messages if it is longer than 4096 characters)."""
         destination = target.destination
+        thread = destination.thread_id.strip()
+        if thread and not thread.isdigit():
+            raise DeliveryError(f"invalid Telegram forum topic id {thread[:20]!r}",
+                                destination_gone=True)
         chunks = html_chunks(alert_lines(message))
         ids: list[str] = []
         for index, text in enumerate(chunks):
@@ -283,8 +287,7 @@ class TelegramNotifier:
                     parse_mode=ParseMode.HTML,
                     link_preview_options=NO_PREVIEW,
                     disable_notification=silent,
-                    message_thread_id=int(destination.thread_id) if destination.thread_id
-                    else None,
+                    message_thread_id=int(thread) if thread else None,
                 )
             except TelegramError as exc:
                 error = translate_error(exc, self._redactor)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.process import Alertbot, clean_env
+from tests.e2e.process import Alertbot, clean_env, run_alertbot
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
 
 pytestmark = pytest.mark.timeout(120)
@@ -101,3 +101,20 @@ async def test_telegram_e2e_subscribe_flip_refusal_and_listing(tmp_path: Path) -
 
     # Replies and alerts shared one pacer: Telegram never had to say 429.
     assert tg.rate_limited == 0
+
+
+@pytest.mark.parametrize(("token", "code", "line"), [
+    (None, 0, "telegram: ok (connected as @alertbot_test_bot)"),
+    ("999:WRONG", 1, "telegram: FAILED: Telegram rejected the bot token (check "
+                     "TELEGRAM_BOT_TOKEN)"),
+])
+async def test_telegram_e2e_check_reports_the_bot_without_leaking_the_token(
+        tmp_path: Path, token: str | None, code: int, line: str) -> None:
+    async with FakeTelegram() as tg:
+        secret = token or tg.token
+        env = clean_env(tmp_path, TELEGRAM_BOT_TOKEN=secret, TELEGRAM_API_URL=tg.root,
+                        ALERTBOT_DEMO="1")
+        exit_code, stdout, stderr = await run_alertbot(["check"], env, tmp_path, timeout=60)
+    assert exit_code == code, stdout + stderr
+    assert line in stdout.splitlines()
+    assert secret not in stdout and secret not in stderr

@@ -29,7 +29,7 @@ from alertbot.notify.pacing import Pacer
 from alertbot.notify.telegram_notifier import TelegramNotifier
 from alertbot.sources.replay import ReplaySource, load_demo_data
 from alertbot.store.sqlite import SqliteStore
-from tests.fakes.telegram_api import FakeTelegram, SentMessage
+from tests.fakes.telegram_api import FakeTelegram, Fault, SentMessage
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -287,3 +287,57 @@ async def test_telegram_why_after_alerts_explains_each_decision(bot: Bot) -> Non
     assert lines[-1].endswith("BTC hourly signal turned bullish: sent")
     held = [line for line in lines if "held: over the alert budget" in line]
     assert len(held) == 2 and all("(until " in line for line in held)
+
+
+async def runner(tg: FakeTelegram, tmp_path: Path,
+                 token: str | None = None) -> tuple[TelegramCommands, SqliteStore]:
+    store = SqliteStore(str(tmp_path / "r.db"))
+    await store.open()
+    clock = SystemClock()
+    source = ReplaySource(load_demo_data(), started_wall=clock.now())
+    core = CommandCore(store, Lookup(store, source, clock, fresh_for=timedelta(minutes=5)),
+                       clock, band_label=Rules().band_label)
+    return TelegramCommands(core, store, clock, token=token or tg.token, api_root=tg.root,
+                            poll_timeout=1), store
+
+
+async def test_telegram_run_retries_unreachable_start_then_serves_until_stop(
+        tmp_path: Path) -> None:
+    async with FakeTelegram(enforce_limits=False) as tg:
+        tg.fail_next("getMe", Fault.server_error(502))
+        commands, store = await runner(tg, tmp_path)
+        stop = asyncio.Event()
+        task = asyncio.create_task(commands.run(stop))
+        try:
+            await tg.wait_until(lambda: len(tg.calls_of("getMe")) == 1)
+            await tg.wait_until(lambda: bool(tg.calls_of("getUpdates")), timeout=10)
+            assert commands.health() is None
+            reply_count = len(tg.sent_to(555))
+            tg.inject_message(555, "/help")
+            await tg.wait_for_messages(reply_count + 1, chat_id=555)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await store.close()
+        assert commands.health() == "stopped"
+        assert len(tg.calls_of("getMe")) == 2
+
+
+async def test_telegram_run_rejected_token_reports_health_and_stops_on_request(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with FakeTelegram(enforce_limits=False) as tg:
+        commands, store = await runner(tg, tmp_path, token="999:WRONG")
+        stop = asyncio.Event()
+        task = asyncio.create_task(commands.run(stop))
+        try:
+            async def rejected() -> bool:
+                return commands.health() == ("Telegram rejected the bot token (check "
+                                             "TELEGRAM_BOT_TOKEN)")
+
+            await eventually(rejected)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await store.close()
+        assert tg.calls_of("getUpdates") == []
+        assert "999:WRONG" not in caplog.text

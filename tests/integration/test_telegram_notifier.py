@@ -299,3 +299,12 @@ async def test_dispatcher_unparsable_message_is_dead_but_chat_stays_active(
     info = await store.destination(destination)
     assert info is not None and info.paused_reason == ""
     assert len(tg.calls_of("sendMessage")) == 1
+
+
+async def test_telegram_send_malformed_topic_id_pauses_instead_of_crashing(
+        tg: FakeTelegram, notifier: TelegramNotifier) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        await notifier.send(dest(GROUP, "general"), render_change(flip()), key=KEY,
+                            silent=False)
+    assert caught.value.destination_gone
+    assert tg.sent == []
