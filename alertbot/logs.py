@@ -9,9 +9,12 @@ import sys
 from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 REDACTED = "***"
+_MIN_SECRET = 4
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
 
 # Secrets that can appear without being configured: bot tokens inside Telegram API URLs,
@@ -27,18 +30,32 @@ class Redactor:
     """Replaces known secret values and secret-shaped substrings."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._configured: set[str] = set()
+        self._learned: set[str] = set()
         self._secrets: list[str] = []
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
-        """Replace the set of known secrets (after a key rotation)."""
-        # Longest first so a secret containing another is removed whole.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        """Replace the set of configured secrets; learned addresses stay."""
+        self._configured = {s for s in secrets if s and len(s) >= _MIN_SECRET}
+        self._rebuild()
 
     def add(self, secret: str) -> None:
-        """Also redact this value (e.g. a webhook URL loaded from the store)."""
-        if secret and len(secret) >= 4 and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+        """Also redact this value (e.g. a rotated key, or a URL loaded from the store)."""
+        if secret and len(secret) >= _MIN_SECRET and secret not in self._learned:
+            self._learned.add(secret)
+            self._rebuild()
+
+    def add_address(self, address: str) -> None:
+        """Redact a secret delivery address and the token-like parts inside it."""
+        self.add(address)
+        for part in address_secrets(address):
+            self.add(part)
+
+    def _rebuild(self) -> None:
+        # Longest first so a secret containing another is removed whole; one assignment, so
+        # a record formatted meanwhile sees the old list or the new one, never half of it.
+        self._secrets = sorted(self._configured | self._learned, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -47,6 +64,22 @@ class Redactor:
         text = _PATTERNS[0].sub(REDACTED, text)
         text = _PATTERNS[1].sub(lambda m: f"{m.group(1)}/{REDACTED}", text)
         return _PATTERNS[2].sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+
+
+def address_secrets(address: str) -> list[str]:
+    """Parts of a URL that may be credentials: password, token-like path segments, query."""
+    try:
+        parts = urlsplit(address)
+    except ValueError:
+        return []
+    found = [parts.password or ""]
+    for segment in parts.path.split("/"):
+        if len(segment) >= 16 or (len(segment) >= 8 and any(c.isdigit() for c in segment)):
+            found.append(segment)
+    if parts.query:
+        found.append(parts.query)
+        found.extend(value for _, value in parse_qsl(parts.query) if len(value) >= 8)
+    return [f for f in found if len(f) >= _MIN_SECRET]
 
 
 class RedactingFilter(logging.Filter):
@@ -113,6 +146,13 @@ def setup_logging(level: str, fmt: str, redactor: Redactor) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # An exception escaping everything would otherwise print an unredacted traceback.
+    sys.excepthook = _log_unhandled
     # Library chatter at INFO would drown the bot's own lines.
     for noisy in ("httpx", "telegram", "discord", "aiohttp.access", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _log_unhandled(kind: type[BaseException], value: BaseException,
+                   tb: TracebackType | None) -> None:
+    logging.getLogger("alertbot").critical("unhandled error", exc_info=(kind, value, tb))
