@@ -121,9 +121,15 @@ class TokenMetricsApi:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._now = now
+        self.on_call: Callable[[str, str], None] = lambda endpoint, status: None
+        """Told about every request: endpoint and HTTP status, `timeout` or `error` (metrics)."""
 
     def __repr__(self) -> str:
         return f"TokenMetricsApi({self.base_url!r})"
+
+    def rotate_key(self, api_key: SecretStr) -> None:
+        """Send a new key from the next request on (key rotation without restart)."""
+        self._key = api_key
 
     def _clean(self, text: str) -> str:
         # API messages are untrusted text: keep them short, on one line, and without the key.
@@ -154,10 +160,13 @@ class TokenMetricsApi:
                     retry_after = resp.headers.get("Retry-After")
                     body = await resp.read()
             except TimeoutError:
+                self.on_call(endpoint, "timeout")
                 last = f"Token Metrics {endpoint} timed out after {self._timeout.total:g}s"
             except aiohttp.ClientError as exc:
+                self.on_call(endpoint, "error")
                 last = f"Token Metrics {endpoint} unreachable: {type(exc).__name__}"
             else:
+                self.on_call(endpoint, str(status))
                 outcome = self._interpret(endpoint, status, body)
                 if isinstance(outcome, list):
                     return outcome

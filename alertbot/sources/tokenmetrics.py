@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import SecretStr
 
 from alertbot.clock import Clock
 from alertbot.config import ConfigError, Settings
@@ -270,6 +271,16 @@ class TokenMetricsSource:
     def budget(self) -> CallBudget:
         """The shared call counter."""
         return self._state.budget
+
+    @property
+    def api(self) -> TokenMetricsApi:
+        """The HTTP client (shared with the lookup view)."""
+        return self._state.api
+
+    def rotate_key(self, api_key: SecretStr) -> None:
+        """Use a new TOKENMETRICS_API_KEY from the next request on (SIGHUP)."""
+        self._state.api.rotate_key(api_key)
+        self._state.auth_failures = 0
 
     @property
     def last_auth_error(self) -> str | None:
