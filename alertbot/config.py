@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     demo_speed: float = Field(900.0, alias="ALERTBOT_DEMO_SPEED", gt=0, le=1_000_000)
     min_delta: float = Field(10.0, alias="ALERTBOT_MIN_DELTA", ge=0, le=100)
     hysteresis: float = Field(2.0, alias="ALERTBOT_HYSTERESIS", ge=0, le=20)
+    retention_days: int = Field(30, alias="ALERTBOT_RETENTION_DAYS", ge=0, le=3650)
+    """Days of decisions, finished outbox rows and old changes kept; 0 keeps everything."""
 
     tokenmetrics_api_key: SecretStr | None = Field(None, alias="TOKENMETRICS_API_KEY")
     tokenmetrics_base_url: str = Field("https://api.tokenmetrics.com/v2",
