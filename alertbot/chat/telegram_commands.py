@@ -95,12 +95,12 @@ def parse_command(message: Message, bot_username: str) -> tuple[str, str] | None
                    if e.type == MessageEntity.BOT_COMMAND and e.offset == 0), None)
     if entity is None:
         return None
-    word = message.parse_entity(entity)[1:]
-    name, _, addressee = word.partition("@")
+    command = message.parse_entity(entity)
+    name, _, addressee = command[1:].partition("@")
     if addressee and addressee.lower() != bot_username.lower():
         return None  # meant for another bot in the same group
-    rest = text[len(message.parse_entity(entity)):]
-    return name.lower(), rest.strip()
+    # Commands are ASCII, so the entity's UTF-16 length is also its length in characters.
+    return name.lower(), text[len(command):].strip()
 
 
 def reply_lines(reply: Reply) -> list[Line]:
