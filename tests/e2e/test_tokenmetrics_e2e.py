@@ -79,7 +79,8 @@ async def test_run_bad_key_logs_one_line_naming_variable_and_backs_off(
     fake.reset_calls()
     bot = await Alertbot(["run"], tm_env(tmp_path, fake, BAD_KEY), tmp_path).start()
     try:
-        await until(lambda: "poll" in bot.stderr and "TOKENMETRICS_API_KEY" in bot.stderr)
+        await until(lambda: any("failed" in line and "TOKENMETRICS_API_KEY" in line
+                                for line in bot.stderr.splitlines()))
         # Four poll intervals: without a backoff each one would be another rejected call.
         await asyncio.sleep(2.0)
         assert len(fake.calls_to("/trading-signals")) == 1
