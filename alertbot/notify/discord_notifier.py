@@ -230,11 +230,6 @@ def alert_embed(message: Message) -> discord.Embed:
     return fit(parts)
 
 
-def embed_size(embed: discord.Embed) -> int:
-    """The characters Discord counts towards EMBED_TOTAL_MAX."""
-    return len(embed)
-
-
 # ---------------------------------------------------------------------------------- addresses
 
 
