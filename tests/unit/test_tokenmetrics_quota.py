@@ -183,7 +183,7 @@ def test_retry_backoff_full_jitter_stays_under_the_capped_ceiling() -> None:
         assert max(draws) > ceiling * 0.8 and min(draws) < ceiling * 0.2
 
 
-def test_quota_plan_is_immutable_value() -> None:
+def test_plan_quota_without_interval_derives_it_and_is_not_explicit() -> None:
     plan = QuotaPlan(10_000, 4, timedelta(minutes=20))
 
     assert plan == plan_quota(10_000, 4)
