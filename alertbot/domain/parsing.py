@@ -54,7 +54,9 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """Shortest readable form: 90s -> 1m30s, 3600s -> 1h."""
+    """Shortest readable form: 90s -> 1m30s, 3600s -> 1h, 0.5s stays 0.5s."""
+    if 0 < value.total_seconds() < 1:
+        return f"{value.total_seconds():g}s"
     total = round(value.total_seconds())
     if total == 0:
         return "0s"

@@ -39,9 +39,10 @@ def test_parse_duration_zero_when_allowed() -> None:
     assert parse_duration("0", allow_zero=True) == timedelta(0)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (90, "1m30s"), (3600, "1h"),
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (0.5, "0.5s"), (90, "1m30s"),
+                                               (3600, "1h"),
                                                (90061, "1d1h1m1s")])
-def test_format_duration_is_shortest(seconds: int, text: str) -> None:
+def test_format_duration_is_shortest(seconds: float, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text
 
 
