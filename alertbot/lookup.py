@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9$._-]{1,20}$")
 DEFAULT_CACHE_TTL = timedelta(minutes=5)
-RECENT_LOOKUP_KEY = "lookups.recent"
+RECENT_LOOKUP_WINDOW = timedelta(hours=1)
+"""Tokens looked up this recently ride along in the poll (free: ids are batched per call)."""
 
 
 class LookupFailed(Exception):
@@ -50,7 +51,15 @@ class Lookup:
         self._cache: dict[tuple[int, tuple[Kind, ...]], _Cached] = {}
         self._inflight: dict[tuple[int, tuple[Kind, ...]], asyncio.Future[_Cached]] = {}
         self._resolving: dict[str, asyncio.Future[list[Token]]] = {}
+        self._recent: dict[int, datetime] = {}
         self.source_calls = 0
+
+    def recent_tokens(self) -> set[int]:
+        """Token ids looked up within RECENT_LOOKUP_WINDOW."""
+        cutoff = self._clock.now() - RECENT_LOOKUP_WINDOW
+        for token_id in [t for t, at in self._recent.items() if at < cutoff]:
+            del self._recent[token_id]
+        return set(self._recent)
 
     async def resolve(self, text: str) -> Token:
         """A token from a symbol (or a numeric token id); raises LookupFailed."""
@@ -97,6 +106,7 @@ class Lookup:
     async def snapshot(self, token: Token, kinds: Sequence[Kind] = ALL_KINDS) -> Snapshot:
         """Current values of a token: stored when fresh, else fetched (cached, shared)."""
         now = self._clock.now()
+        self._recent[token.token_id] = now
         states = await self._store.load_states([token.token_id])
         entries: dict[Kind, SnapshotEntry] = {}
         stale: list[Kind] = []

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -47,13 +47,15 @@ class Poller:
 
     def __init__(self, store: Store, source: Source, rules: Rules, clock: Clock, *,
                  interval: timedelta, on_committed: Callable[[], None] = lambda: None,
-                 observer: PollObserver | None = None) -> None:
+                 observer: PollObserver | None = None,
+                 also_watch: Callable[[], Collection[int]] = frozenset) -> None:
         self._store = store
         self._source = source
         self._rules = rules
         self._clock = clock
         self.interval = interval
         self._on_committed = on_committed
+        self.also_watch = also_watch
         self._observer = observer or PollObserver()
         self._catalog: dict[int, Token] = {}
         self._lock = asyncio.Lock()
@@ -62,11 +64,14 @@ class Poller:
         self.last_error: str = ""
 
     async def targets(self) -> tuple[list[int], tuple[Kind, ...]]:
-        """Token ids and kinds that subscriptions need now."""
+        """Token ids and kinds that subscriptions (and recent lookups) need now."""
         watched = await self._store.watched()
         ids = set(watched.token_masks)
         if watched.all_tokens_mask:
             ids.update(t.token_id for t in await self._source.universe())
+        if ids:
+            # Only alongside real polling: lookups must not add calls of their own.
+            ids.update(self.also_watch())
         return sorted(ids), mask_to_kinds(watched.kinds_mask)
 
     async def poll_once(self) -> PollReport:

@@ -1,0 +1,161 @@
+"""Poller: detect -> persist in one transaction; the same path for polls and pushes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from alertbot.domain.detect import Outcome, Rules
+from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Reading, Token
+from alertbot.poller import Poller
+from alertbot.sources.base import Batch, SourceError
+from alertbot.store.sqlite import SqliteStore
+
+BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")
+ETH = Token(3306, "ETH", "Ethereum", "ethereum")
+CHAT = Destination("console", "default")
+DAY = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@dataclass
+class FixedClock:
+    at: datetime = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@dataclass
+class ScriptedSource:
+    """Serves whatever readings the test sets; can fail."""
+
+    name: str = "scripted"
+    readings: list[Reading] = field(default_factory=list)
+    error: SourceError | None = None
+    fetched: list[tuple[list[int], tuple[Kind, ...]]] = field(default_factory=list)
+
+    async def universe(self) -> list[Token]:
+        return [BTC, ETH]
+
+    async def resolve(self, symbol: str) -> list[Token]:
+        return [t for t in (BTC, ETH) if t.symbol == symbol.upper()]
+
+    async def fetch(self, token_ids: Sequence[int], kinds: Collection[Kind],
+                    now: datetime) -> Batch:
+        self.fetched.append((list(token_ids), tuple(kinds)))
+        if self.error is not None:
+            raise self.error
+        return Batch(readings=[r for r in self.readings
+                               if r.token.token_id in token_ids and r.kind in kinds],
+                     meta={"cursor": str(len(self.fetched))})
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    instance = SqliteStore(str(tmp_path / "p.db"))
+    await instance.open()
+    yield instance
+    await instance.close()
+
+
+def signal(token: Token, value: float, day: int) -> Reading:
+    return Reading(token, Kind.SIGNAL, value, DAY + timedelta(days=day))
+
+
+def poller_for(store: SqliteStore, source: ScriptedSource, clock: FixedClock,
+               woken: list[int] | None = None) -> Poller:
+    return Poller(store, source, Rules(), clock, interval=timedelta(seconds=0.05),
+                  on_committed=lambda: woken.append(1) if woken is not None else None)
+
+
+async def test_poller_baseline_then_change_then_dedupe(store: SqliteStore) -> None:
+    clock = FixedClock()
+    await store.subscribe(CHAT, ALL_TOKENS, ALL_KINDS, clock.at - timedelta(hours=1))
+    source = ScriptedSource(readings=[signal(BTC, 1, 0)])
+    woken: list[int] = []
+    poller = poller_for(store, source, clock, woken)
+    first = await poller.poll_once()
+    assert first.outcomes[Outcome.BASELINE] == 1 and first.changes == [] and woken == []
+    source.readings = [signal(BTC, -1, 1)]
+    second = await poller.poll_once()
+    assert [c.to_label for c in second.changes] == ["bearish"] and second.outbox_rows == 1
+    assert woken == [1]
+    again = await poller.poll_once()
+    assert again.changes == [] and again.outcomes[Outcome.UNCHANGED] == 1
+    assert await store.get_meta("cursor") == "3"
+
+
+async def test_poller_ingest_replayed_old_readings_are_stale(store: SqliteStore) -> None:
+    clock = FixedClock()
+    poller = poller_for(store, ScriptedSource(), clock)
+    await poller.ingest([signal(BTC, 1, 5)])
+    report = await poller.ingest([signal(BTC, -1, 3), signal(BTC, 1, 5)])
+    assert report.outcomes[Outcome.STALE] == 1 and report.changes == []
+    (state,) = (await store.load_states([BTC.token_id])).values()
+    assert state.value == 1 and state.source_ts == DAY + timedelta(days=5)
+
+
+async def test_poller_ingest_chains_several_readings_of_one_series(store: SqliteStore) -> None:
+    poller = poller_for(store, ScriptedSource(), FixedClock())
+    await poller.ingest([signal(BTC, 1, 0)])
+    report = await poller.ingest([signal(BTC, 1, 3), signal(BTC, -1, 1), signal(BTC, -1, 2)])
+    assert [(c.from_value, c.to_value) for c in report.changes] == [(1.0, -1.0), (-1.0, 1.0)]
+
+
+async def test_poller_polls_only_what_subscriptions_need(store: SqliteStore) -> None:
+    clock = FixedClock()
+    source = ScriptedSource()
+    poller = poller_for(store, source, clock)
+    assert (await poller.poll_once()).tokens == 0 and source.fetched == []
+    await store.subscribe(CHAT, ETH.token_id, (Kind.SIGNAL, Kind.TM_GRADE), clock.at)
+    await poller.poll_once()
+    assert source.fetched[-1] == ([ETH.token_id], (Kind.SIGNAL, Kind.TM_GRADE))
+    poller.also_watch = lambda: {BTC.token_id}
+    await poller.poll_once()
+    assert source.fetched[-1] == ([ETH.token_id, BTC.token_id], (Kind.SIGNAL, Kind.TM_GRADE))
+
+
+async def test_poller_recent_lookups_alone_cost_no_calls(store: SqliteStore) -> None:
+    source = ScriptedSource()
+    poller = poller_for(store, source, FixedClock())
+    poller.also_watch = lambda: {BTC.token_id}
+    await poller.poll_once()
+    assert source.fetched == []
+
+
+async def test_poller_failed_cycle_changes_nothing_and_next_runs(store: SqliteStore) -> None:
+    clock = FixedClock()
+    await store.subscribe(CHAT, BTC.token_id, ALL_KINDS, clock.at)
+    source = ScriptedSource(readings=[signal(BTC, 1, 0)],
+                            error=SourceError("Token Metrics rejected TOKENMETRICS_API_KEY"))
+    poller = poller_for(store, source, clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    while len(source.fetched) < 2:
+        await asyncio.sleep(0.01)
+    assert poller.last_error.startswith("Token Metrics rejected")
+    assert await store.load_states([BTC.token_id]) == {}
+    source.error = None
+    while not await store.load_states([BTC.token_id]):
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert poller.last_error == "" and poller.last_success == clock.at
+
+
+async def test_poller_uses_catalog_tokens_for_links(store: SqliteStore) -> None:
+    clock = FixedClock()
+    await store.subscribe(CHAT, BTC.token_id, ALL_KINDS, clock.at - timedelta(hours=1))
+    poller = poller_for(store, ScriptedSource(), clock)
+    bare = Token(BTC.token_id, "BTC", "Bitcoin", "")
+    await poller.ingest([Reading(bare, Kind.SIGNAL, 1, DAY)], tokens=[BTC])
+    report = await poller.ingest([Reading(bare, Kind.SIGNAL, -1, DAY + timedelta(days=1))])
+    assert report.changes[0].token.link == "https://app.tokenmetrics.com/bitcoin"
