@@ -139,12 +139,16 @@ async def test_poller_failed_cycle_changes_nothing_and_next_runs(store: SqliteSt
     poller = poller_for(store, source, clock)
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
-    while len(source.fetched) < 2:
+    for _ in range(500):
+        if len(source.fetched) >= 2:
+            break
         await asyncio.sleep(0.01)
     assert poller.last_error.startswith("Token Metrics rejected")
     assert await store.load_states([BTC.token_id]) == {}
     source.error = None
-    while not await store.load_states([BTC.token_id]):
+    for _ in range(500):
+        if await store.load_states([BTC.token_id]):
+            break
         await asyncio.sleep(0.01)
     stop.set()
     await task
