@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 from pydantic import SecretStr
@@ -21,14 +23,20 @@ from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Policy
 from alertbot.domain.parsing import format_duration
 from alertbot.logs import Redactor
 from alertbot.lookup import Lookup
+from alertbot.metrics import Metrics
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import DEFAULT_CHAT, ConsoleNotifier
 from alertbot.notify.webhook_notifier import WebhookNotifier
+from alertbot.observers import Observers
+from alertbot.operations import install_operations
 from alertbot.poller import Poller
 from alertbot.sources.base import Source, SourceError
 from alertbot.sources.replay import CURSOR_KEY, ReplaySource, load_demo_data
 from alertbot.store.base import Store
 from alertbot.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from alertbot.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,12 @@ class App:
     background: list[Callable[[asyncio.Event], Coroutine[None, None, None]]] = field(
         default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+    observers: Observers = field(default_factory=Observers)
+    """What the poller and dispatcher report to (metrics, operator alerts)."""
+    env_file: Path | None = Path(".env")
+    """Re-read on SIGHUP."""
+    web: WebServer | None = None
 
     async def close(self) -> None:
         """Release every resource (idempotent, in reverse order of creation)."""
@@ -82,7 +96,7 @@ def rules_from(settings: Settings) -> Rules:
 
 
 async def build(settings: Settings, *, clock: Clock | None = None,
-                redactor: Redactor | None = None) -> App:
+                redactor: Redactor | None = None, env_file: Path | None = Path(".env")) -> App:
     """Open the store and wire source, notifiers, poller, dispatcher and lookups."""
     clock = clock or SystemClock()
     redactor = redactor or Redactor(settings.secrets())
@@ -96,9 +110,10 @@ async def build(settings: Settings, *, clock: Clock | None = None,
         closers.append(source.close)
         rules = rules_from(settings)
         notifiers: dict[str, Notifier] = {}
-        dispatcher = Dispatcher(store, notifiers, clock)
+        observers = Observers()
+        dispatcher = Dispatcher(store, notifiers, clock, observer=observers)
         poller = Poller(store, source, rules, clock, interval=interval,
-                        on_committed=dispatcher.wake)
+                        on_committed=dispatcher.wake, observer=observers)
         lookup = Lookup(store, _lookup_source(source), clock,
                         fresh_for=max(interval * 3, timedelta(minutes=2)))
     except BaseException:
@@ -107,7 +122,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
                 await closer()
         raise
     app = App(settings, clock, store, source, rules, notifiers, poller, dispatcher, lookup,
-              redactor, session, closers=closers)
+              redactor, session, closers=closers, observers=observers, env_file=env_file)
     app.checks["database"] = _database_check(store)
     app.checks["source"] = _source_check(source)
     ready: Callable[[], str | None] | None = getattr(source, "readiness", None)
@@ -115,6 +130,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
         app.health["source"] = ready
     try:
         await _install_platforms(app)
+        await install_operations(app)
     except BaseException:
         await app.close()
         raise

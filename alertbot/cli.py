@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
-    app = await build(settings, redactor=redactor)
+    app = await build(settings, redactor=redactor, env_file=args.env_file)
     try:
         handler = _COMMANDS[args.command]
         return await handler(app, args)

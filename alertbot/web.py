@@ -1,0 +1,255 @@
+"""HTTP endpoints: /healthz, /readyz, /metrics and the signed push ingest /hooks/signals.
+
+Runs as a background job of `alertbot run` on ALERTBOT_HTTP_HOST:ALERTBOT_HTTP_PORT (port 0
+disables it). Every response body passes through the redactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from alertbot.domain.ops import STALE_INTERVALS
+from alertbot.ingest import (
+    MAX_BODY,
+    IngestError,
+    ReplayGuard,
+    parse_body,
+    resolve_tokens,
+    to_readings,
+)
+from alertbot.logs import correlation_id
+from alertbot.metrics import CONTENT_TYPE, Metrics, QuotaProbe
+from alertbot.signing import SIGNATURE_HEADER, SignatureError, sign, verify
+
+if TYPE_CHECKING:
+    from alertbot.app import App
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 5.0
+INGEST_PATH = "/hooks/signals"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One readiness check: None problem = passing."""
+
+    name: str
+    problem: str | None
+    detail: str = ""
+
+
+class WebServer:
+    """The aiohttp application and its lifecycle."""
+
+    def __init__(self, app: App, metrics: Metrics, *, quota: QuotaProbe | None = None,
+                 started: datetime | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._quota = quota
+        self._started = started or app.clock.now()
+        self._wall = wall
+        self._replays = ReplayGuard()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def application(self) -> web.Application:
+        """Routes and handlers."""
+        application = web.Application(client_max_size=MAX_BODY)
+        application.router.add_get("/healthz", self._healthz)
+        application.router.add_get("/readyz", self._readyz)
+        application.router.add_get("/metrics", self._metrics_page)
+        application.router.add_post(INGEST_PATH, self._ingest)
+        return application
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; returns the bound port (useful when `port` is 0 in tests)."""
+        runner = web.AppRunner(self.application(), access_log=None, handle_signals=False,
+                               shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening (idempotent)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Background job: listen on the configured address until `stop`."""
+        settings = self._app.settings
+        try:
+            port = await self.start(settings.http_host, settings.http_port)
+        except OSError as exc:
+            # Alerts matter more than the endpoints: keep delivering, but say so loudly.
+            log.error("HTTP server cannot listen on %s:%d (%s); health, metrics and push "
+                      "ingest are unavailable", settings.http_host, settings.http_port,
+                      exc.strerror or exc)
+            return
+        ingest = "on" if settings.webhook_secret else "off (ALERTBOT_WEBHOOK_SECRET unset)"
+        log.info("HTTP on %s:%d: /healthz /readyz /metrics, push ingest %s",
+                 settings.http_host, port, ingest)
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # ------------------------------------------------------------------ health
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readiness(self) -> list[CheckResult]:
+        """Every readiness check: database, poll freshness, each registered probe."""
+        app = self._app
+        results = [await self._database()]
+        results.append(self._polls())
+        for name, probe in app.health.items():
+            try:
+                problem = probe()
+            except Exception as exc:
+                problem = f"check failed: {type(exc).__name__}"
+            results.append(CheckResult(name, problem))
+        return results
+
+    async def _database(self) -> CheckResult:
+        try:
+            await asyncio.wait_for(self._app.store.ping(), PROBE_TIMEOUT)
+        except TimeoutError:
+            return CheckResult("database", f"no answer within {PROBE_TIMEOUT:.0f}s")
+        except Exception as exc:
+            return CheckResult("database", str(exc) or type(exc).__name__)
+        return CheckResult("database", None)
+
+    def _polls(self) -> CheckResult:
+        poller = self._app.poller
+        now = self._app.clock.now()
+        interval = poller.interval.total_seconds()
+        limit = STALE_INTERVALS * interval
+        last = poller.last_success
+        error = f"; last error: {poller.last_error}" if poller.last_error else ""
+        if last is None:
+            waited = (now - self._started).total_seconds()
+            return CheckResult("polls", f"no successful poll yet ({waited:.0f}s since start)"
+                                        + error)
+        age = (now - last).total_seconds()
+        if age > limit:
+            return CheckResult("polls", f"last successful poll {age:.0f}s ago, more than "
+                                        f"{STALE_INTERVALS} intervals ({limit:.0f}s)" + error)
+        return CheckResult("polls", None, f"last success {age:.0f}s ago")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        results = await self.readiness()
+        ready = all(r.problem is None for r in results)
+        lines = ["ready" if ready else "not ready"]
+        for result in results:
+            if result.problem is None:
+                lines.append(f"{result.name}: ok" + (f" ({result.detail})" if result.detail
+                                                      else ""))
+            else:
+                lines.append(f"{result.name}: FAILED: {result.problem}")
+        body = self._app.redactor("\n".join(lines) + "\n")
+        return web.Response(text=body, status=200 if ready else 503)
+
+    # ------------------------------------------------------------------ metrics
+
+    async def _metrics_page(self, request: web.Request) -> web.Response:
+        await self.refresh_metrics()
+        return web.Response(body=self._metrics.render(),
+                            headers={"Content-Type": CONTENT_TYPE})
+
+    async def refresh_metrics(self) -> None:
+        """Read the stored state that scrape-time gauges describe."""
+        app = self._app
+        now = app.clock.now()
+        try:
+            outbox = await asyncio.wait_for(app.store.outbox_stats(), PROBE_TIMEOUT)
+            quota = (await asyncio.wait_for(self._quota(now), PROBE_TIMEOUT)
+                     if self._quota else None)
+        except Exception as exc:
+            self._metrics.scrape_errors.inc()
+            log.warning("metrics: cannot read stored state: %s", exc)
+            return
+        self._metrics.set_state(outbox=outbox, now=now,
+                                interval_s=app.poller.interval.total_seconds(),
+                                last_success=app.poller.last_success, quota=quota)
+
+    # ------------------------------------------------------------------ push ingest
+
+    async def _ingest(self, request: web.Request) -> web.Response:
+        secret = self._app.settings.webhook_secret
+        if secret is None:
+            # Without a secret nothing could be verified: the endpoint does not exist.
+            raise web.HTTPNotFound(text="push ingest is off (ALERTBOT_WEBHOOK_SECRET unset)\n")
+        token = correlation_id.set(f"push-{uuid.uuid4().hex[:8]}")
+        try:
+            summary = await self._accept(request, secret.get_secret_value())
+        except IngestError as exc:
+            self._metrics.ingest_result(exc.result)
+            message = self._app.redactor(exc.message)
+            log.info("push ingest rejected (%d): %s", exc.status, message)
+            return web.json_response({"error": message}, status=exc.status)
+        finally:
+            correlation_id.reset(token)
+        self._metrics.ingest_result("accepted")
+        return web.json_response(summary)
+
+    async def _accept(self, request: web.Request, secret: str) -> dict[str, Any]:
+        body = await _read_limited(request)
+        now = self._wall()
+        try:
+            timestamp = verify(secret, request.headers.get(SIGNATURE_HEADER), body, now)
+        except SignatureError as exc:
+            result = "stale" if "tolerance" in str(exc) else "bad_signature"
+            raise IngestError(401, str(exc), result) from None
+        # The canonical signature, not the header: extra v1= entries must not make a replay
+        # look new.
+        if not self._replays.first_use(sign(secret, body, timestamp), timestamp, now):
+            raise IngestError(401, "signature already used (replayed request)", "replayed")
+        app = self._app
+        pushed = parse_body(body, app.clock.now())
+        tokens = await resolve_tokens(pushed, app.store, app.lookup)
+        readings = to_readings(pushed, tokens)
+        report = await app.poller.ingest(readings, tokens=list(dict.fromkeys(tokens.values())))
+        self._metrics.count_changes(report.changes)
+        log.info("push ingest: %d readings, %d changes, %d alerts queued", len(readings),
+                 len(report.changes), report.outbox_rows)
+        return {"accepted": len(readings), "changes": len(report.changes),
+                "alerts_queued": report.outbox_rows,
+                "outcomes": _outcomes(report.outcomes)}
+
+
+def _outcomes(outcomes: Mapping[Any, int]) -> dict[str, int]:
+    return {str(k): v for k, v in sorted(outcomes.items(), key=lambda kv: str(kv[0]))}
+
+
+async def _read_limited(request: web.Request) -> bytes:
+    too_large = IngestError(413, f"request body larger than {MAX_BODY} bytes", "too_large")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16 * 1024):
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise too_large
+    return bytes(body)
