@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     thr.add_argument("--settle", help="flap guard: cancel changes reverted within this long")
     thr.add_argument("--mode", action="append", default=[],
                      help="KIND=on|silent|off (repeatable)")
+
+    db = sub.add_parser("db", help="database maintenance: backup, stats")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    backup = db_sub.add_parser("backup", help="write a consistent copy while the bot runs")
+    backup.add_argument("path", help="file to write (replaced if it exists)")
+    db_sub.add_parser("stats", help="sizes, rows per table, outbox by state, schema version")
     return parser
 
 
@@ -114,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    if args.command == "db":
+        from alertbot import maintenance
+
+        if args.db_command == "backup":
+            return await maintenance.backup(settings, args.path)
+        return await maintenance.stats(settings)
     app = await build(settings, redactor=redactor, env_file=args.env_file)
     try:
         handler = _COMMANDS[args.command]

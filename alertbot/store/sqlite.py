@@ -1024,6 +1024,8 @@ class SqliteStore:
         target = await asyncio.to_thread(_backup_target, self._path, path)
         partial = f"{target}.partial"
         try:
+            # The copy holds delivery addresses (secrets): readable by the owner only.
+            await asyncio.to_thread(_create_private, partial)
             copy = await asyncio.to_thread(sqlite3.connect, partial, check_same_thread=False)
             try:
                 async with self._lock:
@@ -1080,6 +1082,12 @@ def _backup_target(database: str, path: str) -> str:
     if not os.path.isdir(folder):
         raise StoreError(f"backup directory does not exist: {folder}")
     return target
+
+
+def _create_private(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _file_size(path: str) -> int:

@@ -489,6 +489,7 @@ async def test_store_backup_writes_complete_copy(store: Store, tmp_path: Path) -
     target.write_bytes(b"an older backup")
     await store.backup(str(target))
     assert target.stat().st_size > 0
+    assert target.stat().st_mode & 0o077 == 0, "a backup holds secrets: owner only"
     assert not (tmp_path / "copy.db.partial").exists()
     copy = SqliteStore(str(target))
     await copy.open()
