@@ -12,7 +12,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from alertbot.clock import Clock
 from alertbot.dispatcher import DispatchObserver
@@ -21,13 +22,32 @@ from alertbot.domain.models import Destination, Reason
 from alertbot.domain.ops import OpsCode, OpsEvent
 from alertbot.logs import Redactor
 from alertbot.metrics import Metrics, QuotaProbe
-from alertbot.poller import Poller, PollObserver, PollReport
+from alertbot.poller import PollObserver, PollReport
 from alertbot.store.base import Store
 
 log = logging.getLogger(__name__)
 
 ACTIVE_KEY = "ops.active"
 CHECK_EVERY = 60.0
+
+
+class PollStatus(Protocol):
+    """What the monitor reads from the poller."""
+
+    @property
+    def last_success(self) -> datetime | None:
+        """When a poll last succeeded."""
+        ...
+
+    @property
+    def last_error(self) -> str:
+        """Why the last poll failed ("" when it did not)."""
+        ...
+
+    @property
+    def interval(self) -> timedelta:
+        """Time between polls."""
+        ...
 
 
 def parse_destination(text: str) -> Destination:
@@ -39,7 +59,8 @@ def parse_destination(text: str) -> Destination:
 class OpsMonitor(PollObserver, DispatchObserver):
     """Raises ops events and stores them through the outbox for one destination."""
 
-    def __init__(self, store: Store, clock: Clock, destination: Destination, poller: Poller, *,
+    def __init__(self, store: Store, clock: Clock, destination: Destination,
+                 poller: PollStatus, *,
                  wake: Callable[[], None], redactor: Redactor,
                  auth_error: Callable[[], str | None] | None = None,
                  quota: QuotaProbe | None = None, metrics: Metrics | None = None,
