@@ -47,11 +47,11 @@ class Served:
         async with self.http.get(self.url + path) as resp:
             return resp.status, await resp.text()
 
-    async def push(self, payload: Any, *, secret: str = SECRET, at: float | None = None,
+    async def push(self, payload: Any, *, secret: str = SECRET, skew: float = 0.0,
                    header: str | None = None) -> tuple[int, dict[str, Any]]:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         if header is None:
-            header = sign(secret, body, int(at if at is not None else time.time()))
+            header = sign(secret, body, int(time.time() + skew))
         headers = {SIGNATURE_HEADER: header} if header else {}
         return await self.post(body, headers)
 
@@ -208,8 +208,8 @@ async def test_ingest_oversize_body_rejected_413(demo: Served) -> None:
     ({"header": "v1=abc"}, "signature header has no valid t=<unix seconds>"),
     ({"header": "t=1700000000"}, "signature header has no v1=<hex digest>"),
     ({"secret": "not-the-secret"}, "signature does not match"),
-    ({"at": time.time() - 301}, "signature timestamp is outside the allowed tolerance"),
-    ({"at": time.time() + 400}, "signature timestamp is outside the allowed tolerance"),
+    ({"skew": -302}, "signature timestamp is outside the allowed tolerance"),
+    ({"skew": 400}, "signature timestamp is outside the allowed tolerance"),
 ])
 async def test_ingest_bad_or_stale_signature_rejected_401(
         demo: Served, kwargs: dict[str, Any], message: str) -> None:
