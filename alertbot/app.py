@@ -116,6 +116,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
                         on_committed=dispatcher.wake, observer=observers)
         lookup = Lookup(store, _lookup_source(source), clock,
                         fresh_for=max(interval * 3, timedelta(minutes=2)))
+        poller.also_watch = lookup.recent_tokens
     except BaseException:
         for closer in reversed(closers):
             with suppress(Exception):

@@ -256,7 +256,12 @@ async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
 async def _cmd_unsubscribe(app: App, args: argparse.Namespace) -> int:
     destination = _destination(args)
     kinds = _kinds(args.kinds)
-    token_id, described = await _target_token(app, args.symbol)
+    token_id: int | None
+    if args.symbol.strip().lower() == "all":
+        # As in chat: `all` removes those kinds from every subscription of the destination.
+        token_id, described = None, "every token"
+    else:
+        token_id, described = await _target_token(app, args.symbol)
     removed = await app.store.unsubscribe(destination, token_id, kinds, app.clock.now(),
                                           actor="cli")
     if not removed:

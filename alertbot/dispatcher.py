@@ -247,11 +247,9 @@ class Dispatcher:
                 digest=digest_key([message_key(by_row[d.row_id].change.change_id, destination)
                                    for d in plan.digest]) if plan.digest else None,
             )
-            await self._store.apply_plan(destination, plan, keys, now)
-            for group in (plan.suppressed, plan.held, plan.deferred, plan.singles, plan.digest):
-                for reason in {d.reason for d in group}:
-                    self._observer.decided(destination, reason,
-                                           sum(1 for d in group if d.reason is reason))
+            recorded = await self._store.apply_plan(destination, plan, keys, now)
+            for reason, count in recorded.items():
+                self._observer.decided(destination, reason, count)
             if not plan.messages:
                 return
 

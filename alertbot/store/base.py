@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -294,8 +295,12 @@ class Store(Protocol):
         ...
 
     async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
-                         now: datetime) -> None:
-        """Store a throttle plan: decisions, holds, suppressions and message keys."""
+                         now: datetime) -> Counter[Reason]:
+        """Store a throttle plan: decisions, holds, suppressions and message keys.
+
+        Returns the decisions newly recorded, by reason: re-holding a row for the reason it
+        is already held for records nothing.
+        """
         ...
 
     async def claim(self, key: str, now: datetime) -> None:

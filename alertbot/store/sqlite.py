@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
@@ -800,9 +801,10 @@ class SqliteStore:
         return [_dt(r[0]) for r in rows]
 
     async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
-                         now: datetime) -> None:
-        """Store a plan's decisions."""
+                         now: datetime) -> Counter[Reason]:
+        """Store a plan's decisions; returns the new decisions recorded, by reason."""
         stamp = _ts(now)
+        recorded: Counter[Reason] = Counter()
         async with self._tx() as db:
             for decision in plan.suppressed:
                 cur = await db.execute(
@@ -815,6 +817,7 @@ class SqliteStore:
                 if hit:
                     await self._decide(db, destination, [(decision.row_id, hit[0])],
                                        decision.reason, "", now)
+                    recorded[decision.reason] += 1
             waits = [(d, "held") for d in plan.held] + [(d, "pending") for d in plan.deferred]
             for decision, state in waits:
                 until = decision.until or now
@@ -834,17 +837,22 @@ class SqliteStore:
                     await self._decide(db, destination, [(decision.row_id, hit[0])],
                                        decision.reason, f"until {until:%Y-%m-%d %H:%M:%S} UTC",
                                        now)
+                    recorded[decision.reason] += 1
             for decision in plan.singles:
-                await self._commit_row(db, destination, decision.row_id, keys.singles[
-                    decision.row_id], decision.silent, decision.reason, now)
+                if await self._commit_row(db, destination, decision.row_id,
+                                          keys.singles[decision.row_id], decision.silent,
+                                          decision.reason, now):
+                    recorded[decision.reason] += 1
             if plan.digest:
                 assert keys.digest is not None, "a digest needs a key"
                 for decision in plan.digest:
-                    await self._commit_row(db, destination, decision.row_id, keys.digest,
-                                           plan.digest_silent, decision.reason, now)
+                    if await self._commit_row(db, destination, decision.row_id, keys.digest,
+                                              plan.digest_silent, decision.reason, now):
+                        recorded[decision.reason] += 1
+        return recorded
 
     async def _commit_row(self, db: aiosqlite.Connection, destination: Destination, row_id: int,
-                          key: str, silent: bool, reason: Reason, now: datetime) -> None:
+                          key: str, silent: bool, reason: Reason, now: datetime) -> bool:
         cur = await db.execute(
             "UPDATE outbox SET state = 'pending', reason = ?, msg_key = ?, silent = ?,"
             " next_attempt_at = ?, updated_at = ? WHERE id = ? AND msg_key IS NULL"
@@ -854,6 +862,7 @@ class SqliteStore:
         hit = await cur.fetchone()
         if hit:
             await self._decide(db, destination, [(row_id, hit[0])], reason, key, now)
+        return hit is not None
 
     async def claim(self, key: str, now: datetime) -> None:
         """Mark a message's rows as being sent."""

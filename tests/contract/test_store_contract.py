@@ -289,7 +289,8 @@ async def test_store_due_destinations_filters_platform_and_exclusions(store: Sto
 async def test_store_single_message_lifecycle(store: Store) -> None:
     row = await _one_row(store)
     plan = Plan(singles=[Decision(row, Reason.SENT, silent=True)])
-    await store.apply_plan(TG, plan, PlanKeys(singles={row: "akey"}), NOW)
+    recorded = await store.apply_plan(TG, plan, PlanKeys(singles={row: "akey"}), NOW)
+    assert recorded == {Reason.SENT: 1}
     assert await store.due_alerts(TG, NOW) == []
     (message,) = await store.committed(TG, NOW)
     assert (message.key, message.row_ids, message.silent) == ("akey", (row,), True)
@@ -327,7 +328,7 @@ async def test_store_held_group_waits_until_due_then_returns_whole(store: Store)
     group = await store.due_alerts(TG, later)
     assert [(a.row_id, a.held) for a in group] == [(first, True), (second, True)]
     # Holding again with the same reason records no second decision.
-    await store.apply_plan(TG, plan, PlanKeys(), later)
+    assert await store.apply_plan(TG, plan, PlanKeys(), later) == {}
     assert [d.reason for d in await store.recent_decisions(TG, 5)] == ["held_rate"] * 2
 
 

@@ -34,6 +34,12 @@ async def test_cli_subscribe_list_unsubscribe_round_trip(env: dict[str, str],
     code, out, _ = await cli(env, tmp_path, "unsubscribe", "--platform", "telegram", "--chat",
                              "-100123", "BTC", "--kinds", "hourly")
     assert code == 1 and "had no subscription" in out
+    await cli(env, tmp_path, "subscribe", "--platform", "telegram", "--chat", "-100123", "all")
+    code, out, _ = await cli(env, tmp_path, "unsubscribe", "--platform", "telegram", "--chat",
+                             "-100123", "all")
+    assert code == 0 and "unsubscribed from every token" in out
+    _, listed, _ = await cli(env, tmp_path, "subscriptions")
+    assert listed.strip() == "no subscriptions"
 
 
 @pytest.mark.parametrize(("args", "message"), [
