@@ -102,15 +102,19 @@ def _signal_line(entry: SnapshotEntry | None, name: str) -> str:
 
 def render_signal_lookup(snapshot: Snapshot) -> Message:
     """Answer to /signal: latest daily and hourly signal, with when each fired."""
-    token = snapshot.token
     lines = [
         _signal_line(snapshot.entries.get(Kind.SIGNAL), "Daily signal"),
         _signal_line(snapshot.entries.get(Kind.HOURLY), "Hourly signal"),
     ]
     lines += [f"Recent: {headline(c)} ({when(c.source_ts, c.kind)})"
               for c in snapshot.recent if c.kind in (Kind.SIGNAL, Kind.HOURLY)][:2]
-    return Message(title=f"{token.symbol} signals", lines=(f"{token.name} ({token.symbol})",
-                                                            *lines),
+    return _lookup_message(snapshot, "signals", lines)
+
+
+def _lookup_message(snapshot: Snapshot, what: str, lines: list[str]) -> Message:
+    token = snapshot.token
+    return Message(title=f"{token.symbol} {what}",
+                   lines=(f"{token.name} ({token.symbol})", *lines),
                    link=token.link, direction=None,
                    timestamp=max((e.source_ts for e in snapshot.entries.values()),
                                  default=_EPOCH),
@@ -126,16 +130,10 @@ def _grade_line(entry: SnapshotEntry | None, name: str, band_name: str) -> str:
 
 def render_grade_lookup(snapshot: Snapshot, band_name: Callable[[float], str]) -> Message:
     """Answer to /grade: TM and fundamental grade with bands and the recent change."""
-    token = snapshot.token
     lines = []
     for kind, name in ((Kind.TM_GRADE, "TM grade"), (Kind.FUNDAMENTAL, "Fundamental grade")):
         entry = snapshot.entries.get(kind)
         lines.append(_grade_line(entry, name, band_name(entry.value) if entry else ""))
     lines += [f"Recent: {headline(c)} ({movement(c)}, {when(c.source_ts, c.kind)})"
               for c in snapshot.recent if c.kind in (Kind.TM_GRADE, Kind.FUNDAMENTAL)][:2]
-    return Message(title=f"{token.symbol} grades", lines=(f"{token.name} ({token.symbol})",
-                                                           *lines),
-                   link=token.link, direction=None,
-                   timestamp=max((e.source_ts for e in snapshot.entries.values()),
-                                 default=_EPOCH),
-                   changes=())
+    return _lookup_message(snapshot, "grades", lines)
