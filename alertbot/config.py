@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(None, alias="ALERTBOT_WEBHOOK_SECRET")
     ops_destination: str | None = Field(None, alias="ALERTBOT_OPS_DESTINATION")
     demo: bool | None = Field(None, alias="ALERTBOT_DEMO")
-    demo_speed: float = Field(900.0, alias="ALERTBOT_DEMO_SPEED", gt=0, le=1_000_000)
+    demo_speed: float = Field(1800.0, alias="ALERTBOT_DEMO_SPEED", gt=0, le=1_000_000)
     min_delta: float = Field(10.0, alias="ALERTBOT_MIN_DELTA", ge=0, le=100)
     hysteresis: float = Field(2.0, alias="ALERTBOT_HYSTERESIS", ge=0, le=20)
     retention_days: int = Field(30, alias="ALERTBOT_RETENTION_DAYS", ge=0, le=3650)

@@ -23,8 +23,8 @@ from alertbot.sources.base import Batch
 from alertbot.sources.tmrows import ParseReport, parse_kind, parse_timestamp, parse_tokens
 
 CURSOR_KEY = "replay.cursor"
-DEFAULT_SPEED = 900.0
-"""Demo seconds per wall second: one demo hour every four seconds."""
+DEFAULT_SPEED = 1800.0
+"""Demo seconds per wall second: one demo hour every two seconds."""
 WARM_UP = timedelta(days=3)
 """Where a fresh replay starts, so every token already has history."""
 
