@@ -11,6 +11,7 @@ a sender that loses messages is judged on what it delivered (and its losses are 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -164,6 +165,8 @@ class Judged:
     """First to last accepted message, as the fake saw them arrive."""
     ideal_s: float
     """The ideal span of the same delivered messages."""
+    t90_s: float = 0.0
+    """First accepted message to the one that completed 90 % of them (shows a slow tail)."""
 
     @property
     def rate(self) -> float | None:
@@ -191,6 +194,7 @@ def judge(arrivals: Sequence[tuple[str, float]], windows: Sequence[Window]) -> J
     """Compare accepted messages (chat, arrival time) with their ideal schedule."""
     if not arrivals:
         return Judged(0, 0.0, 0.0)
-    times = [t for _, t in arrivals]
-    elapsed = max(times) - min(times)
-    return Judged(len(arrivals), elapsed, ideal_span([c for c, _ in arrivals], windows))
+    times = sorted(t for _, t in arrivals)
+    elapsed = times[-1] - times[0]
+    t90 = times[max(0, math.ceil(0.9 * len(times)) - 1)] - times[0]
+    return Judged(len(arrivals), elapsed, ideal_span([c for c, _ in arrivals], windows), t90)

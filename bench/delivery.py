@@ -55,6 +55,7 @@ def burst_figures(bench: str, sender: str, shape: Shape, arrivals: Sequence[Arri
         "duplicates": len(arrivals) - unique,
         "429s": rate_limited,
         "elapsed_s": rounded(judged.elapsed_s, 2),
+        "t90_s": rounded(judged.t90_s, 2),
         "ideal_s": rounded(judged.ideal_s, 2),
         "rate_per_s": None if judged.rate is None else rounded(judged.rate, 3),
         "ceiling_per_s": None if judged.ceiling is None else rounded(judged.ceiling, 3),

@@ -56,7 +56,7 @@ def _target_row(line: Mapping[str, Any]) -> tuple[str, str, str, str, str] | Non
         return (bench, f"{line['platform']} {line['shape']}", shown,
                 f"≥ {line['target']:.0%}, 0 429s",
                 f"{line['429s']} 429s, {line['lost']} lost; {line['elapsed_s']:.1f} s "
-                f"(ideal {line['ideal_s']:.1f} s)")
+                f"(ideal {line['ideal_s']:.1f} s), 90 % by {line['t90_s']:.1f} s")
     if bench == "latency":
         return (bench, line["case"], f"p99 {line['p99_ms']:.1f} ms",
                 f"p99 ≤ {line['target_ms']:.0f} ms",
