@@ -1,0 +1,108 @@
+"""Pacing against the strict Telegram fake: bursts that exceed every limit provoke no 429.
+
+The pacer and the fake share one virtual clock that only moves when the pacer sleeps, so
+fifteen minutes of paced sending (300 messages at 20 per minute) take a second of real time,
+while every request still reaches the fake over HTTP through python-telegram-bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from alertbot.clock import SystemClock
+from alertbot.dispatcher import Dispatcher
+from alertbot.domain.models import (
+    ALL_KINDS,
+    Change,
+    Destination,
+    Direction,
+    Kind,
+    Policy,
+    Token,
+    make_change_id,
+)
+from alertbot.notify.pacing import Pacer
+from alertbot.notify.telegram_notifier import TelegramNotifier
+from alertbot.store.sqlite import SqliteStore
+from tests.fakes.telegram_api import FakeTelegram
+
+BURST = 300
+NO_THROTTLE = Policy(max_alerts=1000, window=timedelta(minutes=1))
+
+
+class VirtualClock:
+    """Monotonic seconds that advance only when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake = self.now + seconds
+        await asyncio.sleep(0)
+        self.now = max(self.now, wake)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    instance = SqliteStore(str(tmp_path / "pace.db"))
+    await instance.open()
+    yield instance
+    await instance.close()
+
+
+async def queue_burst(store: SqliteStore, destinations: list[Destination]) -> None:
+    """One change per entry, each fanned out to exactly that entry's destination."""
+    now = datetime.now(UTC)
+    changes = []
+    for i, destination in enumerate(destinations):
+        token = Token(10_000 + i, f"T{i}", f"Token {i}", f"token-{i}")
+        await store.set_policy(destination, NO_THROTTLE, now)
+        await store.subscribe(destination, token.token_id, ALL_KINDS, now - timedelta(hours=1))
+        source = datetime(2026, 1, 1, tzinfo=UTC)
+        changes.append(Change(make_change_id(token.token_id, Kind.HOURLY, -1, 1, source), token,
+                              Kind.HOURLY, -1.0, 1.0, Direction.UP, source, now, "bearish",
+                              "bullish", "flip"))
+    await store.record_poll([], changes, now)
+
+
+async def deliver(store: SqliteStore, destinations: list[Destination]) -> FakeTelegram:
+    clock = VirtualClock()
+    async with FakeTelegram(clock=clock) as fake:
+        pacer = Pacer(clock=clock, sleep=clock.sleep)
+        notifier = TelegramNotifier.connect(fake.token, fake.root, pacer=pacer)
+        try:
+            dispatcher = Dispatcher(store, {"telegram": notifier}, SystemClock(), pacer=pacer)
+            await dispatcher.run_until_idle(120)
+        finally:
+            await notifier.close()
+    return fake
+
+
+async def test_pacing_burst_to_one_group_provokes_no_429(store: SqliteStore) -> None:
+    group = Destination("telegram", "-100123")
+    await queue_burst(store, [group] * BURST)
+    fake = await deliver(store, [group])
+    assert fake.rate_limited == 0
+    assert len(fake.sent_to(-100123)) == BURST
+    stamps = sorted(m.timestamp for m in fake.sent)
+    # 20 per minute: 300 messages need at least 14 full minutes of (virtual) time.
+    assert stamps[-1] - stamps[0] >= 14 * 60
+
+
+async def test_pacing_burst_to_distinct_chats_provokes_no_429(store: SqliteStore) -> None:
+    chats = [Destination("telegram", str(1000 + i)) for i in range(BURST)]
+    await queue_burst(store, chats)
+    fake = await deliver(store, chats)
+    assert fake.rate_limited == 0
+    assert len({m.chat_id for m in fake.sent}) == BURST
+    stamps = sorted(m.timestamp for m in fake.sent)
+    # 30 per second overall: 300 messages need at least 9 seconds.
+    assert stamps[-1] - stamps[0] >= 9
