@@ -258,12 +258,9 @@ class Dispatcher:
                        first_created: datetime) -> str:
         destination = target.destination
         message = render(changes)
-        # Claim first: the slot's time must be the send's time. Waiting for the store (every
-        # lane shares one connection) after taking a slot let sends drift past the pacer's
-        # margin, so a strict platform saw more than its limit in one window.
-        await self._store.claim(key, self._clock.now())
         await self._pacer.acquire(notifier.limits(destination),
                                   scopes=(destination.platform, str(destination)))
+        await self._store.claim(key, self._clock.now())
         delivery = uuid.uuid4().hex[:8]
         token = correlation_id.set(f"send-{delivery}")
         try:
