@@ -258,9 +258,12 @@ class Dispatcher:
                        first_created: datetime) -> str:
         destination = target.destination
         message = render(changes)
+        # Claim first, so nothing but the send itself runs between taking a pacing slot and
+        # the request: waiting for the store (one connection shared by every lane) after the
+        # slot let the request leave later than the slot the pacer counted.
+        await self._store.claim(key, self._clock.now())
         await self._pacer.acquire(notifier.limits(destination),
                                   scopes=(destination.platform, str(destination)))
-        await self._store.claim(key, self._clock.now())
         delivery = uuid.uuid4().hex[:8]
         token = correlation_id.set(f"send-{delivery}")
         try:
