@@ -216,7 +216,7 @@ async def ensure_default_subscription(app: App) -> bool:
     if not app.settings.use_demo or app.settings.telegram_bot_token or \
             app.settings.discord_bot_token:
         return False
-    if await app.store.subscriptions() or await app.store.destinations():
+    if await app.store.destinations(limit=1):
         return False
     now = app.clock.now()
     await app.store.ensure_destination(CONSOLE_DEFAULT, now, policy=DEMO_CONSOLE_POLICY)

@@ -50,7 +50,7 @@ async def install_operations(app: App) -> None:
     metrics = app.metrics
     app.observers.add(metrics)
     app.observers.on_address(app.redactor.add_address)
-    for info in await app.store.destinations():
+    for info in await app.store.destinations(with_address=True):
         if info.address:
             app.redactor.add_address(info.address)
     quota = quota_probe(app.source)

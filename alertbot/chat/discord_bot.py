@@ -133,9 +133,9 @@ class DiscordBot:
         label = guild_label(guild_id)
         now = self._clock.now()
         paused = 0
-        for info in await self._store.destinations():
+        for info in await self._store.destinations(platform="discord"):
             destination = info.destination
-            if destination.platform != "discord" or is_webhook_destination(destination):
+            if is_webhook_destination(destination):
                 continue
             if info.label == label or destination.chat_id in channel_ids:
                 await self._store.pause(destination, LEFT_GUILD_REASON, now)
@@ -268,8 +268,7 @@ class DiscordBot:
 
 
 async def _check(app: App, token: str | None) -> str:
-    infos = await app.store.destinations()
-    discord_dests = [i.destination for i in infos if i.destination.platform == "discord"]
+    discord_dests = [i.destination for i in await app.store.destinations(platform="discord")]
     webhooks = sum(1 for d in discord_dests if is_webhook_destination(d))
     channels = len(discord_dests) - webhooks
     counts = f"{channels} channels, {webhooks} webhooks subscribed"
@@ -301,9 +300,8 @@ async def install_discord(app: App) -> None:
     settings = app.settings
     token_value = settings.discord_bot_token
     token = token_value.get_secret_value() if token_value is not None else None
-    has_webhooks = any(i.destination.platform == "discord"
-                       and is_webhook_destination(i.destination)
-                       for i in await app.store.destinations())
+    has_webhooks = any(is_webhook_destination(i.destination) for i in
+                       await app.store.destinations(platform="discord", with_address=True))
     if token is None and not has_webhooks:
         return
     point_discord_at(settings.discord_api_url, settings.discord_gateway_url)

@@ -373,14 +373,14 @@ class TelegramCommands:
 
     async def _destinations_of(self, chat_id: int) -> list[Destination]:
         wanted = str(chat_id)
-        return [info.destination for info in await self._store.destinations()
-                if info.destination.platform == PLATFORM and info.destination.chat_id == wanted]
+        return [info.destination
+                for info in await self._store.destinations(platform=PLATFORM, chat_id=wanted)]
 
     async def _paused_destinations(self, chat_id: int) -> list[Destination]:
         wanted = str(chat_id)
-        return [info.destination for info in await self._store.destinations()
-                if info.destination.platform == PLATFORM and info.destination.chat_id == wanted
-                and info.paused_reason]
+        return [info.destination
+                for info in await self._store.destinations(platform=PLATFORM, chat_id=wanted)
+                if info.paused_reason]
 
     async def _pause_chat(self, chat_id: int, reason: str) -> int:
         paused = 0

@@ -238,8 +238,10 @@ class Store(Protocol):
         """A destination's settings, or None if unknown."""
         ...
 
-    async def destinations(self) -> list[DestinationInfo]:
-        """Every known destination."""
+    async def destinations(self, *, platform: str | None = None, chat_id: str | None = None,
+                           with_address: bool = False,
+                           limit: int | None = None) -> list[DestinationInfo]:
+        """Known destinations, filtered by platform, chat (all its threads), address, count."""
         ...
 
     async def ensure_destination(self, destination: Destination, now: datetime, *,

@@ -523,9 +523,26 @@ class SqliteStore:
         )
         return rows[0] if rows else None
 
-    async def destinations(self) -> list[DestinationInfo]:
-        """Every destination."""
-        return await self._destination_rows(" ORDER BY platform, chat_id, thread_id", ())
+    async def destinations(self, *, platform: str | None = None, chat_id: str | None = None,
+                           with_address: bool = False,
+                           limit: int | None = None) -> list[DestinationInfo]:
+        """Destinations matching the filters, in key order."""
+        where: list[str] = []
+        params: list[Any] = []
+        if platform is not None:
+            where.append("platform = ?")
+            params.append(platform)
+        if chat_id is not None:
+            where.append("chat_id = ?")
+            params.append(chat_id)
+        if with_address:
+            where.append("address IS NOT NULL AND address != ''")
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        clause += " ORDER BY platform, chat_id, thread_id"
+        if limit is not None:
+            clause += " LIMIT ?"
+            params.append(limit)
+        return await self._destination_rows(clause, params)
 
     async def _destination_rows(self, clause: str, params: Sequence[Any]) -> list[DestinationInfo]:
         rows = await self._fetchall(

@@ -235,6 +235,22 @@ async def test_store_ensure_destination_keeps_existing_policy(store: Store) -> N
                                                                   "x")
 
 
+async def test_store_destinations_filters(store: Store) -> None:
+    topic = Destination("telegram", "-1001", "7")
+    for destination in (TG, topic, DC, CON):
+        await store.ensure_destination(destination, NOW)
+    await store.ensure_destination(Destination("webhook", "wh-1"), NOW,
+                                   address="https://example.test/h")
+    everything = await store.destinations()
+    assert len(everything) == 5
+    chat = await store.destinations(platform="telegram", chat_id="-1001")
+    assert [i.destination for i in chat] == [TG, topic]
+    assert [i.destination.platform for i in await store.destinations(with_address=True)] == [
+        "webhook"]
+    assert len(await store.destinations(limit=2)) == 2
+    assert await store.destinations(platform="discord", chat_id="nope") == []
+
+
 async def test_store_pause_dead_letters_queue_and_subscribe_resumes(store: Store) -> None:
     await store.subscribe(TG, BTC.token_id, ALL_KINDS, NOW - timedelta(hours=1))
     await store.record_poll([], [flip()], NOW)
