@@ -58,6 +58,10 @@ class Poller:
         self.also_watch = also_watch
         self._observer = observer or PollObserver()
         self._catalog: dict[int, Token] = {}
+        # Detection state as last committed. Every write of readings goes through ingest(),
+        # so the cache stays exact and a poll reads nothing back from the store.
+        self._states: dict[tuple[int, Kind], TrackedState] = {}
+        self._absent: set[tuple[int, Kind]] = set()
         self._lock = asyncio.Lock()
         self._soon = asyncio.Event()
         self.last_success: datetime | None = None
@@ -101,19 +105,30 @@ class Poller:
                 await self._store.upsert_tokens(unknown, now)
                 self._catalog.update((t.token_id, t) for t in unknown)
             readings = [self._with_catalog_token(r) for r in readings]
-            stored = await self._store.load_states(sorted({r.token.token_id for r in readings}))
+            await self._load_states({(r.token.token_id, r.kind) for r in readings})
             states: dict[tuple[int, Kind], TrackedState] = {}
             for reading in sorted(readings, key=lambda r: r.source_ts):
                 key = (reading.token.token_id, reading.kind)
-                detection = detect(states.get(key) or stored.get(key), reading, self._rules, now)
+                previous = states.get(key) or self._states.get(key)
+                detection = detect(previous, reading, self._rules, now)
                 report.outcomes[detection.outcome] += 1
                 if detection.state is not None:
                     states[key] = detection.state
                 report.changes.extend(detection.changes)
             if not states and not report.changes and not meta:
                 return report
-            result = await self._store.record_poll(list(states.values()), report.changes, now,
-                                                   meta)
+            # Only series whose state moved are rewritten; the rest are just marked fresh.
+            moved: list[TrackedState] = []
+            fresh: list[tuple[int, Kind]] = []
+            for key, state in states.items():
+                if state == self._states.get(key):
+                    fresh.append(key)
+                else:
+                    moved.append(state)
+            result = await self._store.record_poll(moved, report.changes, now, meta,
+                                                   touched=fresh)
+            for state in moved:
+                self._states[(state.token_id, state.kind)] = state
         report.changes = result.new_changes
         report.outbox_rows = result.outbox_rows
         for change in result.new_changes:
@@ -123,6 +138,15 @@ class Poller:
         if result.outbox_rows:
             self._on_committed()
         return report
+
+    async def _load_states(self, keys: set[tuple[int, Kind]]) -> None:
+        """Fill the state cache for series not seen yet (the poller is their only writer)."""
+        missing = {key[0] for key in keys - self._states.keys() - self._absent}
+        if not missing:
+            return
+        loaded = await self._store.load_states(sorted(missing))
+        self._states.update(loaded)
+        self._absent.update(key for key in keys if key[0] in missing and key not in loaded)
 
     def _with_catalog_token(self, reading: Reading) -> Reading:
         # Some endpoints omit the slug or name; the catalog's richer token makes better links.

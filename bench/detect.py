@@ -141,11 +141,12 @@ class TimedStore(SqliteStore):
             self._add("load", started)
 
     async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
-                          now: datetime, meta: Mapping[str, str] | None = None) -> PollResult:
+                          now: datetime, meta: Mapping[str, str] | None = None,
+                          touched: Sequence[tuple[int, Kind]] = ()) -> PollResult:
         """Timed SqliteStore.record_poll."""
         started = time.perf_counter()
         try:
-            return await super().record_poll(states, changes, now, meta)
+            return await super().record_poll(states, changes, now, meta, touched)
         finally:
             self._add("persist", started)
 

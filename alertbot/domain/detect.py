@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 import math
 from bisect import bisect_right
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from alertbot.domain.models import (
     Change,
@@ -138,22 +139,28 @@ def _baseline(current: Reading, rules: Rules) -> TrackedState:
     )
 
 
-def _updated(previous: TrackedState, current: Reading) -> TrackedState:
-    return replace(
-        previous,
-        value=current.value,
-        source_ts=current.source_ts,
-        label=current.label or previous.label,
-        fired_at=current.fired_at or previous.fired_at,
+def _updated(previous: TrackedState, current: Reading, *, band: int | None = None,
+             alerted_value: float | None = None,
+             fired_at: datetime | None = None) -> TrackedState:
+    # A direct constructor call: dataclasses.replace() dominates a poll of thousands of tokens.
+    return TrackedState(
+        previous.token_id,
+        previous.kind,
+        current.value,
+        current.source_ts,
+        current.label or previous.label,
+        previous.band if band is None else band,
+        previous.alerted_value if alerted_value is None else alerted_value,
+        fired_at or current.fired_at or previous.fired_at,
+        previous.updated_at,
     )
 
 
 def _detect_signal(previous: TrackedState, current: Reading, now: datetime) -> Detection:
-    state = _updated(previous, current)
     if current.value == previous.value:
-        return Detection(Outcome.UNCHANGED, state)
-    state = replace(state, alerted_value=current.value,
-                    fired_at=current.fired_at or current.source_ts)
+        return Detection(Outcome.UNCHANGED, _updated(previous, current))
+    state = _updated(previous, current, alerted_value=current.value,
+                     fired_at=current.fired_at or current.source_ts)
     change = _change(current, previous.value, Direction.UP if current.value > 0 else Direction.DOWN,
                      TREND_LABELS[previous.value], TREND_LABELS[current.value], "flip", now)
     return Detection(Outcome.CHANGED, state, [change])
@@ -163,7 +170,6 @@ def _detect_grade(previous: TrackedState, current: Reading, rules: Rules,
                   now: datetime) -> Detection:
     value = current.value
     band = rules.sticky_band(value, previous.band)
-    state = _updated(previous, current)
     base = previous.alerted_value
     klass_changed = (
         current.kind is Kind.FUNDAMENTAL
@@ -183,12 +189,13 @@ def _detect_grade(previous: TrackedState, current: Reading, rules: Rules,
         direction = Direction.UP if value > base else Direction.DOWN
         from_label = to_label = rules.band_name(band)
     else:
-        return Detection(Outcome.UNCHANGED, state)
-    state = replace(state, band=band, alerted_value=value)
+        return Detection(Outcome.UNCHANGED, _updated(previous, current))
+    state = _updated(previous, current, band=band, alerted_value=value)
     change = _change(current, base, direction, from_label, to_label, cause, now)
     return Detection(Outcome.CHANGED, state, [change])
 
 
+@lru_cache(maxsize=256)
 def _norm(label: str) -> str:
     return "".join(label.split()).lower()
 

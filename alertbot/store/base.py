@@ -185,8 +185,11 @@ class Store(Protocol):
         ...
 
     async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
-                          now: datetime, meta: Mapping[str, str] | None = None) -> PollResult:
+                          now: datetime, meta: Mapping[str, str] | None = None,
+                          touched: Sequence[tuple[int, Kind]] = ()) -> PollResult:
         """Store readings, new changes (deduplicated by change id) and their outbox rows.
+
+        `touched` series were read again unchanged: only their freshness moves to `now`.
 
         One transaction. A change id already stored is skipped together with its fan-out,
         so repeating a poll, a webhook delivery or a replay never creates a second alert.

@@ -323,12 +323,22 @@ class SqliteStore:
         return states
 
     async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
-                          now: datetime, meta: Mapping[str, str] | None = None) -> PollResult:
+                          now: datetime, meta: Mapping[str, str] | None = None,
+                          touched: Sequence[tuple[int, Kind]] = ()) -> PollResult:
         """Readings, new changes and their fan-out in one transaction."""
         new: list[Change] = []
         rows = 0
         stamp = _ts(now)
         async with self._tx() as db:
+            by_kind: dict[Kind, list[int]] = {}
+            for token_id, kind in touched:
+                by_kind.setdefault(kind, []).append(token_id)
+            for kind, token_ids in by_kind.items():
+                for chunk in _chunks(token_ids, 500):
+                    await db.execute(
+                        f"UPDATE readings SET updated_at = ? WHERE kind = ?"
+                        f" AND token_id IN ({','.join('?' * len(chunk))})",
+                        (stamp, kind.value, *chunk))
             if states:
                 await db.executemany(
                     "INSERT INTO readings (token_id, kind, value, label, source_ts, band,"

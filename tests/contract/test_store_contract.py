@@ -123,6 +123,16 @@ async def test_store_record_poll_persists_states_and_meta(store: Store) -> None:
     assert await store.get_meta("missing") is None
 
 
+async def test_store_record_poll_touched_series_only_become_fresh(store: Store) -> None:
+    await store.record_poll([tracked(), tracked(ETH)], [], NOW)
+    later = NOW + timedelta(minutes=5)
+    await store.record_poll([], [], later, touched=[(BTC.token_id, Kind.SIGNAL)])
+    states = await store.load_states([BTC.token_id, ETH.token_id])
+    assert states[(BTC.token_id, Kind.SIGNAL)].updated_at == later
+    assert states[(ETH.token_id, Kind.SIGNAL)].updated_at == NOW
+    assert replace(states[(BTC.token_id, Kind.SIGNAL)], updated_at=None) == tracked()
+
+
 async def test_store_record_poll_is_one_transaction(store: Store) -> None:
     await store.subscribe(TG, BTC.token_id, ALL_KINDS, NOW - timedelta(hours=1))
     bad_meta = {"key": object()}  # unstorable: the commit must fail as a whole

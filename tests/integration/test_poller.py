@@ -93,6 +93,24 @@ async def test_poller_baseline_then_change_then_dedupe(store: SqliteStore) -> No
     assert await store.get_meta("cursor") == "3"
 
 
+async def test_poller_rereading_unchanged_data_only_refreshes(store: SqliteStore) -> None:
+    clock = FixedClock()
+    poller = poller_for(store, ScriptedSource(), clock)
+    await poller.ingest([signal(BTC, 1, 0)])
+    clock.at += timedelta(minutes=5)
+    report = await poller.ingest([signal(BTC, 1, 0)])
+    assert report.outcomes[Outcome.UNCHANGED] == 1
+    (state,) = (await store.load_states([BTC.token_id])).values()
+    assert state.updated_at == clock.at and state.source_ts == DAY
+
+
+async def test_poller_state_survives_a_new_poller_on_the_same_store(store: SqliteStore) -> None:
+    await poller_for(store, ScriptedSource(), FixedClock()).ingest([signal(BTC, 1, 0)])
+    report = await poller_for(store, ScriptedSource(), FixedClock()).ingest(
+        [signal(BTC, -1, 1)])
+    assert [c.to_label for c in report.changes] == ["bearish"]
+
+
 async def test_poller_ingest_replayed_old_readings_are_stale(store: SqliteStore) -> None:
     clock = FixedClock()
     poller = poller_for(store, ScriptedSource(), clock)
