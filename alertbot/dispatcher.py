@@ -262,15 +262,20 @@ class Dispatcher:
         # the request: waiting for the store (one connection shared by every lane) after the
         # slot let the request leave later than the slot the pacer counted.
         await self._store.claim(key, self._clock.now())
-        await self._pacer.acquire(notifier.limits(destination),
-                                  scopes=(destination.platform, str(destination)))
+        limits = notifier.limits(destination)
+        slot = await self._pacer.acquire(limits, scopes=(destination.platform, str(destination)))
         delivery = uuid.uuid4().hex[:8]
         token = correlation_id.set(f"send-{delivery}")
         try:
-            return await self._send(notifier, target, key, message, changes, silent, attempts,
-                                    first_created, delivery)
+            outcome = await self._send(notifier, target, key, message, changes, silent,
+                                       attempts, first_created, delivery)
         finally:
             correlation_id.reset(token)
+        if outcome == "rate_limited":
+            # The refused send did not use the platform's budget; holding its slot would make
+            # the retry wait a whole window (a minute, for a Telegram group).
+            self._pacer.release(limits, slot)
+        return outcome
 
     async def _send(self, notifier: Notifier, target: Target, key: str, message: Message,
                     changes: Sequence[Change], silent: bool, attempts: int,

@@ -3,6 +3,11 @@
 Each limit is enforced as a sliding-window log: a send is allowed only if the window of that
 length ending now holds fewer than `count` sends. A token bucket that lets its whole budget
 out at once and then refills can carry nearly twice the limit in a window; a log cannot.
+
+Buckets that many destinations share (Telegram's overall limit, Discord's global one) are
+also served in order of arrival and spaced evenly (period / count apart): releasing a whole
+window's budget in one instant sends a burst whose requests reach the server spread out,
+and the tail of one burst then overlaps the head of the next in some window.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 
 SAFETY_MARGIN = 0.025
@@ -25,19 +31,23 @@ class Limit:
     count: int
     period: float
     source: str
+    shared: bool = False
+    """Drawn on by every destination of a platform: queued in order and evenly spaced."""
 
 
 # Telegram Bot FAQ, "My bot is hitting limits, how do I avoid this?"
 # (https://core.telegram.org/bots/faq); the same numbers are telegram.constants.FloodLimit.
 TELEGRAM_OVERALL = Limit("telegram_overall", 30, 1.0,
-                         "Bot FAQ: no more than about 30 messages per second overall")
+                         "Bot FAQ: no more than about 30 messages per second overall",
+                         shared=True)
 TELEGRAM_PER_CHAT = Limit("telegram_chat", 1, 1.0,
                           "Bot FAQ: avoid more than one message per second in a single chat")
 TELEGRAM_PER_GROUP = Limit("telegram_group", 20, 60.0,
                            "Bot FAQ: no more than 20 messages per minute to the same group")
 # Discord rate-limits topic: 50 requests per second per bot (documented); create-message is
 # commonly observed at 5 per 5 seconds per channel (X-RateLimit-Limit: 5; not documented).
-DISCORD_GLOBAL = Limit("discord_global", 50, 1.0, "Discord docs: 50 requests per second")
+DISCORD_GLOBAL = Limit("discord_global", 50, 1.0, "Discord docs: 50 requests per second",
+                       shared=True)
 DISCORD_PER_CHANNEL = Limit("discord_channel", 5, 5.0,
                             "observed X-RateLimit-Limit 5 per 5 s on create-message")
 # Discord incoming webhooks: commonly observed 5 requests per 2 seconds per webhook.
@@ -47,22 +57,31 @@ DISCORD_PER_WEBHOOK = Limit("discord_webhook", 5, 2.0, "observed 5 per 2 s per w
 class SlidingWindow:
     """Send times of one bucket; pure arithmetic, time is passed in."""
 
-    __slots__ = ("_times", "limit", "margin")
+    __slots__ = ("_spacing", "_times", "limit", "margin")
 
     def __init__(self, limit: Limit, margin: float = SAFETY_MARGIN) -> None:
         self.limit = limit
         self.margin = margin
+        self._spacing = limit.period / limit.count if limit.shared else 0.0
         self._times: deque[float] = deque(maxlen=limit.count)
 
     def next_allowed(self, now: float) -> float:
         """Earliest time a send fits (now or later)."""
-        if len(self._times) < self.limit.count:
-            return now
-        return max(now, self._times[0] + self.limit.period + self.margin)
+        ready = now
+        if self._spacing and self._times:
+            ready = max(ready, self._times[-1] + self._spacing)
+        if len(self._times) >= self.limit.count:
+            ready = max(ready, self._times[0] + self.limit.period + self.margin)
+        return ready
 
     def record(self, at: float) -> None:
         """Count a send."""
         self._times.append(at)
+
+    def forget(self, at: float) -> None:
+        """Uncount a send the server refused (it did not use the server's budget)."""
+        with suppress(ValueError):  # already left the log
+            self._times.remove(at)
 
 
 class Pacer:
@@ -76,6 +95,7 @@ class Pacer:
         self._margin = margin
         self._windows: dict[tuple[str, str], SlidingWindow] = {}
         self._paused_until: dict[str, float] = {}
+        self._queues: dict[tuple[str, str], asyncio.Lock] = {}
 
     def pause(self, scope: str, seconds: float) -> None:
         """Hold every send in a scope (a bucket key or a platform) for a while (after a 429)."""
@@ -98,16 +118,49 @@ class Pacer:
         return max(0.0, ready - now)
 
     async def acquire(self, limits: Sequence[tuple[Limit, str]],
-                      scopes: Sequence[str] = ()) -> None:
-        """Wait for room in every bucket, then take it (no await between check and record)."""
+                      scopes: Sequence[str] = ()) -> float:
+        """Wait for room in every bucket, then take it; returns the slot's time.
+
+        A destination first waits for its own buckets, then queues (first come, first
+        served) for the shared ones, so no destination starves behind the others.
+        """
+        own = [(limit, key) for limit, key in limits if not limit.shared]
+        shared = sorted({(limit.name, key) for limit, key in limits if limit.shared})
         while True:
-            wait = self.delay(limits, scopes)
-            if wait <= 0:
-                now = self._clock()
-                for limit, key in limits:
-                    self._window(limit, key).record(now)
-                return
-            await self._sleep(wait)
+            wait = self.delay(own, scopes)
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            if not shared:
+                return self._take(limits)
+            async with AsyncExitStack() as queues:
+                for bucket in shared:
+                    await queues.enter_async_context(self._queue(bucket))
+                while self.delay(own, scopes) <= 0:
+                    wait = self.delay(limits, scopes)
+                    if wait <= 0:
+                        return self._take(limits)
+                    await self._sleep(wait)
+            # Our own bucket was taken meanwhile (a reply to the same chat): queue again.
+
+    def release(self, limits: Sequence[tuple[Limit, str]], at: float) -> None:
+        """Give back a slot taken at `at` whose send was refused with a 429."""
+        for limit, key in limits:
+            window = self._windows.get((limit.name, key))
+            if window is not None:
+                window.forget(at)
+
+    def _take(self, limits: Sequence[tuple[Limit, str]]) -> float:
+        now = self._clock()
+        for limit, key in limits:
+            self._window(limit, key).record(now)
+        return now
+
+    def _queue(self, bucket: tuple[str, str]) -> asyncio.Lock:
+        queue = self._queues.get(bucket)
+        if queue is None:
+            queue = self._queues[bucket] = asyncio.Lock()
+        return queue
 
     def forget_idle(self, older_than: float) -> int:
         """Drop buckets with no send for `older_than` seconds (keeps memory flat)."""

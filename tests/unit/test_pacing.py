@@ -97,3 +97,42 @@ def test_sliding_window_property_never_exceeds_count(count: int, period: float,
         window.record(now)
         sent.append(now)
     assert max_in_any_window(sent, period) <= count
+
+
+def test_sliding_window_shared_limit_spaces_sends_evenly() -> None:
+    window = SlidingWindow(Limit("shared", 4, 1.0, "test", shared=True), margin=0.0)
+    window.record(0.0)
+    assert window.next_allowed(0.0) == 0.25
+    assert window.next_allowed(0.4) == 0.4
+
+
+def test_sliding_window_forget_gives_the_slot_back() -> None:
+    window = SlidingWindow(Limit("x", 1, 60.0, "test"), margin=0.0)
+    window.record(5.0)
+    assert window.next_allowed(6.0) == 65.0
+    window.forget(5.0)
+    window.forget(5.0)  # twice is harmless
+    assert window.next_allowed(6.0) == 6.0
+
+
+async def test_pacer_shared_bucket_serves_waiters_in_arrival_order() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep, margin=0.0)
+    order: list[int] = []
+
+    async def send(chat: int) -> None:
+        await pacer.acquire([(TELEGRAM_OVERALL, "tg"), (TELEGRAM_PER_CHAT, str(chat))])
+        order.append(chat)
+
+    await asyncio.gather(*(send(chat) for chat in range(60)))
+    assert order == list(range(60))
+
+
+async def test_pacer_release_lets_a_refused_send_retry_without_waiting_a_window() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep, margin=0.0)
+    group = [(TELEGRAM_PER_GROUP, "-100")]
+    slots = [await pacer.acquire(group) for _ in range(20)]
+    pacer.release(group, slots[-1])
+    await pacer.acquire(group)
+    assert clock.now == slots[-1]
