@@ -131,6 +131,7 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop`, then let in-flight sends finish (bounded)."""
+        await self._start_notifiers()
         recovered = await self._store.recover(self._clock.now())
         if recovered:
             log.warning("recovered %d alerts that were being sent when the bot stopped",
@@ -151,6 +152,7 @@ class Dispatcher:
 
     async def run_until_idle(self, limit: float = 60.0) -> None:
         """Deliver everything due within `limit` seconds (for `run --once`), then return."""
+        await self._start_notifiers()
         await self._store.recover(self._clock.now())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
@@ -169,6 +171,13 @@ class Dispatcher:
                 break  # held or backing off beyond the limit: a later run delivers it
             await asyncio.sleep(max(wait, 0.0))
         await self._drain()
+
+    async def _start_notifiers(self) -> None:
+        for notifier in list(self._notifiers.values()):
+            try:
+                await notifier.start()
+            except Exception:  # a broken adapter must not stop the others from delivering
+                log.exception("the %s notifier failed to start", notifier.platform)
 
     async def _start_lanes(self) -> int:
         free = self._max_lanes - len(self._lanes)

@@ -71,6 +71,10 @@ class Notifier(Protocol):
         """Rate limits that apply to a destination, each with its bucket key."""
         ...
 
+    async def start(self) -> None:
+        """Open connections before the first send (never raises; a failure shows at send)."""
+        ...
+
     async def send(self, target: Target, message: Message, *, key: str,
                    silent: bool) -> Delivered:
         """Deliver one message."""

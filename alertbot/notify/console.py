@@ -51,5 +51,8 @@ class ConsoleNotifier:
               flush=True)
         return Delivered(message_id=key)
 
+    async def start(self) -> None:
+        """Nothing to open."""
+
     async def close(self) -> None:
         """Nothing to release."""

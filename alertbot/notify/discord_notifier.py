@@ -439,5 +439,14 @@ class DiscordNotifier:
             raise translate_error(exc, webhook=True) from None
         return Delivered(message_id=str(sent.id))
 
+    async def start(self) -> None:
+        """Log the bot in (REST only) before the first paced send, when there is a bot."""
+        if self._client is None:
+            return
+        try:
+            await self._client_ready()
+        except DeliveryError as exc:
+            log.warning("Discord not ready yet: %s", exc.reason)
+
     async def close(self) -> None:
         """The client and the shared session are closed by their owners."""

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 
 SAFETY_MARGIN = 0.025
 """Seconds added to every window: requests can arrive closer together than they were sent."""
+CHAT_MARGIN = 0.15
+"""Margin of Telegram's per-chat windows: a 1-second window is where a request delayed behind
+others (a pause, a new connection) most easily lands next to its successor, and the spare
+time costs only that chat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,8 @@ class Limit:
     source: str
     shared: bool = False
     """Drawn on by every destination of a platform: queued in order and evenly spaced."""
+    margin: float | None = None
+    """Overrides the pacer's safety margin for this limit."""
 
 
 # Telegram Bot FAQ, "My bot is hitting limits, how do I avoid this?"
@@ -41,9 +47,11 @@ TELEGRAM_OVERALL = Limit("telegram_overall", 30, 1.0,
                          "Bot FAQ: no more than about 30 messages per second overall",
                          shared=True)
 TELEGRAM_PER_CHAT = Limit("telegram_chat", 1, 1.0,
-                          "Bot FAQ: avoid more than one message per second in a single chat")
+                          "Bot FAQ: avoid more than one message per second in a single chat",
+                          margin=CHAT_MARGIN)
 TELEGRAM_PER_GROUP = Limit("telegram_group", 20, 60.0,
-                           "Bot FAQ: no more than 20 messages per minute to the same group")
+                           "Bot FAQ: no more than 20 messages per minute to the same group",
+                           margin=CHAT_MARGIN)
 # Discord rate-limits topic: 50 requests per second per bot (documented); create-message is
 # commonly observed at 5 per 5 seconds per channel (X-RateLimit-Limit: 5; not documented).
 DISCORD_GLOBAL = Limit("discord_global", 50, 1.0, "Discord docs: 50 requests per second",
@@ -61,7 +69,7 @@ class SlidingWindow:
 
     def __init__(self, limit: Limit, margin: float = SAFETY_MARGIN) -> None:
         self.limit = limit
-        self.margin = margin
+        self.margin = margin if limit.margin is None else limit.margin
         self._spacing = limit.period / limit.count if limit.shared else 0.0
         self._times: deque[float] = deque(maxlen=limit.count)
 

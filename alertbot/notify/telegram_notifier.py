@@ -306,6 +306,15 @@ class TelegramNotifier:
             raise translate_error(exc, self._redactor) from None
         return f"connected as @{me.username}"
 
+    async def start(self) -> None:
+        """Open the HTTP client and check the token once, before the first paced send."""
+        # Done lazily, the first send would leave tens of milliseconds after its pacing slot.
+        try:
+            await self._bot.initialize()
+        except TelegramError as exc:
+            log.warning("Telegram not reachable yet: %s",
+                        translate_error(exc, self._redactor).reason)
+
     async def close(self) -> None:
         """Close the HTTP connections this notifier created (a Bot passed in is the caller's)."""
         # Bot.shutdown() skips requests it never initialized, so they are closed here.

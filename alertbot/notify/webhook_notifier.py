@@ -108,6 +108,9 @@ class WebhookNotifier:
         detail = f": {' '.join(text.split())}" if text.strip() else ""
         raise DeliveryError(f"{reason}{detail}")
 
+    async def start(self) -> None:
+        """The shared session connects on demand."""
+
     async def close(self) -> None:
         """The shared session is closed by its owner."""
 

@@ -68,6 +68,9 @@ class ScriptedNotifier:
         self.sent.append(Sent(target.destination, key, message, silent))
         return Delivered(message_id=f"m{len(self.sent)}")
 
+    async def start(self) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 

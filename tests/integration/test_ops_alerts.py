@@ -54,6 +54,9 @@ class Recorder:
         self.sent.append((target.destination, message))
         return Delivered(message_id=str(len(self.sent)))
 
+    async def start(self) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 

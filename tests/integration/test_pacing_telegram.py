@@ -99,6 +99,9 @@ class CountingNotifier:
         finally:
             self.clock.finished()
 
+    async def start(self) -> None:
+        await self.inner.start()
+
     async def close(self) -> None:
         await self.inner.close()
 
