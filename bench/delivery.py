@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -115,21 +116,28 @@ async def ours_telegram(shape: Shape, workdir: Path, bench: str = "delivery") ->
                              target=TARGET)
 
 
+NO_HEADERS = " (fake sends no rate-limit headers)"
+"""Case suffix of the Discord run where only our pacer paces (discord.py sees no buckets)."""
+
+
 @contextlib.asynccontextmanager
-async def discord_fake(shape: Shape) -> AsyncIterator[FakeDiscord]:
+async def discord_fake(shape: Shape, headers: bool = True) -> AsyncIterator[FakeDiscord]:
     """A strict Discord fake whose guild has the shape's channels, with discord.py pointed at it."""
     channels = [FakeChannel(id=int(c), name=f"alerts-{n}")
                 for n, c in enumerate(dict.fromkeys(shape.chats))]
-    async with FakeDiscord(guilds=[FakeGuild(id=GUILD_ID, channels=channels)]) as fake:
+    async with FakeDiscord(guilds=[FakeGuild(id=GUILD_ID, channels=channels)],
+                           send_ratelimit_headers=headers) as fake:
         with patch_discord_urls(fake):
             yield fake
 
 
-async def ours_discord(shape: Shape, workdir: Path, bench: str = "delivery") -> Figures:
+async def ours_discord(shape: Shape, workdir: Path, bench: str = "delivery",
+                       headers: bool = True) -> Figures:
     """Our Dispatcher and DiscordNotifier (discord.py underneath) against the strict fake."""
-    path = workdir / f"{bench}-discord-{len(shape.chats)}-{len(set(shape.chats))}.db"
+    variant = "" if headers else "-noheaders"
+    path = workdir / f"{bench}-discord-{len(shape.chats)}-{len(set(shape.chats))}{variant}.db"
     await queue_burst(path, shape)
-    async with discord_fake(shape) as fake, aiohttp.ClientSession() as session:
+    async with discord_fake(shape, headers) as fake, aiohttp.ClientSession() as session:
         client = discord.Client(intents=discord.Intents.none())
         await client.login(fake.token)
         pacer = Pacer()
@@ -142,7 +150,8 @@ async def ours_discord(shape: Shape, workdir: Path, bench: str = "delivery") -> 
             await client.close()
         arrivals = [(str(m.channel_id), m.time) for m in fake.messages]
         unique = len({m.nonce for m in fake.messages})
-        return burst_figures(bench, OURS, shape, arrivals, unique, fake.rate_limited,
+        named = shape if headers else dataclasses.replace(shape, name=shape.name + NO_HEADERS)
+        return burst_figures(bench, OURS, named, arrivals, unique, fake.rate_limited,
                              target=TARGET)
 
 
@@ -185,7 +194,8 @@ def schedule(workdir: Path, bench: str = "delivery") -> Schedule:
                     functools.partial(ours_discord, discord_[0], workdir, bench)],
         foreground=[functools.partial(ours_telegram, telegram[1], workdir, bench),
                     functools.partial(ours_telegram, telegram[2], workdir, bench),
-                    functools.partial(ours_discord, discord_[1], workdir, bench)],
+                    functools.partial(ours_discord, discord_[1], workdir, bench),
+                    functools.partial(ours_discord, discord_[1], workdir, bench, False)],
     )
 
 
