@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alertbot.clock import Clock
-from alertbot.domain.models import ALL_KINDS, Kind, Snapshot, SnapshotEntry, Token
+from alertbot.domain.models import ALL_KINDS, Kind, Reading, Snapshot, Token, TrackedState
 from alertbot.sources.base import Source, SourceError
 from alertbot.store.base import Store
 
@@ -34,7 +34,7 @@ class LookupFailed(Exception):
 @dataclass(slots=True)
 class _Cached:
     expires: datetime
-    entries: dict[Kind, SnapshotEntry]
+    entries: dict[Kind, Reading]
     missing: tuple[Kind, ...]
 
 
@@ -108,13 +108,12 @@ class Lookup:
         now = self._clock.now()
         self._recent[token.token_id] = now
         states = await self._store.load_states([token.token_id])
-        entries: dict[Kind, SnapshotEntry] = {}
+        entries: dict[Kind, Reading] = {}
         stale: list[Kind] = []
         for kind in kinds:
             state = states.get((token.token_id, kind))
             if state is not None and state.updated_at and now - state.updated_at <= self._fresh_for:
-                entries[kind] = SnapshotEntry(kind, state.value, state.source_ts, state.label,
-                                              state.fired_at)
+                entries[kind] = _stored(token, state)
             else:
                 stale.append(kind)
         missing: tuple[Kind, ...] = ()
@@ -125,8 +124,7 @@ class Lookup:
             for kind in missing:
                 state = states.get((token.token_id, kind))
                 if state is not None:  # older than fresh, but better than nothing
-                    entries[kind] = SnapshotEntry(kind, state.value, state.source_ts,
-                                                  state.label, state.fired_at)
+                    entries[kind] = _stored(token, state)
         recent = await self._store.recent_changes(token.token_id, None, 6)
         return Snapshot(token, entries, tuple(recent),
                         tuple(k for k in missing if k not in entries))
@@ -160,14 +158,15 @@ class Lookup:
         except SourceError as exc:
             log.warning("lookup of %s failed: %s", token.symbol, exc)
             return _Cached(now + timedelta(seconds=30), {}, kinds)
-        entries = {
-            r.kind: SnapshotEntry(r.kind, r.value, r.source_ts, r.label, r.fired_at)
-            for r in sorted(batch.readings, key=lambda r: r.source_ts)
-            if r.token.token_id == token.token_id
-        }
+        entries = {r.kind: r for r in sorted(batch.readings, key=lambda r: r.source_ts)
+                   if r.token.token_id == token.token_id}
         missing = tuple(k for k in kinds if k not in entries)
         return _Cached(now + self._cache_ttl, entries, missing)
 
     def _prune(self, now: datetime) -> None:
         for key in [k for k, v in self._cache.items() if v.expires <= now]:
             del self._cache[key]
+
+
+def _stored(token: Token, state: TrackedState) -> Reading:
+    return Reading(token, state.kind, state.value, state.source_ts, state.label, state.fired_at)

@@ -386,15 +386,22 @@ class CommandCore:
 
     # -- subscriptions
 
-    async def subscribe(self, caller: Caller, target: str, kinds: str = "") -> Reply:
-        """Subscribe the caller's destination to a token (or `all`) for some kinds."""
-        refused = await self._refuse_unless_moderator(caller, "subscribe this chat")
+    async def _moderator_kinds(self, caller: Caller, command: str,
+                               kinds: str) -> tuple[Kind, ...] | Reply:
+        """The kinds a moderator's (un)subscribe names, or the refusal or usage reply."""
+        refused = await self._refuse_unless_moderator(caller, f"{command} this chat")
         if refused:
             return refused
         try:
-            wanted = parse_kinds(kinds)
+            return parse_kinds(kinds)
         except ValueError as exc:
-            return self._usage("subscribe", str(exc))
+            return self._usage(command, str(exc))
+
+    async def subscribe(self, caller: Caller, target: str, kinds: str = "") -> Reply:
+        """Subscribe the caller's destination to a token (or `all`) for some kinds."""
+        wanted = await self._moderator_kinds(caller, "subscribe", kinds)
+        if isinstance(wanted, Reply):
+            return wanted
         resolved = await self._target(target)
         if isinstance(resolved, Reply):
             return resolved
@@ -419,13 +426,9 @@ class CommandCore:
 
     async def unsubscribe(self, caller: Caller, target: str, kinds: str = "") -> Reply:
         """Remove kinds of a token from the caller's destination (`all`: every subscription)."""
-        refused = await self._refuse_unless_moderator(caller, "unsubscribe this chat")
-        if refused:
-            return refused
-        try:
-            wanted = parse_kinds(kinds)
-        except ValueError as exc:
-            return self._usage("unsubscribe", str(exc))
+        wanted = await self._moderator_kinds(caller, "unsubscribe", kinds)
+        if isinstance(wanted, Reply):
+            return wanted
         destination = caller.destination
         if target.strip().lower() == "all":
             token_id: int | None = None

@@ -258,22 +258,11 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
-class SnapshotEntry:
-    """The current value of one kind for a lookup."""
-
-    kind: Kind
-    value: float
-    source_ts: datetime
-    label: str = ""
-    fired_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What a lookup shows about one token."""
 
     token: Token
-    entries: dict[Kind, SnapshotEntry]
+    entries: dict[Kind, Reading]
     recent: tuple[Change, ...] = ()
     missing: tuple[Kind, ...] = ()
     """Kinds the source could not answer right now."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from alertbot.domain.models import Change, Direction, Kind, Message, Snapshot, SnapshotEntry
+from alertbot.domain.models import Change, Direction, Kind, Message, Reading, Snapshot
 from alertbot.domain.ops import ops_headline, render_ops
 
 ARROW = {Direction.UP: "▲", Direction.DOWN: "▼"}
@@ -92,7 +92,7 @@ def render(changes: Sequence[Change]) -> Message:
     return render_digest(changes)
 
 
-def _signal_line(entry: SnapshotEntry | None, name: str) -> str:
+def _signal_line(entry: Reading | None, name: str) -> str:
     if entry is None:
         return f"{name}: no data"
     trend = "bullish" if entry.value > 0 else "bearish"
@@ -121,7 +121,7 @@ def _lookup_message(snapshot: Snapshot, what: str, lines: list[str]) -> Message:
                    changes=())
 
 
-def _grade_line(entry: SnapshotEntry | None, name: str, band_name: str) -> str:
+def _grade_line(entry: Reading | None, name: str, band_name: str) -> str:
     if entry is None:
         return f"{name}: no data"
     label = f", {entry.label}" if entry.label and entry.label != band_name else ""

@@ -9,8 +9,8 @@ from alertbot.domain.models import (
     Change,
     Direction,
     Kind,
+    Reading,
     Snapshot,
-    SnapshotEntry,
     Token,
     make_change_id,
 )
@@ -65,9 +65,9 @@ def test_render_token_without_slug_links_by_name() -> None:
 
 def test_render_lookups_show_missing_data() -> None:
     snapshot = Snapshot(BTC, {
-        Kind.SIGNAL: SnapshotEntry(Kind.SIGNAL, 1.0, TS, fired_at=datetime(2026, 11, 20,
-                                                                           tzinfo=UTC)),
-        Kind.TM_GRADE: SnapshotEntry(Kind.TM_GRADE, 64.5, TS, "Buy"),
+        Kind.SIGNAL: Reading(BTC, Kind.SIGNAL, 1.0, TS,
+                             fired_at=datetime(2026, 11, 20, tzinfo=UTC)),
+        Kind.TM_GRADE: Reading(BTC, Kind.TM_GRADE, 64.5, TS, "Buy"),
     })
     signal = render_signal_lookup(snapshot)
     assert "Daily signal: bullish since 2026-11-20" in signal.lines
