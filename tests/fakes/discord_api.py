@@ -1408,6 +1408,30 @@ class FakeDiscord:
         guild, channel = self._channels[channel_id]
         return _json_response(self.channel_payload(channel, guild.id))
 
+    async def _admit_message(
+        self, request: web.Request, window: SlidingWindow, now: float, bucket: str
+    ) -> web.Response | tuple[dict[str, str], dict[str, Any], list[str]]:
+        """Apply a message route's rate limit, then read and validate its payload."""
+        if self.enforce_limits:
+            wait = window.retry_after(now)
+            if wait > 0:
+                return self._rate_limited(
+                    wait,
+                    scope="user",
+                    request=request,
+                    extra_headers=self._bucket_headers(window, now, bucket),
+                )
+            window.hit(now)
+        headers = self._bucket_headers(window, now, bucket)
+        parsed = await self._read_object(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        payload, files = parsed
+        invalid = self._validate_message(payload, files)
+        if invalid is not None:
+            return invalid
+        return headers, payload, files
+
     async def _create_message(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
         now: float = request[_ARRIVAL]
@@ -1417,24 +1441,10 @@ class FakeDiscord:
         window = self._channel_windows.get(channel_id)
         if window is None:
             window = self._channel_windows[channel_id] = SlidingWindow(*self.create_message_limit)
-        if self.enforce_limits:
-            wait = window.retry_after(now)
-            if wait > 0:
-                return self._rate_limited(
-                    wait,
-                    scope="user",
-                    request=request,
-                    extra_headers=self._bucket_headers(window, now, "fake-create-message"),
-                )
-            window.hit(now)
-        headers = self._bucket_headers(window, now, "fake-create-message")
-        parsed = await self._read_object(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        payload, files = parsed
-        invalid = self._validate_message(payload, files)
-        if invalid is not None:
-            return invalid
+        admitted = await self._admit_message(request, window, now, "fake-create-message")
+        if isinstance(admitted, web.Response):
+            return admitted
+        headers, payload, files = admitted
 
         nonce = payload.get("nonce")
         enforce = bool(payload.get("enforce_nonce")) and nonce is not None
@@ -1637,24 +1647,10 @@ class FakeDiscord:
         window = self._webhook_windows.get(webhook_id)
         if window is None:
             window = self._webhook_windows[webhook_id] = SlidingWindow(*self.webhook_limit)
-        if self.enforce_limits:
-            wait = window.retry_after(now)
-            if wait > 0:
-                return self._rate_limited(
-                    wait,
-                    scope="user",
-                    request=request,
-                    extra_headers=self._bucket_headers(window, now, "fake-webhook"),
-                )
-            window.hit(now)
-        headers = self._bucket_headers(window, now, "fake-webhook")
-        parsed = await self._read_object(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        payload, files = parsed
-        invalid = self._validate_message(payload, files)
-        if invalid is not None:
-            return invalid
+        admitted = await self._admit_message(request, window, now, "fake-webhook")
+        if isinstance(admitted, web.Response):
+            return admitted
+        headers, payload, files = admitted
         wait_flag = request.query.get("wait", "false").lower() in ("1", "true")
         thread_id = int(request.query["thread_id"]) if request.query.get("thread_id") else None
         channel_id = thread_id or hook.channel_id
