@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 KEY_LENGTH = 24
 """Idempotency keys fit Discord's 25-character nonce."""
+PACER_PRUNE_EVERY = 300.0
+"""Seconds between dropping idle pacing buckets; longer than any platform window."""
 
 
 def _b32(raw: str) -> str:
@@ -137,8 +139,13 @@ class Dispatcher:
             log.warning("recovered %d alerts that were being sent when the bot stopped",
                         recovered)
         stopper = asyncio.create_task(stop.wait())
+        loop = asyncio.get_running_loop()
+        pruned = loop.time()
         try:
             while not stop.is_set():
+                if loop.time() - pruned >= PACER_PRUNE_EVERY:
+                    pruned = loop.time()
+                    self._pacer.forget_idle(older_than=PACER_PRUNE_EVERY)
                 started = await self._start_lanes()
                 timeout = await self._idle_timeout(started)
                 self._wake.clear()

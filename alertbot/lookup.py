@@ -52,7 +52,6 @@ class Lookup:
         self._inflight: dict[tuple[int, tuple[Kind, ...]], asyncio.Future[_Cached]] = {}
         self._resolving: dict[str, asyncio.Future[list[Token]]] = {}
         self._recent: dict[int, datetime] = {}
-        self.source_calls = 0
 
     def recent_tokens(self) -> set[int]:
         """Token ids looked up within RECENT_LOOKUP_WINDOW."""
@@ -152,7 +151,6 @@ class Lookup:
                 future.cancel()
 
     async def _call(self, token: Token, kinds: tuple[Kind, ...], now: datetime) -> _Cached:
-        self.source_calls += 1
         try:
             batch = await self._source.fetch([token.token_id], kinds, now)
         except SourceError as exc:

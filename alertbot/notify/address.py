@@ -36,10 +36,3 @@ def validate_webhook_address(url: str) -> str:
 def address_id(url: str) -> str:
     """Stable, non-secret id of an address, e.g. for logs: wh-1a2b3c4d5e6f."""
     return "wh-" + hashlib.sha256(url.encode()).hexdigest()[:12]
-
-
-def redact_address(url: str) -> str:
-    """scheme://host/… with everything that may carry a token removed."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}/…"

@@ -86,6 +86,11 @@ class SlidingWindow:
         """Count a send."""
         self._times.append(at)
 
+    @property
+    def last(self) -> float:
+        """Time of the newest counted send (-inf when none)."""
+        return self._times[-1] if self._times else float("-inf")
+
     def forget(self, at: float) -> None:
         """Uncount a send the server refused (it did not use the server's budget)."""
         with suppress(ValueError):  # already left the log
@@ -171,15 +176,13 @@ class Pacer:
         return queue
 
     def forget_idle(self, older_than: float) -> int:
-        """Drop buckets with no send for `older_than` seconds (keeps memory flat)."""
+        """Drop buckets idle for `older_than` seconds and expired pauses (memory stays flat
+        however many chats were ever served); returns how many buckets went."""
         now = self._clock()
         stale = [k for k, w in self._windows.items()
-                 if w.next_allowed(now) == now and _last(w) < now - older_than]
+                 if w.next_allowed(now) == now and w.last < now - older_than]
         for key in stale:
             del self._windows[key]
+        for scope in [s for s, until in self._paused_until.items() if until <= now]:
+            del self._paused_until[scope]
         return len(stale)
-
-
-def _last(window: SlidingWindow) -> float:
-    times = window._times
-    return times[-1] if times else float("-inf")

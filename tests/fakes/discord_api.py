@@ -35,7 +35,7 @@ import secrets
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -408,6 +408,24 @@ def _ceil_ms(seconds: float) -> float:
     return max(0.001, math.ceil(seconds * 1000.0 - 1e-6) / 1000.0)
 
 
+def _member(user: dict[str, Any], roles: Iterable[int]) -> dict[str, Any]:
+    """A guild member payload with the fields discord.py reads."""
+    return {
+        "user": user,
+        "roles": [str(r) for r in roles],
+        "nick": None,
+        "avatar": None,
+        "banner": None,
+        "joined_at": _iso_now(),
+        "premium_since": None,
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "pending": False,
+        "communication_disabled_until": None,
+    }
+
+
 def _iso_now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -776,20 +794,7 @@ class FakeDiscord:
         }
 
     def _bot_member(self, guild: FakeGuild) -> dict[str, Any]:
-        return {
-            "user": self.bot_user(),
-            "roles": [str(self._bot_role_ids[guild.id])],
-            "nick": None,
-            "avatar": None,
-            "banner": None,
-            "joined_at": _iso_now(),
-            "premium_since": None,
-            "deaf": False,
-            "mute": False,
-            "flags": 0,
-            "pending": False,
-            "communication_disabled_until": None,
-        }
+        return _member(self.bot_user(), [self._bot_role_ids[guild.id]])
 
     def _role(self, role_id: int, name: str, permissions: int, position: int) -> dict[str, Any]:
         role: dict[str, Any] = {
@@ -2007,18 +2012,7 @@ class FakeDiscord:
                 channel_id=str(channel_id),
                 channel=self.channel_payload(channel, gid),
                 member={
-                    "user": user,
-                    "roles": [str(r) for r in roles],
-                    "nick": None,
-                    "avatar": None,
-                    "banner": None,
-                    "joined_at": _iso_now(),
-                    "premium_since": None,
-                    "deaf": False,
-                    "mute": False,
-                    "flags": 0,
-                    "pending": False,
-                    "communication_disabled_until": None,
+                    **_member(user, roles),
                     "unusual_dm_activity_until": None,
                     "permissions": member_permissions,
                 },

@@ -136,3 +136,16 @@ async def test_pacer_release_lets_a_refused_send_retry_without_waiting_a_window(
     pacer.release(group, slots[-1])
     await pacer.acquire(group)
     assert clock.now == slots[-1]
+
+
+async def test_pacer_forget_idle_drops_old_buckets_and_expired_pauses() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep, margin=0.0)
+    await pacer.acquire([(TELEGRAM_PER_CHAT, "old")])
+    pacer.pause("telegram:old", 10.0)
+    clock.now = 400.0
+    await pacer.acquire([(TELEGRAM_PER_CHAT, "fresh")])
+    assert pacer.forget_idle(older_than=300.0) == 1
+    # The fresh chat's bucket survived: a second send to it still waits its second.
+    assert pacer.delay([(TELEGRAM_PER_CHAT, "fresh")]) > 0
+    assert pacer.delay([(TELEGRAM_PER_CHAT, "old")], scopes=["telegram:old"]) == 0
