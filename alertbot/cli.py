@@ -10,17 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alertbot import __version__
-from alertbot.app import App, build, run
-from alertbot.chat.core import describe_policy, update_policy
+from alertbot.bootstrap.app import App, build, run
 from alertbot.config import ConfigError, Settings, load_settings
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
 from alertbot.domain.parsing import (
     parse_kinds,
 )
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
-from alertbot.logs import Redactor, setup_logging
-from alertbot.lookup import LookupFailed
-from alertbot.store.base import StoreError
+from alertbot.observability.logs import Redactor, setup_logging
+from alertbot.ports.store import StoreError
+from alertbot.services.commands import describe_policy, update_policy
+from alertbot.services.lookup import LookupFailed
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
     if args.command == "db":
-        from alertbot import maintenance
+        from alertbot.bootstrap import maintenance
 
         if args.db_command == "backup":
             return await maintenance.backup(settings, args.path)
@@ -201,8 +201,8 @@ def _kinds(text: str | None) -> tuple[Kind, ...]:
 
 def _discord_webhook(args: argparse.Namespace) -> tuple[Destination, str]:
     """A Discord webhook destination: its chat id is a hash, the URL its secret address."""
-    from alertbot.notify.address import address_id
-    from alertbot.notify.discord_notifier import validate_discord_webhook_url
+    from alertbot.domain.address import address_id
+    from alertbot.platforms.discord.notifier import validate_discord_webhook_url
 
     try:
         address = validate_discord_webhook_url(args.url)
@@ -233,7 +233,7 @@ async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
     token_id, described = await _target_token(app, args.symbol)
     now = app.clock.now()
     if args.url is not None:
-        from alertbot.notify.address import validate_webhook_address
+        from alertbot.domain.address import validate_webhook_address
 
         if destination.platform != "webhook":
             raise UsageError("--url is only for --platform webhook or discord")

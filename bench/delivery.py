@@ -15,13 +15,13 @@ from typing import Any
 import aiohttp
 import discord
 
-from alertbot.clock import SystemClock
-from alertbot.dispatcher import Dispatcher
 from alertbot.domain.models import Destination
-from alertbot.notify.base import Notifier
-from alertbot.notify.discord_notifier import DiscordNotifier
-from alertbot.notify.pacing import Pacer
-from alertbot.notify.telegram_notifier import TelegramNotifier
+from alertbot.platforms.discord.notifier import DiscordNotifier
+from alertbot.platforms.telegram.notifier import TelegramNotifier
+from alertbot.ports.clock import SystemClock
+from alertbot.ports.notifier import Notifier
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.pacing import Pacer
 from bench.ceiling import Shape, discord_shapes, ideal_span, judge, telegram_shapes
 from bench.fixtures import flip, open_store, subscribe_all, token
 from bench.report import Figures, emit, progress, rounded

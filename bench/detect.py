@@ -8,7 +8,6 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alertbot.clock import SystemClock
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
     ALL_KINDS,
@@ -19,9 +18,10 @@ from alertbot.domain.models import (
     Token,
     TrackedState,
 )
-from alertbot.poller import Poller
-from alertbot.sources.base import Batch
-from alertbot.store.base import PollResult, Watched
+from alertbot.ports.clock import SystemClock
+from alertbot.ports.source import Batch
+from alertbot.ports.store import PollResult, Watched
+from alertbot.services.poller import Poller
 from alertbot.store.sqlite import SqliteStore
 from bench.fixtures import clone_subscriptions, open_store, subscribe_all, token
 from bench.report import Figures, emit, progress, rounded

@@ -8,13 +8,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alertbot.clock import SystemClock
-from alertbot.dispatcher import Dispatcher
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import Destination, Kind, Reading
-from alertbot.notify.pacing import Pacer
-from alertbot.notify.telegram_notifier import TelegramNotifier
-from alertbot.poller import Poller
+from alertbot.platforms.telegram.notifier import TelegramNotifier
+from alertbot.ports.clock import SystemClock
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.pacing import Pacer
+from alertbot.services.poller import Poller
 from bench.detect import SyntheticSource
 from bench.fixtures import open_store, subscribe_all, token
 from bench.report import Figures, emit, progress, rounded

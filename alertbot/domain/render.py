@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from alertbot.domain.models import Change, Direction, Kind, Message, Reading, Snapshot
-from alertbot.domain.ops import ops_headline, render_ops
+from alertbot.domain.ops_events import ops_headline, render_ops
 
 ARROW = {Direction.UP: "▲", Direction.DOWN: "▼"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

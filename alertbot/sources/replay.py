@@ -19,8 +19,13 @@ from importlib import resources
 from typing import Any
 
 from alertbot.domain.models import Kind, Token
-from alertbot.sources.base import Batch
-from alertbot.sources.tmrows import ParseReport, parse_kind, parse_timestamp, parse_tokens
+from alertbot.ports.source import Batch
+from alertbot.sources.tokenmetrics.rows import (
+    ParseReport,
+    parse_kind,
+    parse_timestamp,
+    parse_tokens,
+)
 
 CURSOR_KEY = "replay.cursor"
 DEFAULT_SPEED = 1800.0

@@ -33,7 +33,7 @@ from alertbot.domain.models import (
     mask_to_kinds,
 )
 from alertbot.domain.throttle import DueAlert, Plan
-from alertbot.store.base import (
+from alertbot.ports.store import (
     AuditRecord,
     Committed,
     DatabaseStats,

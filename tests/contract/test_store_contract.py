@@ -27,9 +27,9 @@ from alertbot.domain.models import (
     TrackedState,
     make_change_id,
 )
-from alertbot.domain.ops import key_rejected, ops_change
+from alertbot.domain.ops_events import key_rejected, ops_change
 from alertbot.domain.throttle import Decision, Plan
-from alertbot.store.base import PlanKeys, Store, StoreError
+from alertbot.ports.store import PlanKeys, Store, StoreError
 from alertbot.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

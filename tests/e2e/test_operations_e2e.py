@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from alertbot.signing import SIGNATURE_HEADER, sign
+from alertbot.domain.signing import SIGNATURE_HEADER, sign
 from tests.e2e.process import Alertbot, clean_env, run_alertbot
 from tests.fakes.discord_api import DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, FakeDiscord
 from tests.fakes.telegram_api import FakeTelegram

@@ -12,7 +12,7 @@ import aiohttp
 import discord
 
 from alertbot.domain.models import Change, Direction, Kind, Token, make_change_id
-from alertbot.notify.discord_notifier import DiscordNotifier
+from alertbot.platforms.discord.notifier import DiscordNotifier
 from tests.fakes.discord_api import FakeDiscord
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

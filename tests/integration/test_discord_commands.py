@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from alertbot.app import App, build
-from alertbot.chat.core import CommandCore
-from alertbot.chat.discord_bot import SYNC_META_KEY, DiscordBot
+from alertbot.bootstrap.app import App, build
 from alertbot.config import load_settings
 from alertbot.domain.models import ALL_KINDS, Destination, Token
+from alertbot.platforms.discord.bot import SYNC_META_KEY, DiscordBot
+from alertbot.services.commands import CommandCore
 from tests.fakes.discord_api import (
     DEFAULT_CHANNEL_ID,
     DEFAULT_GUILD_ID,

@@ -11,18 +11,18 @@ import aiohttp
 import discord
 import pytest
 
-from alertbot.dispatcher import Dispatcher, message_key
+from alertbot.domain.address import address_id
 from alertbot.domain.models import ALL_KINDS, Destination, Kind, Token
 from alertbot.domain.render import render_change, render_digest
-from alertbot.notify.address import address_id
-from alertbot.notify.base import DeliveryError, Target
-from alertbot.notify.discord_notifier import (
+from alertbot.platforms.discord.notifier import (
     EMBED_TOTAL_MAX,
     DiscordNotifier,
     alert_embed,
     invite_url,
     validate_discord_webhook_url,
 )
+from alertbot.ports.notifier import DeliveryError, Target
+from alertbot.services.dispatcher import Dispatcher, message_key
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.discord_api import (
     DEFAULT_CHANNEL_ID,

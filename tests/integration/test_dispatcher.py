@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.clock import SystemClock
-from alertbot.dispatcher import Dispatcher, DispatchObserver, RetryPolicy, digest_key, message_key
 from alertbot.domain.models import (
     ALL_KINDS,
     Change,
@@ -24,8 +22,16 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
-from alertbot.notify.base import Delivered, DeliveryError, Target
-from alertbot.notify.pacing import Limit, Pacer
+from alertbot.ports.clock import SystemClock
+from alertbot.ports.notifier import Delivered, DeliveryError, Target
+from alertbot.services.dispatcher import (
+    Dispatcher,
+    DispatchObserver,
+    RetryPolicy,
+    digest_key,
+    message_key,
+)
+from alertbot.services.pacing import Limit, Pacer
 from alertbot.store.sqlite import SqliteStore
 
 CHAT = Destination("fake", "-100")

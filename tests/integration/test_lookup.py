@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from alertbot.domain.models import Kind, Reading, Token, TrackedState
-from alertbot.lookup import RECENT_LOOKUP_WINDOW, Lookup, LookupFailed
-from alertbot.sources.base import Batch, SourceError
+from alertbot.ports.source import Batch, SourceError
+from alertbot.services.lookup import RECENT_LOOKUP_WINDOW, Lookup, LookupFailed
 from alertbot.store.sqlite import SqliteStore
 
 BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")

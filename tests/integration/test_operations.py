@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.app import App, build
+from alertbot.bootstrap.app import App, build
+from alertbot.bootstrap.operations import Reloader, Retention
 from alertbot.config import load_settings
 from alertbot.domain.models import (
     ALL_KINDS,
@@ -21,7 +22,6 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
-from alertbot.operations import Reloader, Retention
 
 OLD_SECRET = "old-push-secret-1a2b"
 NEW_SECRET = "new-push-secret-3c4d"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.dispatcher import Dispatcher, RetryPolicy
 from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Message, Policy
-from alertbot.logs import Redactor
-from alertbot.metrics import QuotaUsage
-from alertbot.notify.base import Delivered, Target
-from alertbot.notify.pacing import Limit, Pacer
-from alertbot.opsalerts import OpsMonitor
+from alertbot.observability.logs import Redactor
+from alertbot.observability.metrics import QuotaUsage
+from alertbot.ports.notifier import Delivered, Target
+from alertbot.services.dispatcher import Dispatcher, RetryPolicy
+from alertbot.services.ops_monitor import OpsMonitor
+from alertbot.services.pacing import Limit, Pacer
 from alertbot.store.sqlite import SqliteStore
 
 OPS = Destination("telegram", "-100123")

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.clock import SystemClock
-from alertbot.dispatcher import Dispatcher
 from alertbot.domain.models import (
     ALL_KINDS,
     Change,
@@ -29,9 +27,11 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
-from alertbot.notify.base import Delivered, Target
-from alertbot.notify.pacing import Limit, Pacer
-from alertbot.notify.telegram_notifier import TelegramNotifier
+from alertbot.platforms.telegram.notifier import TelegramNotifier
+from alertbot.ports.clock import SystemClock
+from alertbot.ports.notifier import Delivered, Target
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.pacing import Limit, Pacer
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.telegram_api import FakeTelegram
 

@@ -12,8 +12,8 @@ import pytest
 
 from alertbot.domain.detect import Outcome, Rules
 from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Reading, Token
-from alertbot.poller import Poller
-from alertbot.sources.base import Batch, SourceError
+from alertbot.ports.source import Batch, SourceError
+from alertbot.services.poller import Poller
 from alertbot.store.sqlite import SqliteStore
 
 BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")

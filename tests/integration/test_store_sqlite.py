@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.store.base import StoreError
+from alertbot.ports.store import StoreError
 from alertbot.store.sqlite import SqliteStore, available_migrations, sqlite_path
 
 

@@ -11,10 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.chat.core import COMMANDS, CommandCore
-from alertbot.chat.telegram_commands import TelegramCommands
-from alertbot.clock import SystemClock
-from alertbot.dispatcher import Dispatcher
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
     Change,
@@ -24,9 +20,13 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
-from alertbot.lookup import Lookup
-from alertbot.notify.pacing import Pacer
-from alertbot.notify.telegram_notifier import TelegramNotifier
+from alertbot.platforms.telegram.commands import TelegramCommands
+from alertbot.platforms.telegram.notifier import TelegramNotifier
+from alertbot.ports.clock import SystemClock
+from alertbot.services.commands import COMMANDS, CommandCore
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.lookup import Lookup
+from alertbot.services.pacing import Pacer
 from alertbot.sources.replay import ReplaySource, load_demo_data
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.telegram_api import FakeTelegram, Fault, SentMessage

@@ -11,8 +11,6 @@ import pytest
 import telegram
 from telegram.request import HTTPXRequest
 
-from alertbot.clock import SystemClock
-from alertbot.dispatcher import Dispatcher
 from alertbot.domain.models import (
     Change,
     Destination,
@@ -23,9 +21,11 @@ from alertbot.domain.models import (
     make_change_id,
 )
 from alertbot.domain.render import render_change, render_digest
-from alertbot.notify.base import DeliveryError, Target
-from alertbot.notify.pacing import Pacer
-from alertbot.notify.telegram_notifier import TelegramNotifier, utf16_len
+from alertbot.platforms.telegram.notifier import TelegramNotifier, utf16_len
+from alertbot.ports.clock import SystemClock
+from alertbot.ports.notifier import DeliveryError, Target
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.pacing import Pacer
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.telegram_api import FakeTelegram, Fault
 
@@ -164,7 +164,7 @@ async def test_telegram_send_cant_parse_entities_is_logged_without_secrets(
     tg.fail_next("sendMessage", Fault.cant_parse_entities())
     with caplog.at_level(logging.ERROR), pytest.raises(DeliveryError):
         await notifier.send(dest(GROUP), render_change(flip(EVIL)), key=KEY, silent=False)
-    [record] = [r for r in caplog.records if r.name == "alertbot.notify.telegram_notifier"]
+    [record] = [r for r in caplog.records if r.name == "alertbot.platforms.telegram.notifier"]
     assert KEY in record.getMessage()
     assert "can't parse entities" in record.getMessage().lower()
     assert tg.token not in caplog.text and "Evil" not in caplog.text

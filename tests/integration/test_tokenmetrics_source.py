@@ -18,12 +18,12 @@ from pydantic import SecretStr
 from alertbot.config import load_settings
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import ALL_KINDS, Destination, Kind
-from alertbot.lookup import Lookup, LookupFailed
-from alertbot.poller import Poller
-from alertbot.sources.base import Batch, SourceError
-from alertbot.sources.tmclient import RetryPolicy, TokenMetricsApi
-from alertbot.sources.tmquota import QuotaPlan, Usage, plan_quota
-from alertbot.sources.tokenmetrics import (
+from alertbot.ports.source import Batch, SourceError
+from alertbot.services.lookup import Lookup, LookupFailed
+from alertbot.services.poller import Poller
+from alertbot.sources.tokenmetrics.client import RetryPolicy, TokenMetricsApi
+from alertbot.sources.tokenmetrics.quota import QuotaPlan, Usage, plan_quota
+from alertbot.sources.tokenmetrics.source import (
     USAGE_KEY,
     TokenMetricsSource,
     build_tokenmetrics_source,

@@ -17,15 +17,15 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alertbot.app import App, build
+from alertbot.bootstrap.app import App, build
+from alertbot.bootstrap.operations import quota_probe
 from alertbot.config import load_settings
 from alertbot.domain.models import ALL_KINDS, Destination, Kind, Token
-from alertbot.ingest import MAX_BODY
-from alertbot.operations import quota_probe
-from alertbot.poller import PollObserver, PollReport
-from alertbot.signing import SIGNATURE_HEADER, sign
-from alertbot.sources.tmclient import RetryPolicy
-from alertbot.web import WebServer
+from alertbot.domain.signing import SIGNATURE_HEADER, sign
+from alertbot.http.ingest import MAX_BODY
+from alertbot.http.server import WebServer
+from alertbot.services.poller import PollObserver, PollReport
+from alertbot.sources.tokenmetrics.client import RetryPolicy
 from tests.fakes.tokenmetrics_api import FakeTokenMetrics
 from tests.fakes.webhook_receiver import WebhookReceiver
 

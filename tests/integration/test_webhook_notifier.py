@@ -11,9 +11,9 @@ import pytest
 
 from alertbot.domain.models import Change, Destination, Direction, Kind, Token, make_change_id
 from alertbot.domain.render import render
-from alertbot.notify.base import DeliveryError, Target
-from alertbot.notify.webhook_notifier import WebhookNotifier
-from alertbot.signing import SIGNATURE_HEADER, verify
+from alertbot.domain.signing import SIGNATURE_HEADER, verify
+from alertbot.platforms.webhook import WebhookNotifier
+from alertbot.ports.notifier import DeliveryError, Target
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec-test-123"
@@ -99,7 +99,7 @@ def test_webhook_target_repr_hides_address() -> None:
 
 
 def test_webhook_payload_is_plain_json() -> None:
-    from alertbot.notify.webhook_notifier import message_payload
+    from alertbot.platforms.webhook import message_payload
 
     payload = message_payload(render([CHANGE]), "k")
     assert json.loads(json.dumps(payload)) == payload

@@ -9,19 +9,6 @@ from typing import Any
 
 import pytest
 
-from alertbot.chat.core import (
-    COMMAND_NAMES,
-    COMMANDS,
-    Caller,
-    CommandCore,
-    ReplyKind,
-    describe_policy,
-    explain,
-    parse_max_alerts,
-    parse_mute,
-    parse_window,
-    update_policy,
-)
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
     ALL_KINDS,
@@ -37,9 +24,22 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
-from alertbot.lookup import Lookup
-from alertbot.sources.base import Batch
-from alertbot.store.base import DecisionRecord
+from alertbot.ports.source import Batch
+from alertbot.ports.store import DecisionRecord
+from alertbot.services.commands import (
+    COMMAND_NAMES,
+    COMMANDS,
+    Caller,
+    CommandCore,
+    ReplyKind,
+    describe_policy,
+    explain,
+    parse_max_alerts,
+    parse_mute,
+    parse_window,
+    update_policy,
+)
+from alertbot.services.lookup import Lookup
 from alertbot.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -495,7 +495,7 @@ async def test_handle_help_lists_every_command_and_the_moderator_rule(world: Wor
 
 async def test_handle_too_many_subscriptions_is_refused(world: World,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("alertbot.chat.core.MAX_SUBSCRIPTIONS", 1)
+    monkeypatch.setattr("alertbot.services.commands.MAX_SUBSCRIPTIONS", 1)
     await world.core.handle(admin(), "subscribe", "BTC")
     before = await state(world.store)
     reply = await world.core.handle(admin(), "subscribe", "ETH")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from alertbot.ingest import MAX_READINGS, IngestError, ReplayGuard, parse_body
+from alertbot.http.ingest import MAX_READINGS, IngestError, ReplayGuard, parse_body
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 GOOD: dict[str, Any] = {"symbol": "BTC", "kind": "signal", "value": "bullish",

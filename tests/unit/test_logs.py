@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from alertbot.logs import (
+from alertbot.observability.logs import (
     JsonFormatter,
     RedactingFilter,
     Redactor,

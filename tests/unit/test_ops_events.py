@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alertbot.domain import ops
+from alertbot.domain import ops_events as ops
 from alertbot.domain.models import ALL_KINDS, ALL_KINDS_MASK, Destination, Direction, Kind
 from alertbot.domain.parsing import parse_kinds
 from alertbot.domain.render import digest_line, render

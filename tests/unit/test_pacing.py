@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alertbot.notify.pacing import (
+from alertbot.services.pacing import (
     TELEGRAM_OVERALL,
     TELEGRAM_PER_CHAT,
     TELEGRAM_PER_GROUP,

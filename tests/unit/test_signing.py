@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alertbot.signing import SignatureError, sign, verify
+from alertbot.domain.signing import SignatureError, sign, verify
 
 BODY = b'{"symbol":"BTC"}'
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from alertbot.domain.models import Kind
-from alertbot.sources.tmrows import (
+from alertbot.sources.tokenmetrics.rows import (
     parse_direction,
     parse_grades,
     parse_hourly,

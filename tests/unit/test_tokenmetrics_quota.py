@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from alertbot.domain.models import ALL_KINDS, Kind
-from alertbot.sources.tmclient import RetryPolicy, parse_retry_after
-from alertbot.sources.tmquota import QuotaPlan, Usage, month_bounds, plan_quota
-from alertbot.sources.tokenmetrics import (
+from alertbot.sources.tokenmetrics.client import RetryPolicy, parse_retry_after
+from alertbot.sources.tokenmetrics.quota import QuotaPlan, Usage, month_bounds, plan_quota
+from alertbot.sources.tokenmetrics.source import (
     date_windows,
     dedupe_rows,
     estimate_cycle_calls,

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from alertbot.clock import Clock
-from alertbot.dispatcher import DispatchObserver
-from alertbot.domain import ops
+from alertbot.domain import ops_events as ops
 from alertbot.domain.models import Destination, Reason
-from alertbot.domain.ops import OpsCode, OpsEvent
-from alertbot.logs import Redactor
-from alertbot.metrics import Metrics, QuotaProbe
-from alertbot.poller import PollObserver, PollReport
-from alertbot.store.base import Store
+from alertbot.domain.ops_events import OpsCode, OpsEvent
+from alertbot.observability.logs import Redactor
+from alertbot.observability.metrics import Metrics, QuotaProbe
+from alertbot.ports.clock import Clock
+from alertbot.ports.store import Store
+from alertbot.services.dispatcher import DispatchObserver
+from alertbot.services.poller import PollObserver, PollReport
 
 log = logging.getLogger(__name__)
 

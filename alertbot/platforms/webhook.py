@@ -11,9 +11,9 @@ import aiohttp
 
 from alertbot import __version__
 from alertbot.domain.models import Change, Destination, Message
-from alertbot.notify.base import Delivered, DeliveryError, Target
-from alertbot.notify.pacing import Limit
-from alertbot.signing import SIGNATURE_HEADER, sign
+from alertbot.domain.signing import SIGNATURE_HEADER, sign
+from alertbot.ports.notifier import Delivered, DeliveryError, Target
+from alertbot.services.pacing import Limit
 
 WEBHOOK_PER_DESTINATION = Limit("webhook_destination", 10, 1.0,
                                 "alertbot default: at most 10 requests per second per URL")

@@ -15,28 +15,28 @@ from typing import TYPE_CHECKING
 import aiohttp
 from pydantic import SecretStr
 
-from alertbot.clock import Clock, SystemClock
+from alertbot.bootstrap.operations import install_operations
 from alertbot.config import Settings
-from alertbot.dispatcher import Dispatcher
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Policy
 from alertbot.domain.parsing import format_duration
-from alertbot.logs import Redactor
-from alertbot.lookup import Lookup
-from alertbot.metrics import Metrics
-from alertbot.notify.base import Notifier
-from alertbot.notify.console import DEFAULT_CHAT, ConsoleNotifier
-from alertbot.notify.webhook_notifier import WebhookNotifier
-from alertbot.observers import Observers
-from alertbot.operations import install_operations
-from alertbot.poller import Poller
-from alertbot.sources.base import Source, SourceError
+from alertbot.observability.logs import Redactor
+from alertbot.observability.metrics import Metrics
+from alertbot.platforms.console import DEFAULT_CHAT, ConsoleNotifier
+from alertbot.platforms.webhook import WebhookNotifier
+from alertbot.ports.clock import Clock, SystemClock
+from alertbot.ports.notifier import Notifier
+from alertbot.ports.observers import Observers
+from alertbot.ports.source import Source, SourceError
+from alertbot.ports.store import Store
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.lookup import Lookup
+from alertbot.services.poller import Poller
 from alertbot.sources.replay import CURSOR_KEY, ReplaySource, load_demo_data
-from alertbot.store.base import Store
 from alertbot.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from alertbot.web import WebServer
+    from alertbot.http.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ async def _install_platforms(app: App) -> None:
     app.notifiers["webhook"] = WebhookNotifier(
         app.session, secret=lambda: _secret(app.settings.webhook_secret))
     # Imported here: the Discord adapter imports this module for its App type.
-    from alertbot.chat.discord_bot import install_discord
+    from alertbot.platforms.discord.bot import install_discord
 
     await install_discord(app)
     if app.settings.telegram_bot_token is not None:
@@ -153,9 +153,9 @@ async def _install_platforms(app: App) -> None:
 
 def _install_telegram(app: App, token: str) -> None:
     """Telegram notifier, the command bot (background job), its check, health and closers."""
-    from alertbot.chat.core import CommandCore
-    from alertbot.chat.telegram_commands import TelegramCommands
-    from alertbot.notify.telegram_notifier import TelegramNotifier
+    from alertbot.platforms.telegram.commands import TelegramCommands
+    from alertbot.platforms.telegram.notifier import TelegramNotifier
+    from alertbot.services.commands import CommandCore
 
     root = app.settings.telegram_api_url
     pacer = app.dispatcher.pacer
@@ -180,7 +180,7 @@ async def _build_source(settings: Settings, store: Store, clock: Clock,
                               cursor=float(saved) if saved else None, started_wall=clock.now(),
                               head_start=interval if saved else timedelta(0))
         return source, interval
-    from alertbot.sources.tokenmetrics import build_tokenmetrics_source
+    from alertbot.sources.tokenmetrics.source import build_tokenmetrics_source
 
     return await build_tokenmetrics_source(settings, store, clock, session)
 

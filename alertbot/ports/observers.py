@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from alertbot.dispatcher import DispatchObserver
 from alertbot.domain.models import Change, Destination, Reason
-from alertbot.poller import PollObserver, PollReport
+from alertbot.services.dispatcher import DispatchObserver
+from alertbot.services.poller import PollObserver, PollReport
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from datetime import datetime
 import aiohttp
 import discord
 
+from alertbot.domain.address import validate_webhook_address
 from alertbot.domain.models import Change, Destination, Direction, Kind, Message
 from alertbot.domain.render import ARROW, headline, movement, when
-from alertbot.notify.address import validate_webhook_address
-from alertbot.notify.base import Delivered, DeliveryError, Target
-from alertbot.notify.pacing import (
+from alertbot.ports.notifier import Delivered, DeliveryError, Target
+from alertbot.services.pacing import (
     DISCORD_GLOBAL,
     DISCORD_PER_CHANNEL,
     DISCORD_PER_WEBHOOK,

@@ -10,12 +10,12 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from alertbot.clock import Clock
 from alertbot.domain.detect import Outcome, Rules, detect
 from alertbot.domain.models import Change, Kind, Reading, Token, TrackedState, mask_to_kinds
-from alertbot.logs import correlation_id
-from alertbot.sources.base import Source, SourceError
-from alertbot.store.base import Store
+from alertbot.observability.logs import correlation_id
+from alertbot.ports.clock import Clock
+from alertbot.ports.source import Source, SourceError
+from alertbot.ports.store import Store
 
 log = logging.getLogger(__name__)
 

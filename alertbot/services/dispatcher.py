@@ -19,14 +19,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alertbot.clock import Clock
 from alertbot.domain import throttle
 from alertbot.domain.models import Change, Destination, Message, Reason
 from alertbot.domain.render import render
-from alertbot.logs import correlation_id
-from alertbot.notify.base import DeliveryError, Notifier, Target
-from alertbot.notify.pacing import Pacer
-from alertbot.store.base import PlanKeys, Store
+from alertbot.observability.logs import correlation_id
+from alertbot.ports.clock import Clock
+from alertbot.ports.notifier import DeliveryError, Notifier, Target
+from alertbot.ports.store import PlanKeys, Store
+from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
 

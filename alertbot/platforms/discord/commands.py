@@ -16,11 +16,11 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from alertbot.chat.core import COMMANDS, Caller, CommandCore, CommandSpec, Reply, ReplyKind
-from alertbot.clock import Clock
 from alertbot.domain.models import Destination
-from alertbot.notify.discord_notifier import alert_embed, clip, neutralize, no_pings
-from alertbot.store.base import Store
+from alertbot.platforms.discord.notifier import alert_embed, clip, neutralize, no_pings
+from alertbot.ports.clock import Clock
+from alertbot.ports.store import Store
+from alertbot.services.commands import COMMANDS, Caller, CommandCore, CommandSpec, Reply, ReplyKind
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from alertbot.domain.models import Destination, Message
-from alertbot.notify.pacing import Limit
+from alertbot.services.pacing import Limit
 
 
 @dataclass(frozen=True, slots=True)

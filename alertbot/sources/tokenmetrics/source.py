@@ -7,7 +7,7 @@
   still count; a rejected key (401) or a fetch where nothing answered raises SourceError, so
   the cycle changes nothing; repeated key rejections back off.
 - Quota: every request counts against a per-month counter in the store; polling spends only
-  the polling budget and is paced through the month, lookups only the reserve (see tmquota).
+  the polling budget and is paced through the month, lookups only the reserve (see quota.py).
 - `all` subscriptions cover the tokens of TOKENMETRICS_WATCHLIST (resolved through `/tokens`
   once and kept in the store) plus every token some subscription names (the poller adds those).
 """
@@ -27,11 +27,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import SecretStr
 
-from alertbot.clock import Clock
 from alertbot.config import ConfigError, Settings
 from alertbot.domain.models import ALL_KINDS, Kind, Token, mask_to_kinds
-from alertbot.sources.base import Batch, Source, SourceError
-from alertbot.sources.tmclient import (
+from alertbot.ports.clock import Clock
+from alertbot.ports.source import Batch, Source, SourceError
+from alertbot.ports.store import Store
+from alertbot.sources.tokenmetrics.client import (
     KEY_VARIABLE,
     PAGE_LIMIT,
     ApiError,
@@ -40,15 +41,14 @@ from alertbot.sources.tmclient import (
     RateLimited,
     TokenMetricsApi,
 )
-from alertbot.sources.tmquota import Purpose, QuotaPlan, Refusal, Usage, plan_quota
-from alertbot.sources.tmrows import (
+from alertbot.sources.tokenmetrics.quota import Purpose, QuotaPlan, Refusal, Usage, plan_quota
+from alertbot.sources.tokenmetrics.rows import (
     ENDPOINTS,
     ParseReport,
     parse_kind,
     parse_timestamp,
     parse_tokens,
 )
-from alertbot.store.base import Store
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alertbot.clock import Clock
 from alertbot.domain.models import ALL_KINDS, Kind, Reading, Snapshot, Token, TrackedState
-from alertbot.sources.base import Source, SourceError
-from alertbot.store.base import Store
+from alertbot.ports.clock import Clock
+from alertbot.ports.source import Source, SourceError
+from alertbot.ports.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import TextIO
 
 from alertbot.domain.models import Destination, Message
 from alertbot.domain.render import ARROW
-from alertbot.notify.base import Delivered, Target
-from alertbot.notify.pacing import Limit
+from alertbot.ports.notifier import Delivered, Target
+from alertbot.services.pacing import Limit
 
 DEFAULT_CHAT = "default"
 

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
-from alertbot.clock import Clock
 from alertbot.config import SECRET_VARIABLES, ConfigError, Settings, load_settings
-from alertbot.metrics import QuotaProbe, QuotaUsage
-from alertbot.opsalerts import OpsMonitor, parse_destination
-from alertbot.sources.base import Source
-from alertbot.store.base import PurgeResult, Store
-from alertbot.web import WebServer
+from alertbot.http.server import WebServer
+from alertbot.observability.metrics import QuotaProbe, QuotaUsage
+from alertbot.ports.clock import Clock
+from alertbot.ports.source import Source
+from alertbot.ports.store import PurgeResult, Store
+from alertbot.services.ops_monitor import OpsMonitor, parse_destination
 
 if TYPE_CHECKING:
-    from alertbot.app import App
+    from alertbot.bootstrap.app import App
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ async def install_operations(app: App) -> None:
 
 def quota_probe(source: Source) -> QuotaProbe | None:
     """Calls used this month against the plan, for sources that count them."""
-    from alertbot.sources.tokenmetrics import TokenMetricsSource
+    from alertbot.sources.tokenmetrics.source import TokenMetricsSource
 
     if not isinstance(source, TokenMetricsSource):
         return None
@@ -91,7 +91,7 @@ def quota_probe(source: Source) -> QuotaProbe | None:
 
 
 def _auth_error(source: Source) -> Callable[[], str | None] | None:
-    from alertbot.sources.tokenmetrics import TokenMetricsSource
+    from alertbot.sources.tokenmetrics.source import TokenMetricsSource
 
     if not isinstance(source, TokenMetricsSource):
         return None

@@ -41,11 +41,8 @@ from telegram.ext import (
     filters,
 )
 
-from alertbot.chat.core import COMMAND_NAMES, COMMANDS, Caller, CommandCore, Reply, ReplyKind
-from alertbot.clock import Clock
 from alertbot.domain.models import Destination
-from alertbot.notify.pacing import Pacer
-from alertbot.notify.telegram_notifier import (
+from alertbot.platforms.telegram.notifier import (
     NO_PREVIEW,
     Line,
     alert_lines,
@@ -57,7 +54,17 @@ from alertbot.notify.telegram_notifier import (
     telegram_limits,
     translate_error,
 )
-from alertbot.store.base import Store
+from alertbot.ports.clock import Clock
+from alertbot.ports.store import Store
+from alertbot.services.commands import (
+    COMMAND_NAMES,
+    COMMANDS,
+    Caller,
+    CommandCore,
+    Reply,
+    ReplyKind,
+)
+from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from alertbot.config import Settings
-from alertbot.store.base import DatabaseStats, StoreError
+from alertbot.ports.store import DatabaseStats, StoreError
 from alertbot.store.sqlite import SqliteStore
 
 EXIT_OK = 0

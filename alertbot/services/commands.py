@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from alertbot.clock import Clock
 from alertbot.domain.models import (
     ALL_KINDS,
     ALL_TOKENS,
@@ -34,8 +33,9 @@ from alertbot.domain.parsing import (
     parse_quiet,
 )
 from alertbot.domain.render import headline, render_grade_lookup, render_signal_lookup
-from alertbot.lookup import Lookup, LookupFailed
-from alertbot.store.base import DecisionRecord, Store
+from alertbot.ports.clock import Clock
+from alertbot.ports.store import DecisionRecord, Store
+from alertbot.services.lookup import Lookup, LookupFailed
 
 log = logging.getLogger(__name__)
 

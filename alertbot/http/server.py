@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from alertbot.domain.ops import STALE_INTERVALS
-from alertbot.ingest import (
+from alertbot.domain.ops_events import STALE_INTERVALS
+from alertbot.domain.signing import SIGNATURE_HEADER, SignatureError, sign, verify
+from alertbot.http.ingest import (
     MAX_BODY,
     IngestError,
     ReplayGuard,
@@ -26,12 +27,11 @@ from alertbot.ingest import (
     resolve_tokens,
     to_readings,
 )
-from alertbot.logs import correlation_id
-from alertbot.metrics import CONTENT_TYPE, Metrics, QuotaProbe
-from alertbot.signing import SIGNATURE_HEADER, SignatureError, sign, verify
+from alertbot.observability.logs import correlation_id
+from alertbot.observability.metrics import CONTENT_TYPE, Metrics, QuotaProbe
 
 if TYPE_CHECKING:
-    from alertbot.app import App
+    from alertbot.bootstrap.app import App
 
 log = logging.getLogger(__name__)
 

@@ -21,18 +21,18 @@ import discord.http
 import yarl
 from discord import app_commands
 
-from alertbot.chat.core import CommandCore
-from alertbot.chat.discord_commands import DiscordCommands, guild_label
-from alertbot.clock import Clock
-from alertbot.notify.discord_notifier import (
+from alertbot.platforms.discord.commands import DiscordCommands, guild_label
+from alertbot.platforms.discord.notifier import (
     DiscordNotifier,
     invite_url,
     is_webhook_destination,
 )
-from alertbot.store.base import Store
+from alertbot.ports.clock import Clock
+from alertbot.ports.store import Store
+from alertbot.services.commands import CommandCore
 
 if TYPE_CHECKING:
-    from alertbot.app import App
+    from alertbot.bootstrap.app import App
 
 log = logging.getLogger(__name__)
 

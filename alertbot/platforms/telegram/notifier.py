@@ -40,9 +40,9 @@ from telegram.warnings import PTBDeprecationWarning
 
 from alertbot.domain.models import Destination, Message
 from alertbot.domain.render import ARROW
-from alertbot.logs import Redactor
-from alertbot.notify.base import Delivered, DeliveryError, Target
-from alertbot.notify.pacing import (
+from alertbot.observability.logs import Redactor
+from alertbot.ports.notifier import Delivered, DeliveryError, Target
+from alertbot.services.pacing import (
     TELEGRAM_OVERALL,
     TELEGRAM_PER_CHAT,
     TELEGRAM_PER_GROUP,

@@ -21,10 +21,10 @@ from prometheus_client import (
 )
 
 from alertbot import __version__
-from alertbot.dispatcher import DispatchObserver
 from alertbot.domain.models import Change, Destination, Reason
-from alertbot.poller import PollObserver, PollReport
-from alertbot.store.base import OutboxStats
+from alertbot.ports.store import OutboxStats
+from alertbot.services.dispatcher import DispatchObserver
+from alertbot.services.poller import PollObserver, PollReport
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTBOX_STATES = ("pending", "held", "sending", "sent", "suppressed", "dead")
