@@ -32,7 +32,7 @@ from tests.fakes.discord_api import (
     FakeGuild,
     running_fake_discord,
 )
-from tests.integration.discord_support import (
+from tests.integration.platforms.discord.support import (
     BTC,
     NOW,
     embed_within_limits,
