@@ -21,10 +21,9 @@ from prometheus_client import (
 )
 
 from alertbot import __version__
-from alertbot.domain.models import Change, Destination, Reason
+from alertbot.domain.models import Change, DeliveryOutcome, Destination, Reason
+from alertbot.ports.observers import DispatchObserver, PollObserver, PollReport
 from alertbot.ports.store import OutboxStats
-from alertbot.services.dispatcher import DispatchObserver
-from alertbot.services.poller import PollObserver, PollReport
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTBOX_STATES = ("pending", "held", "sending", "sent", "suppressed", "dead")
@@ -129,12 +128,12 @@ class Metrics(PollObserver, DispatchObserver):
     def delivered(self, destination: Destination, changes: Sequence[Change],
                   now: datetime) -> None:
         """Count a delivery and observe each change's latency."""
-        self.deliveries.labels(platform=destination.platform, outcome="sent").inc()
+        self.deliveries.labels(platform=destination.platform, outcome=DeliveryOutcome.SENT).inc()
         histogram = self.latency.labels(platform=destination.platform)
         for change in changes:
             histogram.observe(max(0.0, (now - change.detected_at).total_seconds()))
 
-    def failed(self, destination: Destination, outcome: str) -> None:
+    def failed(self, destination: Destination, outcome: DeliveryOutcome) -> None:
         """Count a failed send by outcome."""
         self.deliveries.labels(platform=destination.platform, outcome=outcome).inc()
 

@@ -9,8 +9,7 @@ from typing import TextIO
 
 from alertbot.domain.models import Destination, Message
 from alertbot.domain.render import ARROW
-from alertbot.ports.notifier import Delivered, Target
-from alertbot.services.pacing import Limit
+from alertbot.ports.notifier import Delivered, Limit, Target
 
 DEFAULT_CHAT = "default"
 

@@ -12,8 +12,7 @@ import aiohttp
 from alertbot import __version__
 from alertbot.domain.models import Change, Destination, Message
 from alertbot.domain.signing import SIGNATURE_HEADER, sign
-from alertbot.ports.notifier import Delivered, DeliveryError, Target
-from alertbot.services.pacing import Limit
+from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
 
 WEBHOOK_PER_DESTINATION = Limit("webhook_destination", 10, 1.0,
                                 "alertbot default: at most 10 requests per second per URL")

@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from alertbot.domain.models import Destination, Message
-from alertbot.services.pacing import Limit
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most `count` sends per `period` seconds in one scope, and where the number comes from."""
+
+    name: str
+    count: int
+    period: float
+    source: str
+    shared: bool = False
+    """Drawn on by every destination of a platform: queued in order and evenly spaced."""
+    margin: float | None = None
+    """Overrides the pacer's safety margin for this limit."""
 
 
 @dataclass(frozen=True, slots=True)

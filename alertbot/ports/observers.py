@@ -1,17 +1,63 @@
-"""One observer that forwards poller and dispatcher hooks to several (metrics, ops alerts)."""
+"""Observer ports: what the poller and dispatcher report, and a fan-out to several observers.
+
+Metrics and operator alerts implement these hooks; the services know only this module.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from alertbot.domain.models import Change, Destination, Reason
-from alertbot.services.dispatcher import DispatchObserver
-from alertbot.services.poller import PollObserver, PollReport
+from alertbot.domain.detect import Outcome
+from alertbot.domain.models import Change, DeliveryOutcome, Destination, Reason
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PollReport:
+    """What one poll or ingest did."""
+
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    changes: list[Change] = field(default_factory=list)
+    outbox_rows: int = 0
+    errors: list[str] = field(default_factory=list)
+    calls: int = 0
+    tokens: int = 0
+
+
+class PollObserver:
+    """Hooks for metrics and health; the default does nothing."""
+
+    def poll_started(self, cycle_id: str) -> None:
+        """A cycle began."""
+
+    def poll_finished(self, report: PollReport, seconds: float, ok: bool) -> None:
+        """A cycle ended (ok = the source answered)."""
+
+
+class DispatchObserver:
+    """Hooks for metrics and operator alerts; the default does nothing."""
+
+    def decided(self, destination: Destination, reason: Reason, count: int) -> None:
+        """Throttle decisions were stored."""
+
+    def delivered(self, destination: Destination, changes: Sequence[Change],
+                  now: datetime) -> None:
+        """A message was accepted by its platform."""
+
+    def failed(self, destination: Destination, outcome: DeliveryOutcome) -> None:
+        """A send failed (any outcome but SENT)."""
+
+    def paused(self, destination: Destination, reason: str) -> None:
+        """A destination was paused because it no longer accepts messages."""
+
+    def address_loaded(self, destination: Destination, address: str) -> None:
+        """A destination's secret address was read (so logs can redact it)."""
 
 
 class Observers(PollObserver, DispatchObserver):
@@ -59,7 +105,7 @@ class Observers(PollObserver, DispatchObserver):
             with _guard(d):
                 d.delivered(destination, changes, now)
 
-    def failed(self, destination: Destination, outcome: str) -> None:
+    def failed(self, destination: Destination, outcome: DeliveryOutcome) -> None:
         """Forward."""
         for d in self._dispatch:
             with _guard(d):

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alertbot.domain import throttle
-from alertbot.domain.models import Change, Destination, Message, Reason
+from alertbot.domain.models import Change, DeliveryOutcome, Destination, Message, Reason
 from alertbot.domain.render import render
 from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
+from alertbot.ports.observers import DispatchObserver
 from alertbot.ports.store import PlanKeys, Store
 from alertbot.services.pacing import Pacer
 
@@ -53,7 +54,7 @@ def digest_key(keys: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class DeliveryRetry:
     """Exponential backoff with full jitter, bounded by attempts and age."""
 
     base: float = 2.0
@@ -70,31 +71,11 @@ class RetryPolicy:
         return attempts >= self.max_attempts or now - first_created >= self.max_age
 
 
-class DispatchObserver:
-    """Hooks for metrics and operator alerts; the default does nothing."""
-
-    def decided(self, destination: Destination, reason: Reason, count: int) -> None:
-        """Throttle decisions were stored."""
-
-    def delivered(self, destination: Destination, changes: Sequence[Change],
-                  now: datetime) -> None:
-        """A message was accepted by its platform."""
-
-    def failed(self, destination: Destination, outcome: str) -> None:
-        """A send failed (outcome: retry, rate_limited, dead, destination_gone, rekeyed)."""
-
-    def paused(self, destination: Destination, reason: str) -> None:
-        """A destination was paused because it no longer accepts messages."""
-
-    def address_loaded(self, destination: Destination, address: str) -> None:
-        """A destination's secret address was read (so logs can redact it)."""
-
-
 class Dispatcher:
     """Delivers due outbox rows through the notifiers."""
 
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], clock: Clock, *,
-                 pacer: Pacer | None = None, retry: RetryPolicy | None = None,
+                 pacer: Pacer | None = None, retry: DeliveryRetry | None = None,
                  max_lanes: int = 64, send_timeout: float = 30.0,
                  drain_timeout: float = 10.0, observer: DispatchObserver | None = None,
                  rng: random.Random | None = None) -> None:
@@ -103,7 +84,7 @@ class Dispatcher:
         self._notifiers = notifiers
         self._clock = clock
         self._pacer = pacer or Pacer()
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or DeliveryRetry()
         self._max_lanes = max_lanes
         self._send_timeout = send_timeout
         self._drain_timeout = drain_timeout
@@ -245,7 +226,7 @@ class Dispatcher:
                 outcome = await self._deliver(notifier, target, message.key, message.changes,
                                               message.silent, message.attempts,
                                               message.first_created)
-                if outcome in ("destination_gone", "rekeyed"):
+                if outcome in (DeliveryOutcome.DESTINATION_GONE, DeliveryOutcome.REKEYED):
                     return
             now = self._clock.now()
             due = await self._store.due_alerts(destination, now)
@@ -271,7 +252,7 @@ class Dispatcher:
 
     async def _deliver(self, notifier: Notifier, target: Target, key: str,
                        changes: Sequence[Change], silent: bool, attempts: int,
-                       first_created: datetime) -> str:
+                       first_created: datetime) -> DeliveryOutcome:
         destination = target.destination
         message = render(changes)
         # Claim first, so nothing but the send itself runs between taking a pacing slot and
@@ -287,7 +268,7 @@ class Dispatcher:
                                        attempts, first_created, delivery)
         finally:
             correlation_id.reset(token)
-        if outcome == "rate_limited":
+        if outcome == DeliveryOutcome.RATE_LIMITED:
             # The refused send did not use the platform's budget; holding its slot would make
             # the retry wait a whole window (a minute, for a Telegram group).
             self._pacer.release(limits, slot)
@@ -295,7 +276,7 @@ class Dispatcher:
 
     async def _send(self, notifier: Notifier, target: Target, key: str, message: Message,
                     changes: Sequence[Change], silent: bool, attempts: int,
-                    first_created: datetime, delivery: str) -> str:
+                    first_created: datetime, delivery: str) -> DeliveryOutcome:
         destination = target.destination
         try:
             result = await asyncio.wait_for(
@@ -316,10 +297,10 @@ class Dispatcher:
         log.debug("delivery %s: %s accepted %s (%d alerts)", delivery, destination, key,
                   len(delivered))
         self._observer.delivered(destination, delivered, now)
-        return "sent"
+        return DeliveryOutcome.SENT
 
     async def _failed(self, target: Target, key: str, error: DeliveryError, attempts: int,
-                      first_created: datetime, delivery: str) -> str:
+                      first_created: datetime, delivery: str) -> DeliveryOutcome:
         destination = target.destination
         now = self._clock.now()
         if error.rekey_to:
@@ -327,7 +308,7 @@ class Dispatcher:
             moved = await self._store.rekey(destination, new, now)
             log.warning("delivery %s: %s moved to %s; %d alerts re-queued", delivery,
                         destination, new, moved)
-            outcome = "rekeyed"
+            outcome = DeliveryOutcome.REKEYED
             self.wake()
         elif error.destination_gone:
             await self._store.mark_dead(destination, key, error.reason,
@@ -336,7 +317,7 @@ class Dispatcher:
             log.warning("delivery %s: %s no longer accepts messages (%s); paused its "
                         "subscriptions", delivery, destination, error.reason)
             self._observer.paused(destination, error.reason)
-            outcome = "destination_gone"
+            outcome = DeliveryOutcome.DESTINATION_GONE
         elif error.rate_limited:
             wait = max(error.retry_after or 1.0, 0.0)
             scope = destination.platform if error.global_limit else str(destination)
@@ -345,18 +326,18 @@ class Dispatcher:
                                          error.reason, Reason.RATE_LIMITED, False, now)
             log.info("delivery %s: %s rate limited, retrying in %.1fs", delivery, destination,
                      wait)
-            outcome = "rate_limited"
+            outcome = DeliveryOutcome.RATE_LIMITED
         elif error.retryable and not self._retry.exhausted(attempts + 1, first_created, now):
             wait = max(self._retry.delay(attempts, self._rng), error.retry_after or 0.0)
             await self._store.mark_retry(destination, key, now + timedelta(seconds=wait),
                                          error.reason, Reason.RETRY, True, now)
             log.warning("delivery %s to %s failed (%s); attempt %d, retrying in %.1fs",
                         delivery, destination, error.reason, attempts + 1, wait)
-            outcome = "retry"
+            outcome = DeliveryOutcome.RETRY
         else:
             await self._store.mark_dead(destination, key, error.reason, Reason.DEAD, now)
             log.error("delivery %s to %s failed permanently after %d attempts: %s", delivery,
                       destination, attempts + 1, error.reason)
-            outcome = "dead"
+            outcome = DeliveryOutcome.DEAD
         self._observer.failed(destination, outcome)
         return outcome

@@ -16,14 +16,13 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from alertbot.domain import ops_events as ops
-from alertbot.domain.models import Destination, Reason
+from alertbot.domain.models import DeliveryOutcome, Destination, Reason
 from alertbot.domain.ops_events import OpsCode, OpsEvent
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics, QuotaProbe
 from alertbot.ports.clock import Clock
+from alertbot.ports.observers import DispatchObserver, PollObserver, PollReport
 from alertbot.ports.store import Store
-from alertbot.services.dispatcher import DispatchObserver
-from alertbot.services.poller import PollObserver, PollReport
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +97,9 @@ class OpsMonitor(PollObserver, DispatchObserver):
                                                     self._clock.now()))
         self._kick.set()
 
-    def failed(self, destination: Destination, outcome: str) -> None:
+    def failed(self, destination: Destination, outcome: DeliveryOutcome) -> None:
         """Remember dead-lettered sends; the reason is read from the stored decision."""
-        if outcome == "dead" and destination != self.destination:
+        if outcome == DeliveryOutcome.DEAD and destination != self.destination:
             self._dead.setdefault(destination, self._clock.now())
             self._kick.set()
 

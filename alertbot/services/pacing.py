@@ -17,47 +17,13 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
+
+from alertbot.ports.notifier import Limit
 
 SAFETY_MARGIN = 0.025
 """Seconds added to every window: requests can arrive closer together than they were sent."""
-CHAT_MARGIN = 0.15
-"""Margin of Telegram's per-chat windows: a 1-second window is where a request delayed behind
-others (a pause, a new connection) most easily lands next to its successor, and the spare
-time costs only that chat."""
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """At most `count` sends per `period` seconds in one scope, and where the number comes from."""
-
-    name: str
-    count: int
-    period: float
-    source: str
-    shared: bool = False
-    """Drawn on by every destination of a platform: queued in order and evenly spaced."""
-    margin: float | None = None
-    """Overrides the pacer's safety margin for this limit."""
-
-
-# Telegram Bot FAQ, "My bot is hitting limits, how do I avoid this?"
-# (https://core.telegram.org/bots/faq); the same numbers are telegram.constants.FloodLimit.
-TELEGRAM_OVERALL = Limit("telegram_overall", 30, 1.0,
-                         "Bot FAQ: no more than about 30 messages per second overall",
-                         shared=True)
-TELEGRAM_PER_CHAT = Limit("telegram_chat", 1, 1.0,
-                          "Bot FAQ: avoid more than one message per second in a single chat",
-                          margin=CHAT_MARGIN)
-TELEGRAM_PER_GROUP = Limit("telegram_group", 20, 60.0,
-                           "Bot FAQ: no more than 20 messages per minute to the same group",
-                           margin=CHAT_MARGIN)
-# Discord rate-limits topic: 50 requests per second per bot (documented); create-message is
-# commonly observed at 5 per 5 seconds per channel (X-RateLimit-Limit: 5; not documented).
-DISCORD_GLOBAL = Limit("discord_global", 50, 1.0, "Discord docs: 50 requests per second",
-                       shared=True)
-DISCORD_PER_CHANNEL = Limit("discord_channel", 5, 5.0,
-                            "observed X-RateLimit-Limit 5 per 5 s on create-message")
 # Discord incoming webhooks: commonly observed 5 requests per 2 seconds per webhook.
 DISCORD_PER_WEBHOOK = Limit("discord_webhook", 5, 2.0, "observed 5 per 2 s per webhook")
 

@@ -5,41 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from alertbot.domain.detect import Outcome, Rules, detect
-from alertbot.domain.models import Change, Kind, Reading, Token, TrackedState, mask_to_kinds
+from alertbot.domain.detect import Rules, detect
+from alertbot.domain.models import Kind, Reading, Token, TrackedState, mask_to_kinds
 from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
+from alertbot.ports.observers import PollObserver, PollReport
 from alertbot.ports.source import Source, SourceError
 from alertbot.ports.store import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class PollReport:
-    """What one poll or ingest did."""
-
-    outcomes: Counter[Outcome] = field(default_factory=Counter)
-    changes: list[Change] = field(default_factory=list)
-    outbox_rows: int = 0
-    errors: list[str] = field(default_factory=list)
-    calls: int = 0
-    tokens: int = 0
-
-
-class PollObserver:
-    """Hooks for metrics and health; the default does nothing."""
-
-    def poll_started(self, cycle_id: str) -> None:
-        """A cycle began."""
-
-    def poll_finished(self, report: PollReport, seconds: float, ok: bool) -> None:
-        """A cycle ended (ok = the source answered)."""
 
 
 class Poller:

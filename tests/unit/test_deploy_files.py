@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from alertbot.config import SECRET_VARIABLES, Settings
 from alertbot.domain.models import Change, Destination, Direction, Kind, Reason, Token
 from alertbot.observability.metrics import Metrics, QuotaUsage
+from alertbot.ports.observers import PollReport
 from alertbot.ports.store import OutboxStats
-from alertbot.services.poller import PollReport
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

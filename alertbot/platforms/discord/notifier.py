@@ -22,13 +22,9 @@ import discord
 from alertbot.domain.address import validate_webhook_address
 from alertbot.domain.models import Change, Destination, Direction, Kind, Message
 from alertbot.domain.render import ARROW, headline, movement, when
-from alertbot.ports.notifier import Delivered, DeliveryError, Target
-from alertbot.services.pacing import (
-    DISCORD_GLOBAL,
-    DISCORD_PER_CHANNEL,
-    DISCORD_PER_WEBHOOK,
-    Limit,
-)
+from alertbot.platforms.discord.limits import DISCORD_GLOBAL, DISCORD_PER_CHANNEL
+from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
+from alertbot.services.pacing import DISCORD_PER_WEBHOOK
 
 log = logging.getLogger(__name__)
 

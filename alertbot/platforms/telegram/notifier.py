@@ -41,14 +41,13 @@ from telegram.warnings import PTBDeprecationWarning
 from alertbot.domain.models import Destination, Message
 from alertbot.domain.render import ARROW
 from alertbot.observability.logs import Redactor
-from alertbot.ports.notifier import Delivered, DeliveryError, Target
-from alertbot.services.pacing import (
+from alertbot.platforms.telegram.limits import (
     TELEGRAM_OVERALL,
     TELEGRAM_PER_CHAT,
     TELEGRAM_PER_GROUP,
-    Limit,
-    Pacer,
 )
+from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
+from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ class EndpointFailed(ApiError):
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class ApiRetry:
     """How often and how long to retry a request."""
 
     attempts: int = 3
@@ -110,14 +110,14 @@ class TokenMetricsApi:
     """Requests to one Token Metrics base URL with one key."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, api_key: SecretStr, *,
-                 timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, retry: ApiRetry | None = None,
                  sleep: Sleep = asyncio.sleep, rng: random.Random | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._session = session
         self.base_url = base_url.rstrip("/")
         self._key = api_key
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or ApiRetry()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._now = now

@@ -17,7 +17,7 @@ from tests.fakes.tokenmetrics_api import FakeTokenMetrics
 
 KEY = "test-key"
 TODAY = dt.date(2025, 7, 10)
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

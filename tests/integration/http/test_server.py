@@ -24,8 +24,8 @@ from alertbot.domain.models import ALL_KINDS, Destination, Kind, Token
 from alertbot.domain.signing import SIGNATURE_HEADER, sign
 from alertbot.http.ingest import MAX_BODY
 from alertbot.http.server import WebServer
-from alertbot.services.poller import PollObserver, PollReport
-from alertbot.sources.tokenmetrics.client import RetryPolicy
+from alertbot.ports.observers import PollObserver, PollReport
+from alertbot.sources.tokenmetrics.client import ApiRetry
 from tests.fakes.tokenmetrics_api import FakeTokenMetrics
 from tests.fakes.webhook_receiver import WebhookReceiver
 
@@ -301,7 +301,7 @@ async def tm_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     watcher = CycleWatcher()
     app.observers.add(watcher)
     api = getattr(app.source, "api")  # noqa: B009 - the Token Metrics source's client
-    api.retry = RetryPolicy(attempts=1)  # one request per failure keeps cycles short
+    api.retry = ApiRetry(attempts=1)  # one request per failure keeps cycles short
     try:
         now = app.clock.now()
         await app.store.upsert_tokens([BTC], now)

@@ -23,15 +23,15 @@ from alertbot.domain.models import (
     make_change_id,
 )
 from alertbot.ports.clock import SystemClock
-from alertbot.ports.notifier import Delivered, DeliveryError, Target
+from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
 from alertbot.services.dispatcher import (
+    DeliveryRetry,
     Dispatcher,
     DispatchObserver,
-    RetryPolicy,
     digest_key,
     message_key,
 )
-from alertbot.services.pacing import Limit, Pacer
+from alertbot.services.pacing import Pacer
 from alertbot.store.sqlite import SqliteStore
 
 CHAT = Destination("fake", "-100")
@@ -101,12 +101,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await instance.close()
 
 
-FAST_RETRY = RetryPolicy(base=0.01, cap=0.05, max_attempts=3)
+FAST_RETRY = DeliveryRetry(base=0.01, cap=0.05, max_attempts=3)
 
 
 def make_dispatcher(store: SqliteStore, notifier: ScriptedNotifier,
                     observer: DispatchObserver | None = None,
-                    retry: RetryPolicy = FAST_RETRY) -> Dispatcher:
+                    retry: DeliveryRetry = FAST_RETRY) -> Dispatcher:
     return Dispatcher(store, {"fake": notifier}, SystemClock(), pacer=Pacer(), retry=retry,
                       observer=observer, rng=random.Random(1), drain_timeout=2.0)
 

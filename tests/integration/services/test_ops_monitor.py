@@ -10,13 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Message, Policy
+from alertbot.domain.models import (
+    ALL_KINDS,
+    ALL_TOKENS,
+    DeliveryOutcome,
+    Destination,
+    Kind,
+    Message,
+    Policy,
+)
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import QuotaUsage
-from alertbot.ports.notifier import Delivered, Target
-from alertbot.services.dispatcher import Dispatcher, RetryPolicy
+from alertbot.ports.notifier import Delivered, Limit, Target
+from alertbot.services.dispatcher import DeliveryRetry, Dispatcher
 from alertbot.services.ops_monitor import OpsMonitor
-from alertbot.services.pacing import Limit, Pacer
+from alertbot.services.pacing import Pacer
 from alertbot.store.sqlite import SqliteStore
 
 OPS = Destination("telegram", "-100123")
@@ -82,7 +90,7 @@ class Harness:
         self.recorder.sent.clear()
         # A dispatcher drains once; each delivery round gets a fresh one, like each run.
         dispatcher = Dispatcher(self.store, {"telegram": self.recorder}, self.clock,
-                                pacer=Pacer(), retry=RetryPolicy(base=0.01, cap=0.02),
+                                pacer=Pacer(), retry=DeliveryRetry(base=0.01, cap=0.02),
                                 rng=random.Random(1))
         await dispatcher.run_until_idle(limit=5)
         return [m.title for d, m in self.recorder.sent if d == OPS]
@@ -159,8 +167,8 @@ async def test_ops_paused_and_dead_lettered_destinations_named(harness: Harness)
     monitor = harness.monitor()
     monitor.paused(other, "Discord 50001: Missing Access")
     await harness.store.ensure_destination(other, START)
-    monitor.failed(other, "dead")
-    monitor.failed(other, "retry")
+    monitor.failed(other, DeliveryOutcome.DEAD)
+    monitor.failed(other, DeliveryOutcome.RETRY)
     await monitor.check()
     titles = await harness.deliver()
     assert sorted(titles) == ["alertbot: alerts to discord:444 paused",
@@ -172,7 +180,7 @@ async def test_ops_paused_and_dead_lettered_destinations_named(harness: Harness)
 async def test_ops_failures_of_the_ops_destination_itself_not_alerted(harness: Harness) -> None:
     monitor = harness.monitor()
     monitor.paused(OPS, "bot was kicked")
-    monitor.failed(OPS, "dead")
+    monitor.failed(OPS, DeliveryOutcome.DEAD)
     await monitor.check()
     assert await harness.deliver() == []
 

@@ -8,14 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alertbot.services.pacing import (
+from alertbot.platforms.telegram.limits import (
     TELEGRAM_OVERALL,
     TELEGRAM_PER_CHAT,
     TELEGRAM_PER_GROUP,
-    Limit,
-    Pacer,
-    SlidingWindow,
 )
+from alertbot.ports.notifier import Limit
+from alertbot.services.pacing import Pacer, SlidingWindow
 
 
 class VirtualTime:

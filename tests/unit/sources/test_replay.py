@@ -12,7 +12,7 @@ from alertbot.domain.models import ALL_KINDS, Kind
 from alertbot.sources.replay import CURSOR_KEY, WARM_UP, ReplaySource, load_demo_data
 
 WALL = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def source(cursor: float | None = None, speed: float = 3600.0,

@@ -29,9 +29,9 @@ from alertbot.domain.models import (
 )
 from alertbot.platforms.telegram.notifier import TelegramNotifier
 from alertbot.ports.clock import SystemClock
-from alertbot.ports.notifier import Delivered, Target
+from alertbot.ports.notifier import Delivered, Limit, Target
 from alertbot.services.dispatcher import Dispatcher
-from alertbot.services.pacing import Limit, Pacer
+from alertbot.services.pacing import Pacer
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.telegram_api import FakeTelegram
 

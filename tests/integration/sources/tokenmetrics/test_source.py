@@ -21,7 +21,7 @@ from alertbot.domain.models import ALL_KINDS, Destination, Kind
 from alertbot.ports.source import Batch, SourceError
 from alertbot.services.lookup import Lookup, LookupFailed
 from alertbot.services.poller import Poller
-from alertbot.sources.tokenmetrics.client import RetryPolicy, TokenMetricsApi
+from alertbot.sources.tokenmetrics.client import ApiRetry, TokenMetricsApi
 from alertbot.sources.tokenmetrics.quota import QuotaPlan, Usage, plan_quota
 from alertbot.sources.tokenmetrics.source import (
     USAGE_KEY,
@@ -35,7 +35,7 @@ KEY = "test-key-4f9c2a"
 TODAY = date(2025, 7, 10)
 NOW = datetime(2025, 7, 10, 12, 0, tzinfo=UTC)
 BTC, ETH = 3375, 3306
-FAST_RETRY = RetryPolicy(attempts=3, base=0.001, cap=0.005, max_wait=30.0)
+FAST_RETRY = ApiRetry(attempts=3, base=0.001, cap=0.005, max_wait=30.0)
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Kit:
     sleeps: Sleeps = field(default_factory=Sleeps)
 
     def source(self, *, key: str = KEY, plan: QuotaPlan | None = None, timeout: float = 2.0,
-               retry: RetryPolicy = FAST_RETRY, **options: object) -> TokenMetricsSource:
+               retry: ApiRetry = FAST_RETRY, **options: object) -> TokenMetricsSource:
         api = TokenMetricsApi(self.session, self.fake.base_url, SecretStr(key), timeout=timeout,
                               retry=retry, sleep=self.sleeps, rng=random.Random(7),
                               now=self.clock.now)
@@ -248,7 +248,7 @@ async def test_fetch_429_with_retry_after_waits_that_long_then_succeeds(kit: Kit
 
 
 async def test_fetch_429_without_retry_after_backs_off_with_full_jitter(kit: Kit) -> None:
-    retry = RetryPolicy(attempts=4, base=0.5, cap=10.0)
+    retry = ApiRetry(attempts=4, base=0.5, cap=10.0)
     kit.fake.fail_next("/trading-signals", status=429, times=3)
 
     batch = await kit.source(retry=retry).fetch([BTC], [Kind.SIGNAL], NOW)

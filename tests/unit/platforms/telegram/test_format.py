@@ -20,6 +20,11 @@ from telegram.error import (
 from alertbot.domain.models import Change, Destination, Direction, Kind, Token, make_change_id
 from alertbot.domain.render import render_change, render_digest
 from alertbot.observability.logs import Redactor
+from alertbot.platforms.telegram.limits import (
+    TELEGRAM_OVERALL,
+    TELEGRAM_PER_CHAT,
+    TELEGRAM_PER_GROUP,
+)
 from alertbot.platforms.telegram.notifier import (
     Line,
     alert_lines,
@@ -30,7 +35,6 @@ from alertbot.platforms.telegram.notifier import (
     translate_error,
     utf16_len,
 )
-from alertbot.services.pacing import TELEGRAM_OVERALL, TELEGRAM_PER_CHAT, TELEGRAM_PER_GROUP
 from tests.fakes.telegram_api import parse_html
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from alertbot.domain.models import ALL_KINDS, Kind
-from alertbot.sources.tokenmetrics.client import RetryPolicy, parse_retry_after
+from alertbot.sources.tokenmetrics.client import ApiRetry, parse_retry_after
 from alertbot.sources.tokenmetrics.quota import QuotaPlan, Usage, month_bounds, plan_quota
 from alertbot.sources.tokenmetrics.source import (
     date_windows,
@@ -172,7 +172,7 @@ def test_parse_retry_after_seconds_or_http_date(header: str | None,
 
 
 def test_retry_backoff_full_jitter_stays_under_the_capped_ceiling() -> None:
-    policy = RetryPolicy(base=1.0, cap=8.0)
+    policy = ApiRetry(base=1.0, cap=8.0)
     rng = random.Random(1)
 
     waits = [[policy.backoff(retry, rng) for _ in range(200)] for retry in range(6)]

@@ -1,0 +1,22 @@
+"""Telegram's flood limits, each with where the number comes from."""
+
+from __future__ import annotations
+
+from alertbot.ports.notifier import Limit
+
+CHAT_MARGIN = 0.15
+"""Margin of Telegram's per-chat windows: a 1-second window is where a request delayed behind
+others (a pause, a new connection) most easily lands next to its successor, and the spare
+time costs only that chat."""
+
+# Telegram Bot FAQ, "My bot is hitting limits, how do I avoid this?"
+# (https://core.telegram.org/bots/faq); the same numbers are telegram.constants.FloodLimit.
+TELEGRAM_OVERALL = Limit("telegram_overall", 30, 1.0,
+                         "Bot FAQ: no more than about 30 messages per second overall",
+                         shared=True)
+TELEGRAM_PER_CHAT = Limit("telegram_chat", 1, 1.0,
+                          "Bot FAQ: avoid more than one message per second in a single chat",
+                          margin=CHAT_MARGIN)
+TELEGRAM_PER_GROUP = Limit("telegram_group", 20, 60.0,
+                           "Bot FAQ: no more than 20 messages per minute to the same group",
+                           margin=CHAT_MARGIN)
