@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alertbot import __version__
-from alertbot.bootstrap.app import App, build, run
+from alertbot.bootstrap.app import App
+from alertbot.bootstrap.build import build
+from alertbot.bootstrap.run import run
 from alertbot.config import ConfigError, Settings, load_settings
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
 from alertbot.domain.parsing import (

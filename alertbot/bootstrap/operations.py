@@ -1,51 +1,32 @@
 """Operations wiring: metrics, operator alerts, the HTTP server, retention and SIGHUP reloads.
 
-`install_operations(app)` runs at the end of `build()`; everything long-running it adds is a
-background job, so only `alertbot run` starts it.
+`install_operations(app)` runs at the end of `build()` and returns the jobs it adds; only
+`alertbot run` starts them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
+from alertbot.bootstrap.app import App
+from alertbot.bootstrap.parts import Installed
 from alertbot.config import SECRET_VARIABLES, ConfigError, Settings, load_settings
 from alertbot.http.server import WebServer
-from alertbot.observability.metrics import QuotaProbe, QuotaUsage
-from alertbot.ports.clock import Clock
-from alertbot.ports.source import Source
-from alertbot.ports.store import PurgeResult, Store
 from alertbot.services.ops_monitor import OpsMonitor, parse_destination
-
-if TYPE_CHECKING:
-    from alertbot.bootstrap.app import App
+from alertbot.services.retention import Retention
 
 log = logging.getLogger(__name__)
 
-RETENTION_EVERY = 3600.0
-RETENTION_FIRST_AFTER = 60.0
 LIVE_SETTINGS = ("log_level", "retention_days")
 """Non-secret settings a SIGHUP applies at once; others need a restart."""
 _FIELD_OF = {info.alias: name for name, info in Settings.model_fields.items() if info.alias}
 
 
-@runtime_checkable
-class RotatesKey(Protocol):
-    """A source that can switch to a new API key without a restart."""
-
-    def rotate_key(self, api_key: SecretStr) -> None:
-        """Use the new key from the next request on."""
-        ...
-
-
-async def install_operations(app: App) -> None:
+async def install_operations(app: App) -> Installed:
     """Metrics, address redaction, operator alerts, HTTP, retention and SIGHUP for `app`."""
     metrics = app.metrics
     app.observers.add(metrics)
@@ -53,11 +34,10 @@ async def install_operations(app: App) -> None:
     for info in await app.store.destinations(with_address=True):
         if info.address:
             app.redactor.add_address(info.address)
-    quota = quota_probe(app.source)
-    auth_error = _auth_error(app.source)
-    api = getattr(app.source, "api", None)
-    if api is not None and hasattr(api, "on_call"):
-        api.on_call = metrics.api_call
+    parts = app.source_parts
+    if parts.on_api_call is not None:
+        parts.on_api_call(metrics.api_call)
+    installed = Installed()
     if app.settings.ops_destination:
         destination = parse_destination(app.settings.ops_destination)
         if destination.platform not in app.notifiers:
@@ -65,78 +45,26 @@ async def install_operations(app: App) -> None:
                         "alerts stay queued until it is", destination.platform)
         monitor = OpsMonitor(app.store, app.clock, destination, app.poller,
                              wake=app.dispatcher.wake, redactor=app.redactor,
-                             auth_error=auth_error, quota=quota, metrics=metrics,
+                             auth_error=parts.auth_error, quota=parts.quota, metrics=metrics,
                              check_every=min(60.0, max(1.0, app.poller.interval.total_seconds())))
         app.observers.add(monitor)
-        app.background.append(monitor.run)
+        installed.jobs["ops_monitor"] = monitor.run
     if app.settings.http_port:
-        app.web = WebServer(app, metrics, quota=quota)
-        app.background.append(app.web.serve)
+        installed.jobs["http"] = web_server(app).serve
     retention = Retention(app.store, app.clock, lambda: app.settings.retention_days)
-    app.background.append(retention.run)
-    app.background.append(Reloader(app).run)
+    installed.jobs["retention"] = retention.run
+    installed.jobs["reload"] = Reloader(app).run
+    return installed
 
 
-def quota_probe(source: Source) -> QuotaProbe | None:
-    """Calls used this month against the plan, for sources that count them."""
-    from alertbot.sources.tokenmetrics.source import TokenMetricsSource
-
-    if not isinstance(source, TokenMetricsSource):
-        return None
-
-    async def probe(now: datetime) -> QuotaUsage | None:
-        usage = await source.budget.usage(now)
-        return QuotaUsage(usage.total, source.plan.monthly_calls, usage.month)
-    return probe
-
-
-def _auth_error(source: Source) -> Callable[[], str | None] | None:
-    from alertbot.sources.tokenmetrics.source import TokenMetricsSource
-
-    if not isinstance(source, TokenMetricsSource):
-        return None
-    return lambda: source.last_auth_error
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-class Retention:
-    """Periodically deletes history older than ALERTBOT_RETENTION_DAYS (0 = never)."""
-
-    def __init__(self, store: Store, clock: Clock, days: Callable[[], int], *,
-                 every: float = RETENTION_EVERY,
-                 first_after: float = RETENTION_FIRST_AFTER) -> None:
-        self._store = store
-        self._clock = clock
-        self._days = days
-        self._every = every
-        self._first_after = first_after
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Background job: purge soon after the start, then every `every` seconds."""
-        await _wait(stop, self._first_after)
-        while not stop.is_set():
-            try:
-                await self.purge_once()
-            except Exception:  # retention must never stop the bot
-                log.exception("retention pass failed")
-            await _wait(stop, self._every)
-
-    async def purge_once(self) -> PurgeResult:
-        """One pass; logs what it removed."""
-        days = self._days()
-        if days <= 0:
-            return PurgeResult()
-        now = self._clock.now()
-        result = await self._store.purge(now - timedelta(days=days), now)
-        if result.total:
-            log.info("retention: removed %d rows older than %d days (decisions %d, outbox %d, "
-                     "messages %d, changes %d)", result.total, days, result.decisions,
-                     result.outbox, result.messages, result.changes)
-        return result
+def web_server(app: App, *, port: int | None = None) -> WebServer:
+    """The HTTP endpoints of `app` (on its configured address unless `port` is given)."""
+    return WebServer(store=app.store, poller=app.poller, lookup=app.lookup, clock=app.clock,
+                     metrics=app.metrics, redactor=app.redactor, health=app.health,
+                     webhook_secret=lambda: app.settings.webhook_secret,
+                     host=app.settings.http_host,
+                     port=app.settings.http_port if port is None else port,
+                     quota=app.source_parts.quota)
 
 
 class Reloader:
@@ -222,9 +150,10 @@ class Reloader:
         if variable == "ALERTBOT_WEBHOOK_SECRET":
             return True  # read per request by the webhook notifier and the push ingest
         if variable == "TOKENMETRICS_API_KEY":
-            if not isinstance(value, SecretStr) or not isinstance(app.source, RotatesKey):
+            rotate = app.source_parts.rotate_key
+            if not isinstance(value, SecretStr) or rotate is None:
                 return False  # removing the key or leaving the demo source changes the source
-            app.source.rotate_key(value)
+            rotate(value)
             app.poller.poll_soon()
             return True
         # Bot tokens live inside the platform libraries' sessions and gateway connections.

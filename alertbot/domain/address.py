@@ -7,6 +7,8 @@ import ipaddress
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
+ADDRESS_ID_PREFIX = "wh-"
+"""Chat ids made from a secret address start with this."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -35,4 +37,4 @@ def validate_webhook_address(url: str) -> str:
 
 def address_id(url: str) -> str:
     """Stable, non-secret id of an address, e.g. for logs: wh-1a2b3c4d5e6f."""
-    return "wh-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+    return ADDRESS_ID_PREFIX + hashlib.sha256(url.encode()).hexdigest()[:12]

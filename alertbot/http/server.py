@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from alertbot.domain.ops_events import STALE_INTERVALS
 from alertbot.domain.signing import SIGNATURE_HEADER, SignatureError, sign, verify
@@ -27,11 +28,13 @@ from alertbot.http.ingest import (
     resolve_tokens,
     to_readings,
 )
-from alertbot.observability.logs import correlation_id
+from alertbot.observability.logs import Redactor, correlation_id
 from alertbot.observability.metrics import CONTENT_TYPE, Metrics, QuotaProbe
-
-if TYPE_CHECKING:
-    from alertbot.bootstrap.app import App
+from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import Probe
+from alertbot.ports.store import Store
+from alertbot.services.lookup import Lookup
+from alertbot.services.poller import Poller
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +54,24 @@ class CheckResult:
 class WebServer:
     """The aiohttp application and its lifecycle."""
 
-    def __init__(self, app: App, metrics: Metrics, *, quota: QuotaProbe | None = None,
-                 started: datetime | None = None,
+    def __init__(self, *, store: Store, poller: Poller, lookup: Lookup, clock: Clock,
+                 metrics: Metrics, redactor: Redactor, health: Mapping[str, Probe],
+                 webhook_secret: Callable[[], SecretStr | None], host: str = "127.0.0.1",
+                 port: int = 0, quota: QuotaProbe | None = None, started: datetime | None = None,
                  wall: Callable[[], float] = time.time) -> None:
-        self._app = app
+        self._store = store
+        self._poller = poller
+        self._lookup = lookup
+        self._clock = clock
         self._metrics = metrics
+        self._redactor = redactor
+        self._health = health
+        """Shared with the composition root: probes added later are read too."""
+        self._webhook_secret = webhook_secret
+        self._host = host
+        self._port = port
         self._quota = quota
-        self._started = started or app.clock.now()
+        self._started = started or clock.now()
         self._wall = wall
         self._replays = ReplayGuard()
         self._runner: web.AppRunner | None = None
@@ -97,18 +111,16 @@ class WebServer:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Background job: listen on the configured address until `stop`."""
-        settings = self._app.settings
+        host = self._host
         try:
-            port = await self.start(settings.http_host, settings.http_port)
+            port = await self.start(host, self._port)
         except OSError as exc:
             # Alerts matter more than the endpoints: keep delivering, but say so loudly.
             log.error("HTTP server cannot listen on %s:%d (%s); health, metrics and push "
-                      "ingest are unavailable", settings.http_host, settings.http_port,
-                      exc.strerror or exc)
+                      "ingest are unavailable", host, self._port, exc.strerror or exc)
             return
-        ingest = "on" if settings.webhook_secret else "off (ALERTBOT_WEBHOOK_SECRET unset)"
-        log.info("HTTP on %s:%d: /healthz /readyz /metrics, push ingest %s",
-                 settings.http_host, port, ingest)
+        ingest = "on" if self._webhook_secret() else "off (ALERTBOT_WEBHOOK_SECRET unset)"
+        log.info("HTTP on %s:%d: /healthz /readyz /metrics, push ingest %s", host, port, ingest)
         try:
             await stop.wait()
         finally:
@@ -121,10 +133,9 @@ class WebServer:
 
     async def readiness(self) -> list[CheckResult]:
         """Every readiness check: database, poll freshness, each registered probe."""
-        app = self._app
         results = [await self._database()]
         results.append(self._polls())
-        for name, probe in app.health.items():
+        for name, probe in self._health.items():
             try:
                 problem = probe()
             except Exception as exc:
@@ -134,7 +145,7 @@ class WebServer:
 
     async def _database(self) -> CheckResult:
         try:
-            await asyncio.wait_for(self._app.store.ping(), PROBE_TIMEOUT)
+            await asyncio.wait_for(self._store.ping(), PROBE_TIMEOUT)
         except TimeoutError:
             return CheckResult("database", f"no answer within {PROBE_TIMEOUT:.0f}s")
         except Exception as exc:
@@ -142,8 +153,8 @@ class WebServer:
         return CheckResult("database", None)
 
     def _polls(self) -> CheckResult:
-        poller = self._app.poller
-        now = self._app.clock.now()
+        poller = self._poller
+        now = self._clock.now()
         interval = poller.interval.total_seconds()
         limit = STALE_INTERVALS * interval
         last = poller.last_success
@@ -168,7 +179,7 @@ class WebServer:
                                                       else ""))
             else:
                 lines.append(f"{result.name}: FAILED: {result.problem}")
-        body = self._app.redactor("\n".join(lines) + "\n")
+        body = self._redactor("\n".join(lines) + "\n")
         return web.Response(text=body, status=200 if ready else 503)
 
     # ------------------------------------------------------------------ metrics
@@ -180,10 +191,9 @@ class WebServer:
 
     async def refresh_metrics(self) -> None:
         """Read the stored state that scrape-time gauges describe."""
-        app = self._app
-        now = app.clock.now()
+        now = self._clock.now()
         try:
-            outbox = await asyncio.wait_for(app.store.outbox_stats(), PROBE_TIMEOUT)
+            outbox = await asyncio.wait_for(self._store.outbox_stats(), PROBE_TIMEOUT)
             quota = (await asyncio.wait_for(self._quota(now), PROBE_TIMEOUT)
                      if self._quota else None)
         except Exception as exc:
@@ -191,13 +201,13 @@ class WebServer:
             log.warning("metrics: cannot read stored state: %s", exc)
             return
         self._metrics.set_state(outbox=outbox, now=now,
-                                interval_s=app.poller.interval.total_seconds(),
-                                last_success=app.poller.last_success, quota=quota)
+                                interval_s=self._poller.interval.total_seconds(),
+                                last_success=self._poller.last_success, quota=quota)
 
     # ------------------------------------------------------------------ push ingest
 
     async def _ingest(self, request: web.Request) -> web.Response:
-        secret = self._app.settings.webhook_secret
+        secret = self._webhook_secret()
         if secret is None:
             # Without a secret nothing could be verified: the endpoint does not exist.
             raise web.HTTPNotFound(text="push ingest is off (ALERTBOT_WEBHOOK_SECRET unset)\n")
@@ -206,7 +216,7 @@ class WebServer:
             summary = await self._accept(request, secret.get_secret_value())
         except IngestError as exc:
             self._metrics.ingest_result(exc.result)
-            message = self._app.redactor(exc.message)
+            message = self._redactor(exc.message)
             log.info("push ingest rejected (%d): %s", exc.status, message)
             return web.json_response({"error": message}, status=exc.status)
         finally:
@@ -226,11 +236,10 @@ class WebServer:
         # look new.
         if not self._replays.first_use(sign(secret, body, timestamp), timestamp, now):
             raise IngestError(401, "signature already used (replayed request)", "replayed")
-        app = self._app
-        pushed = parse_body(body, app.clock.now())
-        tokens = await resolve_tokens(pushed, app.store, app.lookup)
+        pushed = parse_body(body, self._clock.now())
+        tokens = await resolve_tokens(pushed, self._store, self._lookup)
         readings = to_readings(pushed, tokens)
-        report = await app.poller.ingest(readings, tokens=list(dict.fromkeys(tokens.values())))
+        report = await self._poller.ingest(readings, tokens=list(dict.fromkeys(tokens.values())))
         self._metrics.count_changes(report.changes)
         log.info("push ingest: %d readings, %d changes, %d alerts queued", len(readings),
                  len(report.changes), report.outbox_rows)

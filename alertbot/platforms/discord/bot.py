@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Collection, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 import discord.gateway
@@ -23,16 +23,12 @@ from discord import app_commands
 
 from alertbot.platforms.discord.commands import DiscordCommands, guild_label
 from alertbot.platforms.discord.notifier import (
-    DiscordNotifier,
     invite_url,
     is_webhook_destination,
 )
 from alertbot.ports.clock import Clock
 from alertbot.ports.store import Store
 from alertbot.services.commands import CommandCore
-
-if TYPE_CHECKING:
-    from alertbot.bootstrap.app import App
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +263,9 @@ class DiscordBot:
             await self.client.close()
 
 
-async def _check(app: App, token: str | None) -> str:
-    discord_dests = [i.destination for i in await app.store.destinations(platform="discord")]
+async def check_discord(store: Store, token: str | None, guild_ids: Sequence[int]) -> str:
+    """`alertbot check`: log in (when a token is set) and count what is subscribed."""
+    discord_dests = [i.destination for i in await store.destinations(platform="discord")]
     webhooks = sum(1 for d in discord_dests if is_webhook_destination(d))
     channels = len(discord_dests) - webhooks
     counts = f"{channels} channels, {webhooks} webhooks subscribed"
@@ -287,33 +284,8 @@ async def _check(app: App, token: str | None) -> str:
         await client.close()
     if application_id is None:
         raise RuntimeError("Discord did not return the application id")
-    guild_ids = app.settings.discord_guild_ids
     sync = (f"commands sync instantly to {len(guild_ids)} servers" if guild_ids
             else "commands sync globally")
     name = user.name if user else "?"
     return (f"logged in as {name}, application {application_id}; {sync}; {counts}; "
             f"invite: {invite_url(application_id)}")
-
-
-async def install_discord(app: App) -> None:
-    """Register the Discord notifier (and, with a bot token, the bot) on the app."""
-    settings = app.settings
-    token_value = settings.discord_bot_token
-    token = token_value.get_secret_value() if token_value is not None else None
-    has_webhooks = any(is_webhook_destination(i.destination) for i in
-                       await app.store.destinations(platform="discord", with_address=True))
-    if token is None and not has_webhooks:
-        return
-    point_discord_at(settings.discord_api_url, settings.discord_gateway_url)
-    app.checks["discord"] = lambda: _check(app, token)
-    if token is None:
-        app.notifiers["discord"] = DiscordNotifier(app.session)
-        return
-    core = CommandCore(app.store, app.lookup, app.clock, band_label=app.rules.band_label)
-    bot = DiscordBot(token, app.store, core, app.clock, guild_ids=settings.discord_guild_ids)
-    app.notifiers["discord"] = DiscordNotifier(app.session, client=bot.client,
-                                               login=bot.ensure_login)
-    app.background.append(bot.run)
-    app.health["discord"] = bot.health
-    app.closers.append(bot.close)
-

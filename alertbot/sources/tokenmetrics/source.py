@@ -24,13 +24,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import SecretStr
 
-from alertbot.config import ConfigError, Settings
-from alertbot.domain.models import ALL_KINDS, Kind, Token, mask_to_kinds
+from alertbot.domain.models import Kind, Token
 from alertbot.ports.clock import Clock
-from alertbot.ports.source import Batch, Source, SourceError
+from alertbot.ports.source import Batch, SourceError
 from alertbot.ports.store import Store
 from alertbot.sources.tokenmetrics.client import (
     KEY_VARIABLE,
@@ -41,7 +39,7 @@ from alertbot.sources.tokenmetrics.client import (
     RateLimited,
     TokenMetricsApi,
 )
-from alertbot.sources.tokenmetrics.quota import Purpose, QuotaPlan, Refusal, Usage, plan_quota
+from alertbot.sources.tokenmetrics.quota import Purpose, QuotaPlan, Refusal, Usage
 from alertbot.sources.tokenmetrics.rows import (
     ENDPOINTS,
     ParseReport,
@@ -590,22 +588,3 @@ def _decode_watchlist(text: str | None) -> tuple[str, list[int]] | None:
         return str(data["spec"]), [int(i) for i in data["ids"]]
     except (ValueError, TypeError, KeyError):
         return None
-
-
-async def build_tokenmetrics_source(settings: Settings, store: Store, clock: Clock,
-                                    session: aiohttp.ClientSession) -> tuple[Source, timedelta]:
-    """The Token Metrics source and its poll interval (from the quota unless configured)."""
-    key = settings.tokenmetrics_api_key
-    if key is None:
-        raise ConfigError([f"{KEY_VARIABLE}: not set (needed unless ALERTBOT_DEMO=1)"])
-    api = TokenMetricsApi(session, settings.tokenmetrics_base_url, key, now=clock.now)
-    watched = await store.watched()
-    tokens = len(watched.token_masks)
-    if watched.all_tokens_mask:
-        tokens += len(settings.tokenmetrics_watchlist)
-    kinds = mask_to_kinds(watched.kinds_mask) or ALL_KINDS
-    calls = estimate_cycle_calls(max(1, tokens), kinds)
-    plan = plan_quota(settings.tokenmetrics_monthly_calls, calls, settings.poll_interval)
-    source = TokenMetricsSource(api, store, clock, plan,
-                                watchlist=settings.tokenmetrics_watchlist)
-    return source, plan.interval

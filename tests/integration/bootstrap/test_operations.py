@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.bootstrap.app import App, build
-from alertbot.bootstrap.operations import Reloader, Retention
+from alertbot.bootstrap.app import App
+from alertbot.bootstrap.build import build
+from alertbot.bootstrap.operations import Reloader
 from alertbot.config import load_settings
 from alertbot.domain.models import (
     ALL_KINDS,
@@ -22,6 +23,7 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
+from alertbot.services.retention import Retention
 
 OLD_SECRET = "old-push-secret-1a2b"
 NEW_SECRET = "new-push-secret-3c4d"

@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alertbot.bootstrap.app import App, build
-from alertbot.bootstrap.operations import quota_probe
+from alertbot.bootstrap.app import App
+from alertbot.bootstrap.build import build
+from alertbot.bootstrap.operations import web_server
 from alertbot.config import load_settings
 from alertbot.domain.models import ALL_KINDS, Destination, Kind, Token
 from alertbot.domain.signing import SIGNATURE_HEADER, sign
@@ -83,7 +84,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp: Path, **values: str) -> No
 
 @contextlib.asynccontextmanager
 async def serve(app: App) -> AsyncIterator[Served]:
-    server = WebServer(app, app.metrics, quota=quota_probe(app.source))
+    server = web_server(app)
     port = await server.start("127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as http:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from alertbot.bootstrap.app import App, build
+from alertbot.bootstrap.app import App
+from alertbot.bootstrap.build import build
 from alertbot.config import load_settings
 from alertbot.domain.models import ALL_KINDS, Destination, Token
 from alertbot.platforms.discord.bot import SYNC_META_KEY, DiscordBot

@@ -1,0 +1,116 @@
+"""The composition root: build(settings) -> App.
+
+This package is the only place that knows every part. Adapters receive what they use;
+installers return what they add (see parts.py); nothing below bootstrap imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+from pydantic import SecretStr
+
+from alertbot.bootstrap.app import App
+from alertbot.bootstrap.operations import install_operations
+from alertbot.bootstrap.platforms import install_builtin, install_discord, install_telegram
+from alertbot.bootstrap.sources import build_source
+from alertbot.config import Settings
+from alertbot.domain.detect import Rules
+from alertbot.observability.logs import Redactor
+from alertbot.observability.metrics import Metrics
+from alertbot.ports.clock import Clock, SystemClock
+from alertbot.ports.lifecycle import Check, Closer
+from alertbot.ports.notifier import Notifier
+from alertbot.ports.observers import Observers
+from alertbot.ports.store import Store
+from alertbot.services.commands import CommandCore
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.lookup import Lookup
+from alertbot.services.poller import Poller
+from alertbot.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def rules_from(settings: Settings) -> Rules:
+    """Detection rules from configuration."""
+    return Rules(hysteresis=settings.hysteresis, min_delta=settings.min_delta)
+
+
+async def build(settings: Settings, *, clock: Clock | None = None,
+                redactor: Redactor | None = None, env_file: Path | None = Path(".env")) -> App:
+    """Open the store and wire source, notifiers, poller, dispatcher, lookups and operations."""
+    clock = clock or SystemClock()
+    redactor = redactor or Redactor(settings.secrets())
+    store = SqliteStore.from_url(settings.database_url)
+    await store.open()
+    closers: list[Closer] = [store.close]
+    try:
+        session = aiohttp.ClientSession()
+        closers.append(session.close)
+        parts = await build_source(settings, store, clock, session)
+        closers.append(parts.source.close)
+    except BaseException:
+        await _close_all(closers)
+        raise
+    rules = rules_from(settings)
+    notifiers: dict[str, Notifier] = {}
+    observers = Observers()
+    dispatcher = Dispatcher(store, notifiers, clock, observer=observers)
+    poller = Poller(store, parts.source, rules, clock, interval=parts.interval,
+                    on_committed=dispatcher.wake, observer=observers)
+    lookup = Lookup(store, parts.lookups, clock,
+                    fresh_for=max(parts.interval * 3, timedelta(minutes=2)))
+    poller.also_watch = lookup.recent_tokens
+    commands = CommandCore(store, lookup, clock, band_label=rules.band_label)
+    app = App(settings, clock, store, parts, rules, poller, dispatcher, lookup, commands,
+              redactor, session, Metrics(), observers, notifiers=notifiers, closers=closers,
+              env_file=env_file)
+    app.checks["database"] = _database_check(store)
+    app.checks["source"] = parts.check
+    if parts.readiness is not None:
+        app.health["source"] = parts.readiness
+    try:
+        await _install_platforms(app)
+        app.install(await install_operations(app))
+    except BaseException:
+        await app.close()
+        raise
+    return app
+
+
+async def _install_platforms(app: App) -> None:
+    """Notifiers (and chat adapters) for every platform this configuration enables."""
+    settings = app.settings
+    app.install(install_builtin(app.clock, app.session,
+                                lambda: _secret(app.settings.webhook_secret)))
+    app.install(await install_discord(settings, store=app.store, clock=app.clock,
+                                      session=app.session, commands=app.commands))
+    if settings.telegram_bot_token is not None:
+        app.install(install_telegram(
+            settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url,
+            store=app.store, clock=app.clock, commands=app.commands,
+            pacer=app.dispatcher.pacer, redactor=app.redactor, on_rekey=app.dispatcher.wake))
+
+
+async def _close_all(closers: list[Closer]) -> None:
+    for closer in reversed(closers):
+        with suppress(Exception):
+            await closer()
+
+
+def _database_check(store: Store) -> Check:
+    async def check() -> str:
+        await store.ping()
+        stats = await store.outbox_stats()
+        queued = sum(v for k, v in stats.by_state.items() if k in ("pending", "held", "sending"))
+        return f"reachable, {queued} alerts queued"
+    return check

@@ -1,0 +1,72 @@
+"""The main job's lifecycle: first-run defaults, then poll and dispatch until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from alertbot.bootstrap.app import App
+from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Policy
+from alertbot.domain.parsing import format_duration
+from alertbot.platforms.console import DEFAULT_CHAT
+from alertbot.ports.source import SourceError
+
+log = logging.getLogger(__name__)
+
+DEMO_CONSOLE_POLICY = Policy(max_alerts=6, window=timedelta(minutes=1))
+"""The embedded default shows throttling within a minute instead of an hour."""
+CONSOLE_DEFAULT = Destination("console", DEFAULT_CHAT)
+
+
+async def ensure_default_subscription(app: App) -> bool:
+    """First run of the embedded default: subscribe the console to everything."""
+    if not app.settings.use_demo or app.settings.telegram_bot_token or \
+            app.settings.discord_bot_token:
+        return False
+    if await app.store.destinations(limit=1):
+        return False
+    now = app.clock.now()
+    await app.store.ensure_destination(CONSOLE_DEFAULT, now, policy=DEMO_CONSOLE_POLICY)
+    await app.store.subscribe(CONSOLE_DEFAULT, ALL_TOKENS, ALL_KINDS, now, actor="alertbot")
+    log.info("first run: subscribed the console to every demo token (max %d alerts per %s)",
+             DEMO_CONSOLE_POLICY.max_alerts, format_duration(DEMO_CONSOLE_POLICY.window))
+    return True
+
+
+async def run(app: App, *, once: bool = False) -> int:
+    """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
+    await ensure_default_subscription(app)
+    try:
+        await app.store.upsert_tokens(await app.source.universe(), app.clock.now())
+    except SourceError as exc:  # the poller retries and reports it; starting must not fail
+        log.warning("token universe not loaded yet: %s", exc)
+    source_name = app.source.name
+    log.info("alertbot running: source %s, polling every %s, delivering to %s", source_name,
+             format_duration(app.poller.interval), ", ".join(app.dispatcher.platforms))
+    if once:
+        await app.poller.poll_once()
+        await app.dispatcher.run_until_idle()
+        return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _request_stop, stop, signum)
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(app.poller.run(stop), name="poller")
+            group.create_task(app.dispatcher.run(stop), name="dispatcher")
+            for name, job in app.jobs.items():
+                group.create_task(job(stop), name=name)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    log.info("alertbot stopped")
+    return 0
+
+
+def _request_stop(stop: asyncio.Event, signum: int) -> None:
+    if not stop.is_set():
+        log.info("received %s, stopping", signal.Signals(signum).name)
+    stop.set()
