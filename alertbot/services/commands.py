@@ -9,46 +9,39 @@ propagate, and the binding answers those with a generic apology.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 
+from alertbot.domain.commands import COMMANDS, Reply, ReplyKind, fail, ok, split_args
 from alertbot.domain.models import (
-    ALL_KINDS,
     ALL_TOKENS,
     Destination,
     Kind,
-    Message,
     Policy,
-    Reason,
     Token,
 )
 from alertbot.domain.parsing import (
     format_duration,
-    parse_duration,
     parse_kinds,
-    parse_mode,
-    parse_quiet,
 )
-from alertbot.domain.render import headline, render_grade_lookup, render_signal_lookup
+from alertbot.domain.policy import (
+    MAX_ECHO,
+    describe_policy,
+    echo,
+    update_policy,
+)
+from alertbot.domain.render import render_grade_lookup, render_signal_lookup
+from alertbot.domain.why import explain
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import DecisionRecord, Store
+from alertbot.ports.store import Store
 from alertbot.services.lookup import Lookup, LookupFailed
 
 log = logging.getLogger(__name__)
 
-MIN_MAX_ALERTS = 1
-MAX_MAX_ALERTS = 1000
-MIN_WINDOW = timedelta(minutes=1)
-MAX_WINDOW = timedelta(days=7)
-MAX_MUTE = timedelta(days=30)
 MAX_SUBSCRIPTIONS = 100
 """Per destination: enough for any real channel, small enough to keep /subscriptions short."""
 WHY_LIMIT = 5
-MAX_ECHO = 20
-"""User input quoted back in an error is cut to this many characters."""
 
 ModeratorCheck = Callable[[], Awaitable[bool]]
 
@@ -56,11 +49,6 @@ _MODERATOR_RULE = {
     "telegram": "chat admins (anyone in a private chat)",
     "discord": "members with Manage Server or Manage Channels",
 }
-
-
-def _echo(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +72,7 @@ class Caller:
     @property
     def actor(self) -> str:
         """Who did it, for the audit log."""
-        name = f" {_echo(self.user_name)}" if self.user_name else ""
+        name = f" {echo(self.user_name)}" if self.user_name else ""
         return f"{self.platform}:{self.user_id}{name}"
 
     async def moderator(self) -> bool:
@@ -100,219 +88,6 @@ class Caller:
             log.warning("moderator check for %s in %s failed", self.user_id, self.destination,
                         exc_info=True)
             return False
-
-
-class ReplyKind(enum.StrEnum):
-    """What kind of answer a Reply is."""
-
-    OK = "ok"
-    USAGE = "usage"
-    """Bad or missing arguments."""
-    REFUSED = "refused"
-    """The caller may not do this here."""
-    NOT_FOUND = "not_found"
-    """Unknown symbol, nothing to remove, lookup unavailable."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A platform-neutral answer: plain-text lines (the binding escapes and formats them)."""
-
-    lines: tuple[str, ...] = ()
-    title: str = ""
-    """Short heading, shown bold where the platform can."""
-    message: Message | None = None
-    """A rendered lookup (/signal, /grade), shown before `lines`."""
-    kind: ReplyKind = ReplyKind.OK
-
-    @property
-    def error(self) -> bool:
-        """A refusal or a user mistake; nothing was changed."""
-        return self.kind is not ReplyKind.OK
-
-    @property
-    def ephemeral(self) -> bool:
-        """Show only to the caller where the platform can (Discord); errors are."""
-        return self.error
-
-    @property
-    def text(self) -> str:
-        """Plain-text rendering of the whole reply."""
-        parts: list[str] = []
-        if self.message is not None:
-            parts.append(self.message.text)
-        if self.title:
-            parts.append(self.title)
-        parts.extend(self.lines)
-        return "\n".join(parts)
-
-
-def _ok(*lines: str, title: str = "") -> Reply:
-    return Reply(tuple(lines), title=title)
-
-
-def _fail(kind: ReplyKind, *lines: str) -> Reply:
-    return Reply(tuple(lines), kind=kind)
-
-
-@dataclass(frozen=True, slots=True)
-class CommandSpec:
-    """One chat command: its name, usage, a short description and who may use it."""
-
-    name: str
-    usage: str
-    description: str
-    """At most 100 characters (Discord's limit for slash command descriptions)."""
-    moderator: bool
-    """Changes settings; shown to moderators only where the platform can scope menus."""
-    options: tuple[str, ...] = field(default=())
-    """Argument names in order, for platforms with structured options."""
-
-
-COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("signal", "/signal SYMBOL", "Latest daily and hourly trading signal of a token",
-                False, ("symbol",)),
-    CommandSpec("grade", "/grade SYMBOL", "TM grade and fundamental grade of a token", False,
-                ("symbol",)),
-    CommandSpec("subscribe", "/subscribe SYMBOL|all [kinds]",
-                "Post changes of a token (or all) here; kinds: signal, hourly, tm_grade, "
-                "fundamental", True, ("symbol", "kinds")),
-    CommandSpec("unsubscribe", "/unsubscribe SYMBOL|all [kinds]",
-                "Stop posting changes of a token here (all: every subscription)", True,
-                ("symbol", "kinds")),
-    CommandSpec("subscriptions", "/subscriptions",
-                "What this chat receives, and its throttle settings", False),
-    CommandSpec("throttle", "/throttle [MAX WINDOW]",
-                "Show or set the alert budget, e.g. /throttle 5 1h (extra alerts come as a "
-                "digest)", False, ("max_alerts", "window")),
-    CommandSpec("quiet", "/quiet HH:MM-HH:MM [TZ] | off",
-                "Hold alerts during quiet hours, e.g. /quiet 22:00-07:00 Europe/Berlin", True,
-                ("hours",)),
-    CommandSpec("mute", "/mute DURATION", "Stop alerts for a while, e.g. /mute 2h", True,
-                ("duration",)),
-    CommandSpec("unmute", "/unmute", "End a mute now", True),
-    CommandSpec("why", "/why", "The last few alert decisions here and their reasons", False),
-    CommandSpec("help", "/help", "How to use this bot", False),
-)
-COMMAND_NAMES = frozenset(c.name for c in COMMANDS) | {"start"}
-"""Every command `CommandCore.handle` answers (`start` is Telegram's greeting)."""
-
-
-def describe_policy(policy: Policy) -> list[str]:
-    """Readable lines for a destination's policy."""
-    lines = [f"throttle: at most {policy.max_alerts} alerts per "
-             f"{format_duration(policy.window)} (the rest arrive as one digest)"]
-    lines.append(f"quiet hours: {policy.quiet}" if policy.quiet else "quiet hours: off")
-    lines.append(f"muted until {policy.mute_until:%Y-%m-%d %H:%M} UTC" if policy.mute_until
-                 else "muted: no")
-    lines.append(f"flap guard: {format_duration(policy.settle)}" if policy.settle
-                 else "flap guard: off")
-    modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in ALL_KINDS)
-    lines.append(f"modes: {modes}")
-    return lines
-
-
-# ---------------------------------------------------------------- argument parsing (pure)
-
-
-def parse_max_alerts(text: str) -> int:
-    """"5" -> 5, within 1..1000; raises ValueError with a user-presentable message."""
-    raw = text.strip()
-    if not raw.isdigit():
-        raise ValueError(f"'{_echo(raw)}' is not a whole number of alerts, e.g. 5")
-    value = int(raw)
-    if not MIN_MAX_ALERTS <= value <= MAX_MAX_ALERTS:
-        raise ValueError(f"the alert budget must be between {MIN_MAX_ALERTS} and "
-                         f"{MAX_MAX_ALERTS}")
-    return value
-
-
-def parse_window(text: str) -> timedelta:
-    """"1h" -> a throttle window between 1 minute and 7 days."""
-    window = parse_duration(text)
-    if window < MIN_WINDOW:
-        raise ValueError(f"the window must be at least {format_duration(MIN_WINDOW)}")
-    if window > MAX_WINDOW:
-        raise ValueError(f"the window can be at most {format_duration(MAX_WINDOW)}")
-    return window
-
-
-def parse_mute(text: str) -> timedelta:
-    """"2h" -> a mute duration of at most 30 days."""
-    duration = parse_duration(text)
-    if duration > MAX_MUTE:
-        raise ValueError(f"a mute can last at most {format_duration(MAX_MUTE)}; "
-                         f"unsubscribe to stop alerts for longer")
-    return duration
-
-
-def update_policy(policy: Policy, now: datetime, *, max_alerts: str | int | None = None,
-                  window: str | None = None, quiet: str | None = None,
-                  mute: str | None = None, unmute: bool = False, settle: str | None = None,
-                  modes: Sequence[str] = ()) -> Policy:
-    """`policy` with the given settings changed (None = keep); raises ValueError.
-
-    Shared by the chat commands and `alertbot throttle`. `quiet` is "HH:MM-HH:MM [TZ]" or
-    "off"; `modes` are "KIND=on|silent|off" items.
-    """
-    changes: dict[str, object] = {}
-    if max_alerts is not None:
-        changes["max_alerts"] = parse_max_alerts(str(max_alerts))
-    if window is not None:
-        changes["window"] = parse_window(window)
-    if quiet is not None:
-        changes["quiet"] = None if quiet.strip().lower() == "off" else parse_quiet(quiet)
-    if mute is not None and unmute:
-        raise ValueError("mute or unmute, not both")
-    if mute is not None:
-        changes["mute_until"] = now + parse_mute(mute)
-    if unmute:
-        changes["mute_until"] = None
-    if settle is not None:
-        changes["settle"] = parse_duration(settle, allow_zero=True)
-    if modes:
-        merged = dict(policy.modes)
-        for item in modes:
-            kind, mode = parse_mode(item)
-            merged[kind] = mode
-        changes["modes"] = merged
-    return replace(policy, **changes)  # type: ignore[arg-type]
-
-
-def split_args(text: str) -> list[str]:
-    """Arguments typed after a command, split on whitespace."""
-    return text.split()
-
-
-_REASON_TEXT: dict[str, str] = {
-    Reason.SENT: "sent",
-    Reason.DIGEST: "sent in a digest",
-    Reason.HELD_RATE: "held: over the alert budget, will arrive in a digest",
-    Reason.HELD_QUIET: "held for quiet hours, will arrive in a digest",
-    Reason.SETTLING: "waiting for the flap guard",
-    Reason.MUTED: "not sent: alerts here were muted",
-    Reason.FLAP_CANCELLED: "cancelled: it reverted within the flap guard",
-    Reason.KIND_OFF: "not sent: this kind is off here",
-    Reason.RETRY: "delivery failed, retrying",
-    Reason.RATE_LIMITED: "the platform asked us to slow down, retrying",
-    Reason.DEAD: "delivery failed for good",
-    Reason.DESTINATION_GONE: "not delivered: this chat stopped accepting messages",
-    Reason.REKEYED: "the chat moved, sent again",
-}
-_DETAIL_REASONS = frozenset({Reason.HELD_RATE, Reason.HELD_QUIET, Reason.SETTLING,
-                             Reason.RETRY, Reason.DEAD, Reason.DESTINATION_GONE})
-MAX_DETAIL = 100
-
-
-def explain(record: DecisionRecord) -> str:
-    """One /why line: when, which change, what happened and why."""
-    what = headline(record.change) if record.change is not None else "alert"
-    reason = _REASON_TEXT.get(record.reason, record.reason)
-    detail = ""
-    if record.reason in _DETAIL_REASONS and record.detail:
-        text = " ".join(record.detail.split())
-        detail = f" ({text[:MAX_DETAIL]})"
-    return f"{record.at:%m-%d %H:%M} UTC · {what}: {reason}{detail}"
 
 
 # ---------------------------------------------------------------- the handlers
@@ -357,7 +132,7 @@ class CommandCore:
             handler = {"subscriptions": self.subscriptions, "unmute": self.unmute,
                        "why": self.why, "help": self.help, "start": self.start}[name]
             return await handler(caller)
-        return _fail(ReplyKind.USAGE, f"Unknown command /{_echo(name)}. Send /help for the list.")
+        return fail(ReplyKind.USAGE, f"Unknown command /{echo(name)}. Send /help for the list.")
 
     # -- lookups (anyone)
 
@@ -409,7 +184,7 @@ class CommandCore:
         destination = caller.destination
         current = await self._store.subscriptions(destination)
         if len(current) >= MAX_SUBSCRIPTIONS and all(s.token_id != token_id for s in current):
-            return _fail(ReplyKind.REFUSED,
+            return fail(ReplyKind.REFUSED,
                          f"This chat already has {MAX_SUBSCRIPTIONS} subscriptions; remove some "
                          f"first, or use /subscribe all.")
         info = await self._store.destination(destination)
@@ -417,12 +192,12 @@ class CommandCore:
                                               actor=caller.actor)
         names = _kind_list(wanted)
         if not changed:
-            return _ok(f"This chat already receives {described}: {names}.")
+            return ok(f"This chat already receives {described}: {names}.")
         lines = [f"Subscribed this chat to {described}: {names}.",
                  "Changes detected from now on will be posted here."]
         if info is not None and info.paused_reason:
             lines.append("Alerts here had been paused; they are on again.")
-        return _ok(*lines)
+        return ok(*lines)
 
     async def unsubscribe(self, caller: Caller, target: str, kinds: str = "") -> Reply:
         """Remove kinds of a token from the caller's destination (`all`: every subscription)."""
@@ -441,13 +216,13 @@ class CommandCore:
         removed = await self._store.unsubscribe(destination, token_id, wanted,
                                                 self._clock.now(), actor=caller.actor)
         if removed:
-            return _ok(f"Removed {_kind_list(wanted)} from {described}.")
+            return ok(f"Removed {_kind_list(wanted)} from {described}.")
         lines = [f"Nothing to remove: this chat has no subscription to {described} for "
                  f"{_kind_list(wanted)}."]
         if token_id is not None and any(s.token_id == ALL_TOKENS for s in
                                         await self._store.subscriptions(destination)):
             lines.append("It receives all tokens; /unsubscribe all stops that.")
-        return _fail(ReplyKind.NOT_FOUND, *lines)
+        return fail(ReplyKind.NOT_FOUND, *lines)
 
     async def subscriptions(self, caller: Caller) -> Reply:
         """What the caller's destination receives, and its throttle settings."""
@@ -464,7 +239,7 @@ class CommandCore:
         if info is not None and info.paused_reason:
             lines.append(f"PAUSED: {info.paused_reason}. Send /subscribe again to resume.")
         lines.extend(describe_policy(info.policy if info else Policy()))
-        return _ok(*lines, title="Subscriptions here")
+        return ok(*lines, title="Subscriptions here")
 
     # -- noise controls
 
@@ -473,7 +248,7 @@ class CommandCore:
         info = await self._store.destination(caller.destination)
         policy = info.policy if info else Policy()
         if not max_alerts.strip() and not window.strip():
-            return _ok(*describe_policy(policy),
+            return ok(*describe_policy(policy),
                        "Moderators can change it, e.g. /throttle 5 1h", title="Throttle")
         refused = await self._refuse_unless_moderator(caller, "change the throttle")
         if refused:
@@ -487,7 +262,7 @@ class CommandCore:
         budget = f"{updated.max_alerts} per {format_duration(updated.window)}"
         await self._store.set_policy(caller.destination, updated, self._clock.now(),
                                      actor=caller.actor, detail=f"throttle {budget}")
-        return _ok(f"At most {updated.max_alerts} alerts per {format_duration(updated.window)} "
+        return ok(f"At most {updated.max_alerts} alerts per {format_duration(updated.window)} "
                    f"here now; the rest arrive as one digest.")
 
     async def quiet(self, caller: Caller, hours: str = "") -> Reply:
@@ -496,7 +271,7 @@ class CommandCore:
         policy = info.policy if info else Policy()
         if not hours.strip():
             current = f"Quiet hours: {policy.quiet}." if policy.quiet else "Quiet hours: off."
-            return _ok(current, "Set with /quiet 22:00-07:00 Europe/Berlin, or /quiet off.")
+            return ok(current, "Set with /quiet 22:00-07:00 Europe/Berlin, or /quiet off.")
         refused = await self._refuse_unless_moderator(caller, "set quiet hours")
         if refused:
             return refused
@@ -505,13 +280,13 @@ class CommandCore:
         except ValueError as exc:
             return self._usage("quiet", str(exc))
         if updated.quiet == policy.quiet:
-            return _ok(f"Quiet hours are already {updated.quiet or 'off'}.")
+            return ok(f"Quiet hours are already {updated.quiet or 'off'}.")
         detail = f"quiet {updated.quiet or 'off'}"
         await self._store.set_policy(caller.destination, updated, self._clock.now(),
                                      actor=caller.actor, detail=detail)
         if updated.quiet is None:
-            return _ok("Quiet hours are off.")
-        return _ok(f"Quiet hours: {updated.quiet}. Alerts in that time arrive as one digest "
+            return ok("Quiet hours are off.")
+        return ok(f"Quiet hours: {updated.quiet}. Alerts in that time arrive as one digest "
                    f"when it ends.")
 
     async def mute(self, caller: Caller, duration: str = "") -> Reply:
@@ -533,7 +308,7 @@ class CommandCore:
         await self._store.set_policy(caller.destination, updated, now, actor=caller.actor,
                                      detail=f"mute until {until}")
         span = format_duration(updated.mute_until - now)
-        return _ok(f"Muted for {span} (until {until}). Alerts meanwhile are not posted; "
+        return ok(f"Muted for {span} (until {until}). Alerts meanwhile are not posted; "
                    f"/unmute ends it early.")
 
     async def unmute(self, caller: Caller) -> Reply:
@@ -544,11 +319,11 @@ class CommandCore:
         info = await self._store.destination(caller.destination)
         now = self._clock.now()
         if info is None or info.policy.mute_until is None or info.policy.mute_until <= now:
-            return _ok("Alerts here are not muted.")
+            return ok("Alerts here are not muted.")
         updated = update_policy(info.policy, now, unmute=True)
         await self._store.set_policy(caller.destination, updated, now, actor=caller.actor,
                                      detail="unmute")
-        return _ok("Unmuted: new alerts will be posted again.")
+        return ok("Unmuted: new alerts will be posted again.")
 
     # -- explanations
 
@@ -556,26 +331,26 @@ class CommandCore:
         """The last few decisions for the caller's destination and their reasons."""
         records = await self._store.recent_decisions(caller.destination, WHY_LIMIT)
         info = await self._store.destination(caller.destination)
-        lines = [explain(r) for r in records]
+        lines = [explain(r.at, r.change, r.reason, r.detail) for r in records]
         if not lines:
             lines.append("No alerts have been handled for this chat yet.")
         if info is not None and info.paused_reason:
             lines.append(f"Alerts here are paused: {info.paused_reason}.")
-        return _ok(*lines, title="Recent alert decisions")
+        return ok(*lines, title="Recent alert decisions")
 
     async def help(self, caller: Caller) -> Reply:
         """Usage of every command, and who may use which."""
         lines = [f"{c.usage}: {c.description}" for c in COMMANDS]
         rule = _MODERATOR_RULE.get(caller.platform, "moderators")
         lines.append(f"Subscribing, throttle changes, quiet hours and mutes are for {rule}.")
-        return _ok(*lines, title="Token Metrics alert bot")
+        return ok(*lines, title="Token Metrics alert bot")
 
     async def start(self, caller: Caller) -> Reply:
         """Greeting (Telegram's /start): what the bot does, then help."""
         usage = await self.help(caller)
         intro = ("I post changes in Token Metrics trading signals and grades. Try /signal BTC, "
                  "or /subscribe BTC to get alerts here.")
-        return _ok(intro, *usage.lines, title=usage.title)
+        return ok(intro, *usage.lines, title=usage.title)
 
     # -- helpers
 
@@ -583,15 +358,15 @@ class CommandCore:
         if await caller.moderator():
             return None
         rule = _MODERATOR_RULE.get(caller.platform, "moderators")
-        return _fail(ReplyKind.REFUSED, f"Sorry, only {rule} can {action}.")
+        return fail(ReplyKind.REFUSED, f"Sorry, only {rule} can {action}.")
 
     async def _resolve(self, symbol: str) -> Token | Reply:
         if not symbol.strip():
-            return _fail(ReplyKind.USAGE, "Name a token, e.g. BTC.")
+            return fail(ReplyKind.USAGE, "Name a token, e.g. BTC.")
         try:
             return await self._lookup.resolve(symbol)
         except LookupFailed as exc:
-            return _fail(ReplyKind.NOT_FOUND, str(exc))
+            return fail(ReplyKind.NOT_FOUND, str(exc))
 
     async def _target(self, target: str) -> tuple[int, str] | Reply:
         if target.strip().lower() == "all":
@@ -607,8 +382,8 @@ class CommandCore:
         usage = f"Usage: {spec.usage}" if spec else "Send /help for usage."
         if problem:
             text = problem.rstrip(". ")
-            return _fail(ReplyKind.USAGE, f"{text[0].upper()}{text[1:]}.", usage)
-        return _fail(ReplyKind.USAGE, usage)
+            return fail(ReplyKind.USAGE, f"{text[0].upper()}{text[1:]}.", usage)
+        return fail(ReplyKind.USAGE, usage)
 
     @staticmethod
     def _missing(missing: Sequence[Kind]) -> tuple[str, ...]:

@@ -14,6 +14,8 @@ from tests.e2e.process import Alertbot, clean_env, run_alertbot
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 KILLS = 20
+IN_FLIGHT_SLACK = 0.1
+"""A request written just before a kill can reach the receiver just after it."""
 
 
 async def test_crash_sigkill_loses_nothing_and_duplicates_only_in_flight(tmp_path: Path) -> None:
@@ -55,5 +57,5 @@ async def test_crash_sigkill_loses_nothing_and_duplicates_only_in_flight(tmp_pat
     assert len(duplicated) <= len(kills)
     for key, times in duplicated.items():
         # Only a row in flight when the process died may arrive again, once per such kill.
-        in_flight_kills = [k for k in kills if times[0] <= k <= times[-1]]
+        in_flight_kills = [k for k in kills if times[0] - IN_FLIGHT_SLACK <= k <= times[-1]]
         assert len(times) - 1 <= len(in_flight_kills), (key, times, kills)

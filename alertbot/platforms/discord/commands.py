@@ -16,11 +16,12 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from alertbot.domain.commands import COMMANDS, CommandSpec, Reply, ReplyKind
 from alertbot.domain.models import Destination
 from alertbot.platforms.discord.notifier import alert_embed, clip, neutralize, no_pings
 from alertbot.ports.clock import Clock
 from alertbot.ports.store import Store
-from alertbot.services.commands import COMMANDS, Caller, CommandCore, CommandSpec, Reply, ReplyKind
+from alertbot.services.commands import Caller, CommandCore
 
 log = logging.getLogger(__name__)
 

@@ -41,6 +41,7 @@ from telegram.ext import (
     filters,
 )
 
+from alertbot.domain.commands import COMMAND_NAMES, COMMANDS, Reply, ReplyKind
 from alertbot.domain.models import Destination
 from alertbot.platforms.telegram.notifier import (
     NO_PREVIEW,
@@ -56,14 +57,7 @@ from alertbot.platforms.telegram.notifier import (
 )
 from alertbot.ports.clock import Clock
 from alertbot.ports.store import Store
-from alertbot.services.commands import (
-    COMMAND_NAMES,
-    COMMANDS,
-    Caller,
-    CommandCore,
-    Reply,
-    ReplyKind,
-)
+from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)

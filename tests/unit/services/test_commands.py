@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from alertbot.domain.commands import COMMAND_NAMES, COMMANDS, ReplyKind
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
     ALL_KINDS,
@@ -24,21 +25,16 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
-from alertbot.ports.source import Batch
-from alertbot.ports.store import DecisionRecord
-from alertbot.services.commands import (
-    COMMAND_NAMES,
-    COMMANDS,
-    Caller,
-    CommandCore,
-    ReplyKind,
+from alertbot.domain.policy import (
     describe_policy,
-    explain,
     parse_max_alerts,
     parse_mute,
     parse_window,
     update_policy,
 )
+from alertbot.domain.why import explain
+from alertbot.ports.source import Batch
+from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.lookup import Lookup
 from alertbot.store.sqlite import SqliteStore
 
@@ -225,7 +221,7 @@ def _change(kind: Kind = Kind.HOURLY) -> Change:
 ])
 def test_explain_decision_names_change_and_reason(reason: str, detail: str,
                                                   expected: str) -> None:
-    line = explain(DecisionRecord(NOW, reason, _change(), detail))
+    line = explain(NOW, _change(), reason, detail)
     assert line.startswith("11-27 12:00 UTC · BTC hourly signal turned bullish: ")
     assert line.endswith(expected)
     assert "akey123" not in line  # message keys are internal

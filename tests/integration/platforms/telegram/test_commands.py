@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from alertbot.domain.commands import COMMANDS
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
     Change,
@@ -23,7 +24,7 @@ from alertbot.domain.models import (
 from alertbot.platforms.telegram.commands import TelegramCommands
 from alertbot.platforms.telegram.notifier import TelegramNotifier
 from alertbot.ports.clock import SystemClock
-from alertbot.services.commands import COMMANDS, CommandCore
+from alertbot.services.commands import CommandCore
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.pacing import Pacer

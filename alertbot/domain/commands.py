@@ -1,0 +1,109 @@
+"""The chat command table and the platform-neutral replies handlers return."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from alertbot.domain.models import Message
+
+
+class ReplyKind(enum.StrEnum):
+    """What kind of answer a Reply is."""
+
+    OK = "ok"
+    USAGE = "usage"
+    """Bad or missing arguments."""
+    REFUSED = "refused"
+    """The caller may not do this here."""
+    NOT_FOUND = "not_found"
+    """Unknown symbol, nothing to remove, lookup unavailable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A platform-neutral answer: plain-text lines (the binding escapes and formats them)."""
+
+    lines: tuple[str, ...] = ()
+    title: str = ""
+    """Short heading, shown bold where the platform can."""
+    message: Message | None = None
+    """A rendered lookup (/signal, /grade), shown before `lines`."""
+    kind: ReplyKind = ReplyKind.OK
+
+    @property
+    def error(self) -> bool:
+        """A refusal or a user mistake; nothing was changed."""
+        return self.kind is not ReplyKind.OK
+
+    @property
+    def ephemeral(self) -> bool:
+        """Show only to the caller where the platform can (Discord); errors are."""
+        return self.error
+
+    @property
+    def text(self) -> str:
+        """Plain-text rendering of the whole reply."""
+        parts: list[str] = []
+        if self.message is not None:
+            parts.append(self.message.text)
+        if self.title:
+            parts.append(self.title)
+        parts.extend(self.lines)
+        return "\n".join(parts)
+
+
+def ok(*lines: str, title: str = "") -> Reply:
+    return Reply(tuple(lines), title=title)
+
+
+def fail(kind: ReplyKind, *lines: str) -> Reply:
+    return Reply(tuple(lines), kind=kind)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One chat command: its name, usage, a short description and who may use it."""
+
+    name: str
+    usage: str
+    description: str
+    """At most 100 characters (Discord's limit for slash command descriptions)."""
+    moderator: bool
+    """Changes settings; shown to moderators only where the platform can scope menus."""
+    options: tuple[str, ...] = field(default=())
+    """Argument names in order, for platforms with structured options."""
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("signal", "/signal SYMBOL", "Latest daily and hourly trading signal of a token",
+                False, ("symbol",)),
+    CommandSpec("grade", "/grade SYMBOL", "TM grade and fundamental grade of a token", False,
+                ("symbol",)),
+    CommandSpec("subscribe", "/subscribe SYMBOL|all [kinds]",
+                "Post changes of a token (or all) here; kinds: signal, hourly, tm_grade, "
+                "fundamental", True, ("symbol", "kinds")),
+    CommandSpec("unsubscribe", "/unsubscribe SYMBOL|all [kinds]",
+                "Stop posting changes of a token here (all: every subscription)", True,
+                ("symbol", "kinds")),
+    CommandSpec("subscriptions", "/subscriptions",
+                "What this chat receives, and its throttle settings", False),
+    CommandSpec("throttle", "/throttle [MAX WINDOW]",
+                "Show or set the alert budget, e.g. /throttle 5 1h (extra alerts come as a "
+                "digest)", False, ("max_alerts", "window")),
+    CommandSpec("quiet", "/quiet HH:MM-HH:MM [TZ] | off",
+                "Hold alerts during quiet hours, e.g. /quiet 22:00-07:00 Europe/Berlin", True,
+                ("hours",)),
+    CommandSpec("mute", "/mute DURATION", "Stop alerts for a while, e.g. /mute 2h", True,
+                ("duration",)),
+    CommandSpec("unmute", "/unmute", "End a mute now", True),
+    CommandSpec("why", "/why", "The last few alert decisions here and their reasons", False),
+    CommandSpec("help", "/help", "How to use this bot", False),
+)
+COMMAND_NAMES = frozenset(c.name for c in COMMANDS) | {"start"}
+"""Every command `CommandCore.handle` answers (`start` is Telegram's greeting)."""
+
+
+def split_args(text: str) -> list[str]:
+    """Arguments typed after a command, split on whitespace."""
+    return text.split()

@@ -1,0 +1,101 @@
+"""Moderator settings of a destination: parsing, limits and wording, shared by chat and CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from alertbot.domain.models import ALL_KINDS, Policy
+from alertbot.domain.parsing import format_duration, parse_duration, parse_mode, parse_quiet
+
+MIN_MAX_ALERTS = 1
+MAX_MAX_ALERTS = 1000
+MIN_WINDOW = timedelta(minutes=1)
+MAX_WINDOW = timedelta(days=7)
+MAX_MUTE = timedelta(days=30)
+MAX_ECHO = 20
+"""User input quoted back in an error is cut to this many characters."""
+
+
+def echo(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
+
+
+def describe_policy(policy: Policy) -> list[str]:
+    """Readable lines for a destination's policy."""
+    lines = [f"throttle: at most {policy.max_alerts} alerts per "
+             f"{format_duration(policy.window)} (the rest arrive as one digest)"]
+    lines.append(f"quiet hours: {policy.quiet}" if policy.quiet else "quiet hours: off")
+    lines.append(f"muted until {policy.mute_until:%Y-%m-%d %H:%M} UTC" if policy.mute_until
+                 else "muted: no")
+    lines.append(f"flap guard: {format_duration(policy.settle)}" if policy.settle
+                 else "flap guard: off")
+    modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in ALL_KINDS)
+    lines.append(f"modes: {modes}")
+    return lines
+
+
+def parse_max_alerts(text: str) -> int:
+    """"5" -> 5, within 1..1000; raises ValueError with a user-presentable message."""
+    raw = text.strip()
+    if not raw.isdigit():
+        raise ValueError(f"'{echo(raw)}' is not a whole number of alerts, e.g. 5")
+    value = int(raw)
+    if not MIN_MAX_ALERTS <= value <= MAX_MAX_ALERTS:
+        raise ValueError(f"the alert budget must be between {MIN_MAX_ALERTS} and "
+                         f"{MAX_MAX_ALERTS}")
+    return value
+
+
+def parse_window(text: str) -> timedelta:
+    """"1h" -> a throttle window between 1 minute and 7 days."""
+    window = parse_duration(text)
+    if window < MIN_WINDOW:
+        raise ValueError(f"the window must be at least {format_duration(MIN_WINDOW)}")
+    if window > MAX_WINDOW:
+        raise ValueError(f"the window can be at most {format_duration(MAX_WINDOW)}")
+    return window
+
+
+def parse_mute(text: str) -> timedelta:
+    """"2h" -> a mute duration of at most 30 days."""
+    duration = parse_duration(text)
+    if duration > MAX_MUTE:
+        raise ValueError(f"a mute can last at most {format_duration(MAX_MUTE)}; "
+                         f"unsubscribe to stop alerts for longer")
+    return duration
+
+
+def update_policy(policy: Policy, now: datetime, *, max_alerts: str | int | None = None,
+                  window: str | None = None, quiet: str | None = None,
+                  mute: str | None = None, unmute: bool = False, settle: str | None = None,
+                  modes: Sequence[str] = ()) -> Policy:
+    """`policy` with the given settings changed (None = keep); raises ValueError.
+
+    Shared by the chat commands and `alertbot throttle`. `quiet` is "HH:MM-HH:MM [TZ]" or
+    "off"; `modes` are "KIND=on|silent|off" items.
+    """
+    changes: dict[str, object] = {}
+    if max_alerts is not None:
+        changes["max_alerts"] = parse_max_alerts(str(max_alerts))
+    if window is not None:
+        changes["window"] = parse_window(window)
+    if quiet is not None:
+        changes["quiet"] = None if quiet.strip().lower() == "off" else parse_quiet(quiet)
+    if mute is not None and unmute:
+        raise ValueError("mute or unmute, not both")
+    if mute is not None:
+        changes["mute_until"] = now + parse_mute(mute)
+    if unmute:
+        changes["mute_until"] = None
+    if settle is not None:
+        changes["settle"] = parse_duration(settle, allow_zero=True)
+    if modes:
+        merged = dict(policy.modes)
+        for item in modes:
+            kind, mode = parse_mode(item)
+            merged[kind] = mode
+        changes["modes"] = merged
+    return replace(policy, **changes)  # type: ignore[arg-type]

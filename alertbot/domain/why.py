@@ -1,0 +1,37 @@
+"""/why wording: one line per throttle or delivery decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from alertbot.domain.models import Change, Reason
+from alertbot.domain.render import headline
+
+_REASON_TEXT: dict[str, str] = {
+    Reason.SENT: "sent",
+    Reason.DIGEST: "sent in a digest",
+    Reason.HELD_RATE: "held: over the alert budget, will arrive in a digest",
+    Reason.HELD_QUIET: "held for quiet hours, will arrive in a digest",
+    Reason.SETTLING: "waiting for the flap guard",
+    Reason.MUTED: "not sent: alerts here were muted",
+    Reason.FLAP_CANCELLED: "cancelled: it reverted within the flap guard",
+    Reason.KIND_OFF: "not sent: this kind is off here",
+    Reason.RETRY: "delivery failed, retrying",
+    Reason.RATE_LIMITED: "the platform asked us to slow down, retrying",
+    Reason.DEAD: "delivery failed for good",
+    Reason.DESTINATION_GONE: "not delivered: this chat stopped accepting messages",
+    Reason.REKEYED: "the chat moved, sent again",
+}
+_DETAIL_REASONS = frozenset({Reason.HELD_RATE, Reason.HELD_QUIET, Reason.SETTLING,
+                             Reason.RETRY, Reason.DEAD, Reason.DESTINATION_GONE})
+MAX_DETAIL = 100
+
+
+def explain(at: datetime, change: Change | None, reason: str, detail: str = "") -> str:
+    """One /why line: when, which change, what happened and why."""
+    what = headline(change) if change is not None else "alert"
+    text = _REASON_TEXT.get(reason, reason)
+    extra = ""
+    if reason in _DETAIL_REASONS and detail:
+        extra = f" ({' '.join(detail.split())[:MAX_DETAIL]})"
+    return f"{at:%m-%d %H:%M} UTC · {what}: {text}{extra}"
