@@ -25,9 +25,9 @@ from alertbot.domain.models import (
     Token,
     TrackedState,
 )
+from alertbot.domain.parsing import parse_timestamp
 from alertbot.domain.throttle import DueAlert, plan
 from alertbot.sources.replay import ReplaySource, load_demo_data
-from alertbot.sources.tokenmetrics.rows import parse_timestamp
 
 POLL = timedelta(hours=1)
 _WALL0 = datetime(2030, 1, 1, tzinfo=UTC)

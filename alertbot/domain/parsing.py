@@ -1,4 +1,4 @@
-"""Parsing of user-typed values (durations, kinds, quiet hours), shared by config, CLI and chat.
+"""Parsing of typed-in and pushed values (durations, kinds, quiet hours, timestamps, signals).
 
 Every parser raises ValueError with a short message that can be shown to the user as is.
 """
@@ -6,7 +6,8 @@ Every parser raises ValueError with a short message that can be shown to the use
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from alertbot.domain.models import ALL_KINDS, Kind, Mode, QuietHours
@@ -139,3 +140,39 @@ def parse_mode(text: str) -> tuple[Kind, Mode]:
             f"unknown mode '{mode_text.strip()[:10]}'; use on, silent or off"
         ) from None
     return kinds[0], mode
+
+
+_TREND_WORDS = {"bullish": 1.0, "bearish": -1.0, "neutral": 0.0, "long": 1.0, "short": -1.0}
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 with `Z` or an offset, or a plain YYYY-MM-DD date, as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("timestamp must be an ISO-8601 string")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_direction(value: Any) -> float:
+    """A signal as 1 / -1 / 0, accepting numbers, numeric strings and words."""
+    if isinstance(value, bool):
+        raise ValueError("signal must be a number or bullish/bearish")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TREND_WORDS:
+            return _TREND_WORDS[word]
+        number = float(word)
+    else:
+        raise ValueError("signal must be a number or bullish/bearish")
+    if number not in (1.0, 0.0, -1.0):
+        raise ValueError(f"signal must be 1, 0 or -1, got {value!r}")
+    return number

@@ -20,10 +20,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from alertbot.domain.models import Kind, Reading, Token
+from alertbot.domain.parsing import parse_direction, parse_timestamp
 from alertbot.domain.signing import DEFAULT_TOLERANCE
 from alertbot.ports.store import Store
 from alertbot.services.lookup import SYMBOL_PATTERN, Lookup, LookupFailed
-from alertbot.sources.tokenmetrics.rows import parse_direction, parse_timestamp
 
 MAX_BODY = 64 * 1024
 MAX_READINGS = 500

@@ -19,13 +19,9 @@ from importlib import resources
 from typing import Any
 
 from alertbot.domain.models import Kind, Token
+from alertbot.domain.parsing import parse_timestamp
 from alertbot.ports.source import Batch
-from alertbot.sources.tokenmetrics.rows import (
-    ParseReport,
-    parse_kind,
-    parse_timestamp,
-    parse_tokens,
-)
+from alertbot.sources.tokenmetrics.rows import ParseReport, parse_kind, parse_tokens
 
 CURSOR_KEY = "replay.cursor"
 DEFAULT_SPEED = 1800.0

@@ -11,12 +11,13 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alertbot.domain.models import Kind, Reading, Token
+from alertbot.domain.parsing import parse_direction, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -26,42 +27,6 @@ ENDPOINTS: dict[Kind, str] = {
     Kind.TM_GRADE: "/tm-grade",
     Kind.FUNDAMENTAL: "/fundamental-grade",
 }
-
-_TREND_WORDS = {"bullish": 1.0, "bearish": -1.0, "neutral": 0.0, "long": 1.0, "short": -1.0}
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """ISO-8601 with `Z` or an offset, or a plain YYYY-MM-DD date, as an aware UTC datetime."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("timestamp must be an ISO-8601 string")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def parse_direction(value: Any) -> float:
-    """A signal as 1 / -1 / 0, accepting numbers, numeric strings and words."""
-    if isinstance(value, bool):
-        raise ValueError("signal must be a number or bullish/bearish")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TREND_WORDS:
-            return _TREND_WORDS[word]
-        number = float(word)
-    else:
-        raise ValueError("signal must be a number or bullish/bearish")
-    if number not in (1.0, 0.0, -1.0):
-        raise ValueError(f"signal must be 1, 0 or -1, got {value!r}")
-    return number
-
 
 def _upper_keys(data: Any) -> Any:
     if isinstance(data, Mapping):

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from alertbot.domain.models import Kind, Token
+from alertbot.domain.parsing import parse_timestamp
 from alertbot.ports.clock import Clock
 from alertbot.ports.source import Batch, SourceError
 from alertbot.ports.store import Store
@@ -40,13 +41,7 @@ from alertbot.sources.tokenmetrics.client import (
     TokenMetricsApi,
 )
 from alertbot.sources.tokenmetrics.quota import Purpose, QuotaPlan, Refusal, Usage
-from alertbot.sources.tokenmetrics.rows import (
-    ENDPOINTS,
-    ParseReport,
-    parse_kind,
-    parse_timestamp,
-    parse_tokens,
-)
+from alertbot.sources.tokenmetrics.rows import ENDPOINTS, ParseReport, parse_kind, parse_tokens
 
 log = logging.getLogger(__name__)
 

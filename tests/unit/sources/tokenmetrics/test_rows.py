@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from alertbot.domain.models import Kind
+from alertbot.domain.parsing import parse_direction, parse_timestamp
 from alertbot.sources.tokenmetrics.rows import (
-    parse_direction,
     parse_grades,
     parse_hourly,
     parse_signals,
-    parse_timestamp,
     parse_tokens,
 )
 
