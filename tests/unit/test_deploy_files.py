@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -184,7 +185,39 @@ def test_dockerignore_admits_only_what_the_build_copies() -> None:
              .splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0] == "*"
     admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert admitted == {"pyproject.toml", "README.md", "alertbot"}
+    copied = {source.rstrip("/") for keyword, args in dockerfile()
+              if keyword == "COPY" and not args.startswith("--from")
+              for source in args.split()[:-1]}
+    assert admitted == copied
+
+
+def test_lock_pins_every_runtime_dependency_with_hashes_within_its_range() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned: dict[str, str] = {}
+    hashed: set[str] = set()
+    current = ""
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-]+)==([^ \\]+)", line)
+        if match:
+            current = canonicalize_name(match.group(1))
+            pinned[current] = match.group(2)
+        elif "--hash=sha256:" in line and current:
+            hashed.add(current)
+    declared = [Requirement(r) for r in tomllib.loads(
+        (ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    for requirement in declared:
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{name} is not in requirements.lock"
+        assert requirement.specifier.contains(pinned[name]), (name, pinned[name])
+    assert set(pinned) == hashed, set(pinned) - hashed
+
+
+def test_dockerfile_installs_the_lock_with_hashes() -> None:
+    runs = " ".join(args for keyword, args in dockerfile() if keyword == "RUN")
+    assert "--require-hashes -r requirements.lock" in runs
+    assert "--no-deps ." in runs
 
 
 # ------------------------------------------------------------------ compose
