@@ -72,21 +72,6 @@ class Mode(enum.StrEnum):
 
 
 
-class DeliveryOutcome(enum.StrEnum):
-    """What one send attempt came to (metrics label `outcome`)."""
-
-    SENT = "sent"
-    RETRY = "retry"
-    """A transient failure; the row is retried with backoff."""
-    RATE_LIMITED = "rate_limited"
-    """The platform asked us to slow down; not a failure of the alert."""
-    DEAD = "dead"
-    """A permanent failure; the row is dead-lettered."""
-    DESTINATION_GONE = "destination_gone"
-    """The chat no longer accepts messages; its subscriptions are paused."""
-    REKEYED = "rekeyed"
-    """The chat moved to a new id; its rows follow it and are resent."""
-
 @dataclass(frozen=True, slots=True)
 class Token:
     """A token in the catalog; symbols are not unique, ids are."""

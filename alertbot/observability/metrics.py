@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 
 from alertbot import __version__
-from alertbot.domain.models import Change, DeliveryOutcome, Destination, Reason
+from alertbot.domain.models import Change, Destination, Reason
 from alertbot.ports.observers import DispatchObserver, PollObserver, PollReport
 from alertbot.ports.store import OutboxStats
 
@@ -128,12 +128,12 @@ class Metrics(PollObserver, DispatchObserver):
     def delivered(self, destination: Destination, changes: Sequence[Change],
                   now: datetime) -> None:
         """Count a delivery and observe each change's latency."""
-        self.deliveries.labels(platform=destination.platform, outcome=DeliveryOutcome.SENT).inc()
+        self.deliveries.labels(platform=destination.platform, outcome=Reason.SENT).inc()
         histogram = self.latency.labels(platform=destination.platform)
         for change in changes:
             histogram.observe(max(0.0, (now - change.detected_at).total_seconds()))
 
-    def failed(self, destination: Destination, outcome: DeliveryOutcome) -> None:
+    def failed(self, destination: Destination, outcome: Reason) -> None:
         """Count a failed send by outcome."""
         self.deliveries.labels(platform=destination.platform, outcome=outcome).inc()
 

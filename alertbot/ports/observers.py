@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from alertbot.domain.detect import Outcome
-from alertbot.domain.models import Change, DeliveryOutcome, Destination, Reason
+from alertbot.domain.models import Change, Destination, Reason
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class DispatchObserver:
                   now: datetime) -> None:
         """A message was accepted by its platform."""
 
-    def failed(self, destination: Destination, outcome: DeliveryOutcome) -> None:
+    def failed(self, destination: Destination, outcome: Reason) -> None:
         """A send failed (any outcome but SENT)."""
 
     def paused(self, destination: Destination, reason: str) -> None:
@@ -105,7 +105,7 @@ class Observers(PollObserver, DispatchObserver):
             with _guard(d):
                 d.delivered(destination, changes, now)
 
-    def failed(self, destination: Destination, outcome: DeliveryOutcome) -> None:
+    def failed(self, destination: Destination, outcome: Reason) -> None:
         """Forward."""
         for d in self._dispatch:
             with _guard(d):

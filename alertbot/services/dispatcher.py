@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alertbot.domain import throttle
-from alertbot.domain.models import Change, DeliveryOutcome, Destination, Message, Reason
+from alertbot.domain.models import Change, Destination, Message, Reason
 from alertbot.domain.render import render
 from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
@@ -226,7 +226,7 @@ class Dispatcher:
                 outcome = await self._deliver(notifier, target, message.key, message.changes,
                                               message.silent, message.attempts,
                                               message.first_created)
-                if outcome in (DeliveryOutcome.DESTINATION_GONE, DeliveryOutcome.REKEYED):
+                if outcome in (Reason.DESTINATION_GONE, Reason.REKEYED):
                     return
             now = self._clock.now()
             due = await self._store.due_alerts(destination, now)
@@ -252,7 +252,7 @@ class Dispatcher:
 
     async def _deliver(self, notifier: Notifier, target: Target, key: str,
                        changes: Sequence[Change], silent: bool, attempts: int,
-                       first_created: datetime) -> DeliveryOutcome:
+                       first_created: datetime) -> Reason:
         destination = target.destination
         message = render(changes)
         # Claim first, so nothing but the send itself runs between taking a pacing slot and
@@ -268,7 +268,7 @@ class Dispatcher:
                                        attempts, first_created, delivery)
         finally:
             correlation_id.reset(token)
-        if outcome == DeliveryOutcome.RATE_LIMITED:
+        if outcome == Reason.RATE_LIMITED:
             # The refused send did not use the platform's budget; holding its slot would make
             # the retry wait a whole window (a minute, for a Telegram group).
             self._pacer.release(limits, slot)
@@ -276,7 +276,7 @@ class Dispatcher:
 
     async def _send(self, notifier: Notifier, target: Target, key: str, message: Message,
                     changes: Sequence[Change], silent: bool, attempts: int,
-                    first_created: datetime, delivery: str) -> DeliveryOutcome:
+                    first_created: datetime, delivery: str) -> Reason:
         destination = target.destination
         try:
             result = await asyncio.wait_for(
@@ -297,10 +297,10 @@ class Dispatcher:
         log.debug("delivery %s: %s accepted %s (%d alerts)", delivery, destination, key,
                   len(delivered))
         self._observer.delivered(destination, delivered, now)
-        return DeliveryOutcome.SENT
+        return Reason.SENT
 
     async def _failed(self, target: Target, key: str, error: DeliveryError, attempts: int,
-                      first_created: datetime, delivery: str) -> DeliveryOutcome:
+                      first_created: datetime, delivery: str) -> Reason:
         destination = target.destination
         now = self._clock.now()
         if error.rekey_to:
@@ -308,7 +308,7 @@ class Dispatcher:
             moved = await self._store.rekey(destination, new, now)
             log.warning("delivery %s: %s moved to %s; %d alerts re-queued", delivery,
                         destination, new, moved)
-            outcome = DeliveryOutcome.REKEYED
+            outcome = Reason.REKEYED
             self.wake()
         elif error.destination_gone:
             await self._store.mark_dead(destination, key, error.reason,
@@ -317,7 +317,7 @@ class Dispatcher:
             log.warning("delivery %s: %s no longer accepts messages (%s); paused its "
                         "subscriptions", delivery, destination, error.reason)
             self._observer.paused(destination, error.reason)
-            outcome = DeliveryOutcome.DESTINATION_GONE
+            outcome = Reason.DESTINATION_GONE
         elif error.rate_limited:
             wait = max(error.retry_after or 1.0, 0.0)
             scope = destination.platform if error.global_limit else str(destination)
@@ -326,18 +326,18 @@ class Dispatcher:
                                          error.reason, Reason.RATE_LIMITED, False, now)
             log.info("delivery %s: %s rate limited, retrying in %.1fs", delivery, destination,
                      wait)
-            outcome = DeliveryOutcome.RATE_LIMITED
+            outcome = Reason.RATE_LIMITED
         elif error.retryable and not self._retry.exhausted(attempts + 1, first_created, now):
             wait = max(self._retry.delay(attempts, self._rng), error.retry_after or 0.0)
             await self._store.mark_retry(destination, key, now + timedelta(seconds=wait),
                                          error.reason, Reason.RETRY, True, now)
             log.warning("delivery %s to %s failed (%s); attempt %d, retrying in %.1fs",
                         delivery, destination, error.reason, attempts + 1, wait)
-            outcome = DeliveryOutcome.RETRY
+            outcome = Reason.RETRY
         else:
             await self._store.mark_dead(destination, key, error.reason, Reason.DEAD, now)
             log.error("delivery %s to %s failed permanently after %d attempts: %s", delivery,
                       destination, attempts + 1, error.reason)
-            outcome = DeliveryOutcome.DEAD
+            outcome = Reason.DEAD
         self._observer.failed(destination, outcome)
         return outcome

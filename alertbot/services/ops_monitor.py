@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from alertbot.domain import ops_events as ops
-from alertbot.domain.models import DeliveryOutcome, Destination, Reason
+from alertbot.domain.models import Destination, Reason
 from alertbot.domain.ops_events import OpsCode, OpsEvent
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics, QuotaProbe
@@ -97,9 +97,9 @@ class OpsMonitor(PollObserver, DispatchObserver):
                                                     self._clock.now()))
         self._kick.set()
 
-    def failed(self, destination: Destination, outcome: DeliveryOutcome) -> None:
+    def failed(self, destination: Destination, outcome: Reason) -> None:
         """Remember dead-lettered sends; the reason is read from the stored decision."""
-        if outcome == DeliveryOutcome.DEAD and destination != self.destination:
+        if outcome == Reason.DEAD and destination != self.destination:
             self._dead.setdefault(destination, self._clock.now())
             self._kick.set()
 

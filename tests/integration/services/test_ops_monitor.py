@@ -10,15 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alertbot.domain.models import (
-    ALL_KINDS,
-    ALL_TOKENS,
-    DeliveryOutcome,
-    Destination,
-    Kind,
-    Message,
-    Policy,
-)
+from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Message, Policy, Reason
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import QuotaUsage
 from alertbot.ports.notifier import Delivered, Limit, Target
@@ -167,8 +159,8 @@ async def test_ops_paused_and_dead_lettered_destinations_named(harness: Harness)
     monitor = harness.monitor()
     monitor.paused(other, "Discord 50001: Missing Access")
     await harness.store.ensure_destination(other, START)
-    monitor.failed(other, DeliveryOutcome.DEAD)
-    monitor.failed(other, DeliveryOutcome.RETRY)
+    monitor.failed(other, Reason.DEAD)
+    monitor.failed(other, Reason.RETRY)
     await monitor.check()
     titles = await harness.deliver()
     assert sorted(titles) == ["alertbot: alerts to discord:444 paused",
@@ -180,7 +172,7 @@ async def test_ops_paused_and_dead_lettered_destinations_named(harness: Harness)
 async def test_ops_failures_of_the_ops_destination_itself_not_alerted(harness: Harness) -> None:
     monitor = harness.monitor()
     monitor.paused(OPS, "bot was kicked")
-    monitor.failed(OPS, DeliveryOutcome.DEAD)
+    monitor.failed(OPS, Reason.DEAD)
     await monitor.check()
     assert await harness.deliver() == []
 
