@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import aiohttp
 import discord
@@ -22,6 +22,7 @@ import discord
 from alertbot.domain.address import validate_webhook_address
 from alertbot.domain.models import Change, Destination, Direction, Kind, Message
 from alertbot.domain.render import ARROW, headline, movement, when
+from alertbot.domain.retry_after import parse_retry_after
 from alertbot.platforms.discord.limits import DISCORD_GLOBAL, DISCORD_PER_CHANNEL
 from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
 from alertbot.services.pacing import DISCORD_PER_WEBHOOK
@@ -259,13 +260,11 @@ def _http_detail(exc: discord.HTTPException) -> str:
 
 def _retry_after(exc: discord.HTTPException) -> float | None:
     headers = exc.response.headers if exc.response is not None else {}
+    now = datetime.now(UTC)
     for name in ("X-RateLimit-Reset-After", "Retry-After"):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                continue
+        seconds = parse_retry_after(headers.get(name), now)
+        if seconds is not None:
+            return seconds
     return None
 
 
