@@ -31,7 +31,8 @@ from telegram.ext import AIORateLimiter, ApplicationBuilder
 
 from alertbot.domain.models import Change, Policy
 from alertbot.domain.render import render_change
-from alertbot.platforms.telegram.notifier import NO_PREVIEW, alert_lines, chat_ref, html_chunks
+from alertbot.platforms.telegram.client import NO_PREVIEW, chat_ref
+from alertbot.platforms.telegram.format import alert_lines, html_chunks
 from bench import noise
 from bench.ceiling import Shape, telegram_shapes
 from bench.delivery import Runner, Schedule, burst_figures, ours_telegram

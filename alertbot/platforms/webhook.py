@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
 from alertbot import __version__
 from alertbot.domain.models import Change, Destination, Message
+from alertbot.domain.retry_after import parse_retry_after
 from alertbot.domain.signing import SIGNATURE_HEADER, sign
 from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
 
@@ -87,7 +89,8 @@ class WebhookNotifier:
                                           timeout=REQUEST_TIMEOUT,
                                           allow_redirects=False) as response:
                 status = response.status
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(response.headers.get("Retry-After"),
+                                                datetime.fromtimestamp(self._clock(), UTC))
                 text = (await response.text(errors="replace"))[:MAX_ERROR_BODY]
         except TimeoutError:
             raise DeliveryError("webhook timed out", retryable=True) from None
@@ -113,11 +116,3 @@ class WebhookNotifier:
     async def close(self) -> None:
         """The shared session is closed by its owner."""
 
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

@@ -24,10 +24,6 @@ SAFETY_MARGIN = 0.025
 """Seconds added to every window: requests can arrive closer together than they were sent."""
 
 
-# Discord incoming webhooks: commonly observed 5 requests per 2 seconds per webhook.
-DISCORD_PER_WEBHOOK = Limit("discord_webhook", 5, 2.0, "observed 5 per 2 s per webhook")
-
-
 class SlidingWindow:
     """Send times of one bucket; pure arithmetic, time is passed in."""
 

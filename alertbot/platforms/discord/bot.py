@@ -22,10 +22,8 @@ import yarl
 from discord import app_commands
 
 from alertbot.platforms.discord.commands import DiscordCommands, guild_label
-from alertbot.platforms.discord.notifier import (
-    invite_url,
-    is_webhook_destination,
-)
+from alertbot.platforms.discord.notifier import is_webhook_destination
+from alertbot.platforms.discord.permissions import invite_url
 from alertbot.ports.clock import Clock
 from alertbot.ports.store import Store
 from alertbot.services.commands import CommandCore

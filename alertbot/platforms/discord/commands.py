@@ -18,7 +18,12 @@ from discord import app_commands
 
 from alertbot.domain.commands import COMMANDS, CommandSpec, Reply, ReplyKind
 from alertbot.domain.models import Destination
-from alertbot.platforms.discord.notifier import alert_embed, clip, neutralize, no_pings
+from alertbot.platforms.discord.embeds import alert_embed, clip, no_pings, reply_content
+from alertbot.platforms.discord.permissions import (
+    MODERATOR_PERMISSIONS,
+    is_moderator,
+    missing_permissions,
+)
 from alertbot.ports.clock import Clock
 from alertbot.ports.store import Store
 from alertbot.services.commands import Caller, CommandCore
@@ -28,24 +33,15 @@ log = logging.getLogger(__name__)
 PLATFORM = "discord"
 DEFER_AFTER = 1.0
 """Seconds a command may take before it is deferred; Discord's deadline is 3 s."""
-CONTENT_MAX = 2000
-"""Message content limit (message.mdx)."""
 AUTOCOMPLETE_MAX = 25
 """Choices per autocomplete answer (receiving-and-responding.mdx)."""
 CHOICE_TEXT_MAX = 100
 """Length of a choice's name and value."""
 GUILD_LABEL_PREFIX = "guild:"
 """Destination label recording the guild of a channel subscribed by slash command."""
-MODERATOR_PERMISSIONS = discord.Permissions(manage_guild=True)
-"""Default visibility of moderator commands (servers may override it; the bot checks too)."""
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a minute."
 
 _KINDS_HELP = "comma list of signal, hourly, tm_grade, fundamental (default: all)"
-_NEEDED_TO_POST = (("view_channel", "View Channel"), ("send_messages", "Send Messages"),
-                   ("embed_links", "Embed Links"))
-_NEEDED_IN_THREAD = (("view_channel", "View Channel"),
-                     ("send_messages_in_threads", "Send Messages in Threads"),
-                     ("embed_links", "Embed Links"))
 
 Handler = Callable[[Caller], Awaitable[Reply]]
 
@@ -53,11 +49,6 @@ Handler = Callable[[Caller], Awaitable[Reply]]
 def guild_label(guild_id: int) -> str:
     """The destination label that remembers which guild a channel belongs to."""
     return f"{GUILD_LABEL_PREFIX}{guild_id}"
-
-
-def is_moderator(permissions: discord.Permissions) -> bool:
-    """Manage Server or Manage Channels in this channel (DESIGN §4)."""
-    return permissions.manage_guild or permissions.manage_channels
 
 
 def destination_of(interaction: discord.Interaction[Any]) -> Destination:
@@ -79,20 +70,11 @@ def caller_of(interaction: discord.Interaction[Any]) -> Caller:
     )
 
 
-def reply_content(reply: Reply) -> str:
-    """Text part of a reply (title in bold), within Discord's content limit."""
-    parts = [f"**{neutralize(reply.title)}**"] if reply.title else []
-    parts.extend(neutralize(line) for line in reply.lines)
-    return clip("\n".join(parts), CONTENT_MAX)
-
-
 def _missing_bot_permissions(interaction: discord.Interaction[Any]) -> list[str]:
     if interaction.guild_id is None:
         return []
-    permissions = interaction.app_permissions
-    needed = (_NEEDED_IN_THREAD if isinstance(interaction.channel, discord.Thread)
-              else _NEEDED_TO_POST)
-    return [label for attr, label in needed if not getattr(permissions, attr)]
+    return missing_permissions(interaction.app_permissions,
+                               thread=isinstance(interaction.channel, discord.Thread))
 
 
 class DiscordCommands:

@@ -10,3 +10,5 @@ DISCORD_GLOBAL = Limit("discord_global", 50, 1.0, "Discord docs: 50 requests per
                        shared=True)
 DISCORD_PER_CHANNEL = Limit("discord_channel", 5, 5.0,
                             "observed X-RateLimit-Limit 5 per 5 s on create-message")
+# Discord incoming webhooks: commonly observed 5 requests per 2 seconds per webhook.
+DISCORD_PER_WEBHOOK = Limit("discord_webhook", 5, 2.0, "observed 5 per 2 s per webhook")

@@ -30,7 +30,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     Application,
@@ -43,18 +43,10 @@ from telegram.ext import (
 
 from alertbot.domain.commands import COMMAND_NAMES, COMMANDS, Reply, ReplyKind
 from alertbot.domain.models import Destination
-from alertbot.platforms.telegram.notifier import (
-    NO_PREVIEW,
-    Line,
-    alert_lines,
-    api_base_url,
-    api_file_url,
-    chat_ref,
-    html_chunks,
-    pacing_scopes,
-    telegram_limits,
-    translate_error,
-)
+from alertbot.platforms.telegram.client import api_base_url, api_file_url, send_html
+from alertbot.platforms.telegram.errors import UNAUTHORIZED_REASON, translate_error
+from alertbot.platforms.telegram.format import Line, html_chunks, reply_lines
+from alertbot.platforms.telegram.limits import pacing_scopes, telegram_limits
 from alertbot.ports.clock import Clock
 from alertbot.ports.store import Store
 from alertbot.services.commands import Caller, CommandCore
@@ -102,17 +94,6 @@ def parse_command(message: Message, bot_username: str) -> tuple[str, str] | None
         return None  # meant for another bot in the same group
     # Commands are ASCII, so the entity's UTF-16 length is also its length in characters.
     return name.lower(), text[len(command):].strip()
-
-
-def reply_lines(reply: Reply) -> list[Line]:
-    """A command reply as formatted lines (lookup message first, then the text)."""
-    lines: list[Line] = []
-    if reply.message is not None:
-        lines.extend(alert_lines(reply.message))
-    if reply.title:
-        lines.append(Line(reply.title, bold=True))
-    lines.extend(Line(text) for text in reply.lines)
-    return lines
 
 
 def bot_commands(*, moderator: bool) -> list[BotCommand]:
@@ -244,7 +225,7 @@ class TelegramCommands:
                 await self.start()
                 break
             except InvalidToken:
-                self._status = "Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN)"
+                self._status = UNAUTHORIZED_REASON
                 log.error("%s; retrying in %.0fs", self._status, INVALID_TOKEN_RETRY)
                 delay = INVALID_TOKEN_RETRY
             except TelegramError as exc:
@@ -339,11 +320,7 @@ class TelegramCommands:
                 await self._pacer.acquire(telegram_limits(destination),
                                           pacing_scopes(destination))
             try:
-                await bot.send_message(
-                    chat_id=chat_ref(destination.chat_id), text=text, parse_mode=ParseMode.HTML,
-                    link_preview_options=NO_PREVIEW, reply_parameters=quote,
-                    message_thread_id=int(destination.thread_id) if destination.thread_id
-                    else None)
+                await send_html(bot, destination, text, reply_parameters=quote)
             except TelegramError as exc:
                 error = translate_error(exc)
                 log.warning("could not answer in %s: %s", destination, error.reason)

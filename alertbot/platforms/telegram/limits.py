@@ -1,7 +1,8 @@
-"""Telegram's flood limits, each with where the number comes from."""
+"""Telegram's flood limits, each with where the number comes from, and which ones a send uses."""
 
 from __future__ import annotations
 
+from alertbot.domain.models import Destination
 from alertbot.ports.notifier import Limit
 
 CHAT_MARGIN = 0.15
@@ -20,3 +21,24 @@ TELEGRAM_PER_CHAT = Limit("telegram_chat", 1, 1.0,
 TELEGRAM_PER_GROUP = Limit("telegram_group", 20, 60.0,
                            "Bot FAQ: no more than 20 messages per minute to the same group",
                            margin=CHAT_MARGIN)
+
+OVERALL_BUCKET = "telegram"
+
+
+def is_group(chat_id: str) -> bool:
+    """Groups, supergroups and channels have negative ids or @usernames; users do not."""
+    text = chat_id.strip()
+    return text.startswith(("-", "@"))
+
+
+def telegram_limits(destination: Destination) -> list[tuple[Limit, str]]:
+    """Telegram's flood limits that a message to this destination counts against."""
+    limits = [(TELEGRAM_OVERALL, OVERALL_BUCKET), (TELEGRAM_PER_CHAT, destination.chat_id)]
+    if is_group(destination.chat_id):
+        limits.append((TELEGRAM_PER_GROUP, destination.chat_id))
+    return limits
+
+
+def pacing_scopes(destination: Destination) -> tuple[str, str]:
+    """Pause scopes the dispatcher uses for a destination (platform, destination)."""
+    return destination.platform, str(destination)

@@ -8,19 +8,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import discord
 import pytest
 
 from alertbot.domain.address import address_id
 from alertbot.domain.models import ALL_KINDS, Destination, Kind, Token
 from alertbot.domain.render import render_change, render_digest
-from alertbot.platforms.discord.notifier import (
-    EMBED_TOTAL_MAX,
-    DiscordNotifier,
-    alert_embed,
-    invite_url,
-    validate_discord_webhook_url,
-)
+from alertbot.platforms.discord.embeds import EMBED_TOTAL_MAX, alert_embed
+from alertbot.platforms.discord.notifier import DiscordNotifier, validate_discord_webhook_url
 from alertbot.ports.notifier import DeliveryError, Target
 from alertbot.services.dispatcher import Dispatcher, message_key
 from alertbot.store.sqlite import SqliteStore
@@ -306,13 +300,6 @@ def test_validate_discord_webhook_url_rejects_other_hosts_without_echo() -> None
         assert "s" * 20 not in str(caught.value) and "short-secret" not in str(caught.value)
 
 
-def test_invite_url_has_least_privilege_and_command_scope() -> None:
-    url = invite_url(111111111111111111)
-    assert "client_id=111111111111111111" in url
-    assert "permissions=19456" in url
-    assert "scope=bot+applications.commands" in url
-
-
 # --- through the real dispatcher ---------------------------------------------------------------
 
 
@@ -359,7 +346,3 @@ async def test_dispatcher_discord_delivers_with_outbox_key_as_nonce(
     assert recorded.nonce == message_key(flip().change_id, CHANNEL)
     assert recorded.embeds[0]["title"] == "BTC daily signal turned bullish"
     assert info is not None and not info.paused_reason
-
-
-def test_discord_embed_type_is_rich_embed() -> None:
-    assert isinstance(alert_embed(render_change(flip())), discord.Embed)

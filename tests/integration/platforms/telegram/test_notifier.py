@@ -21,7 +21,8 @@ from alertbot.domain.models import (
     make_change_id,
 )
 from alertbot.domain.render import render_change, render_digest
-from alertbot.platforms.telegram.notifier import TelegramNotifier, utf16_len
+from alertbot.platforms.telegram.format import utf16_len
+from alertbot.platforms.telegram.notifier import TelegramNotifier
 from alertbot.ports.clock import SystemClock
 from alertbot.ports.notifier import DeliveryError, Target
 from alertbot.services.dispatcher import Dispatcher

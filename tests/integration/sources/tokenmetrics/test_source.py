@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from alertbot.bootstrap.sources import build_source
 from alertbot.config import load_settings
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import ALL_KINDS, Destination, Kind
@@ -23,11 +24,7 @@ from alertbot.services.lookup import Lookup, LookupFailed
 from alertbot.services.poller import Poller
 from alertbot.sources.tokenmetrics.client import ApiRetry, TokenMetricsApi
 from alertbot.sources.tokenmetrics.quota import QuotaPlan, Usage, plan_quota
-from alertbot.sources.tokenmetrics.source import (
-    USAGE_KEY,
-    TokenMetricsSource,
-    build_tokenmetrics_source,
-)
+from alertbot.sources.tokenmetrics.source import USAGE_KEY, TokenMetricsSource
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.tokenmetrics_api import FakeTokenMetrics
 
@@ -495,8 +492,8 @@ async def test_build_derives_interval_and_first_poll_logs_the_plan_in_one_line(
                              TOKENMETRICS_BASE_URL=kit.fake.base_url)
     caplog.set_level(logging.INFO)
 
-    source, interval = await build_tokenmetrics_source(settings, kit.store, kit.clock,
-                                                       kit.session)
+    parts = await build_source(settings, kit.store, kit.clock, kit.session)
+    source, interval = parts.source, parts.interval
     assert interval == timedelta(minutes=20)
     assert kit.fake.call_count == 0
     assert isinstance(source, TokenMetricsSource)

@@ -1,40 +1,12 @@
-"""Telegram message formatting: escaping, splitting, limits and error translation (pure)."""
+"""Telegram message formatting: escaping and splitting into messages (pure)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Conflict,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
-
-from alertbot.domain.models import Change, Destination, Direction, Kind, Token, make_change_id
+from alertbot.domain.models import Change, Direction, Kind, Token, make_change_id
 from alertbot.domain.render import render_change, render_digest
-from alertbot.observability.logs import Redactor
-from alertbot.platforms.telegram.limits import (
-    TELEGRAM_OVERALL,
-    TELEGRAM_PER_CHAT,
-    TELEGRAM_PER_GROUP,
-)
-from alertbot.platforms.telegram.notifier import (
-    Line,
-    alert_lines,
-    chat_ref,
-    html_chunks,
-    retry_seconds,
-    telegram_limits,
-    translate_error,
-    utf16_len,
-)
+from alertbot.platforms.telegram.format import Line, alert_lines, html_chunks, utf16_len
 from tests.fakes.telegram_api import parse_html
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -100,56 +72,3 @@ def test_html_chunks_overlong_line_is_cut_keeping_its_style() -> None:
 def test_html_chunks_never_start_or_end_a_part_with_blank_lines() -> None:
     lines = [Line("a" * 8), Line(""), Line("b" * 8), Line(" "), Line("c" * 8)]
     assert html_chunks(lines, limit=10) == ["a" * 8, "b" * 8, "c" * 8]
-
-
-@pytest.mark.parametrize(("chat", "group"), [("12345", False), ("-100123", True),
-                                             ("-42", True), ("@channel", True)])
-def test_telegram_limits_add_group_bucket_for_groups_and_channels(chat: str, group: bool) -> None:
-    limits = telegram_limits(Destination("telegram", chat, "7"))
-    assert (TELEGRAM_OVERALL, "telegram") in limits
-    assert (TELEGRAM_PER_CHAT, chat) in limits
-    assert ((TELEGRAM_PER_GROUP, chat) in limits) is group
-
-
-def test_chat_ref_numeric_ids_become_int_usernames_stay() -> None:
-    assert chat_ref("-100123") == -100123
-    assert chat_ref("@alerts") == "@alerts"
-
-
-def test_retry_seconds_reads_int_or_timedelta() -> None:
-    assert retry_seconds(RetryAfter(7)) == 7.0
-    assert retry_seconds(RetryAfter(timedelta(seconds=2.5))) == 2.5
-
-
-TRANSLATIONS: list[tuple[TelegramError, dict[str, object]]] = [
-    (RetryAfter(5), {"rate_limited": True, "retry_after": 5.0, "destination_gone": False}),
-    (ChatMigrated(-100222), {"rekey_to": "-100222", "retryable": False}),
-    (Forbidden("Forbidden: bot was blocked by the user"),
-     {"destination_gone": True, "reason": "Telegram refused: bot was blocked by the user"}),
-    (Forbidden("Forbidden: bot was kicked from the supergroup chat"),
-     {"destination_gone": True}),
-    (Forbidden("Forbidden: user is deactivated"), {"destination_gone": True}),
-    (BadRequest("Bad Request: chat not found"),
-     {"destination_gone": True, "reason": "Telegram: Chat not found"}),
-    (BadRequest("Bad Request: message thread not found"), {"destination_gone": True}),
-    (BadRequest("Bad Request: not enough rights to send text messages to the chat"),
-     {"destination_gone": True}),
-    (BadRequest("Bad Request: can't parse entities: Unsupported start tag"),
-     {"retryable": False, "destination_gone": False, "rate_limited": False}),
-    (BadRequest("Bad Request: message is too long"), {"retryable": False}),
-    (TimedOut(), {"retryable": True, "destination_gone": False}),
-    (NetworkError("Bad Gateway"), {"retryable": True}),
-    (Conflict("Conflict: terminated by other getUpdates request"), {"retryable": True}),
-    (InvalidToken("The token `123:ABC` was rejected by the server."),
-     {"rate_limited": True, "global_limit": True, "retry_after": 60.0}),
-    (TelegramError("something new"), {"retryable": True}),
-]
-
-
-@pytest.mark.parametrize(("exc", "expected"), TRANSLATIONS)
-def test_translate_error_maps_each_telegram_error(exc: TelegramError,
-                                                  expected: dict[str, object]) -> None:
-    error = translate_error(exc, Redactor(["123:ABC"]))
-    for name, value in expected.items():
-        assert getattr(error, name) == value, name
-    assert "123:ABC" not in error.reason

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from alertbot.domain.models import ALL_KINDS, Kind
-from alertbot.sources.tokenmetrics.client import ApiRetry, parse_retry_after
+from alertbot.sources.tokenmetrics.client import ApiRetry
 from alertbot.sources.tokenmetrics.quota import QuotaPlan, Usage, month_bounds, plan_quota
 from alertbot.sources.tokenmetrics.source import (
     date_windows,
@@ -160,15 +160,6 @@ def test_hourly_lookback_covers_one_interval_within_bounds() -> None:
     assert hourly_lookback(timedelta(minutes=20)) == timedelta(hours=2)
     assert hourly_lookback(timedelta(hours=5)) == timedelta(hours=6)
     assert hourly_lookback(timedelta(days=3)) == timedelta(hours=48)
-
-
-@pytest.mark.parametrize(("header", "expected"), [
-    ("2", 2.0), ("0.5", 0.5), (" 10 ", 10.0), ("-3", 0.0),
-    ("Tue, 01 Jul 2025 00:01:00 GMT", 60.0), ("soon", None), ("", None), (None, None),
-])
-def test_parse_retry_after_seconds_or_http_date(header: str | None,
-                                                expected: float | None) -> None:
-    assert parse_retry_after(header, JULY_1) == expected
 
 
 def test_retry_backoff_full_jitter_stays_under_the_capped_ceiling() -> None:
