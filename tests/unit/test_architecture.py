@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import grimp
 
 PACKAGE = "alertbot"
@@ -66,3 +69,18 @@ def test_imports_platform_libraries_only_inside_their_platform_package() -> None
         assert users, library
         allowed = f"alertbot.platforms.{library}."
         assert all(m.startswith(allowed) for m in users), (library, sorted(users))
+
+
+def test_architecture_doc_names_only_paths_that_exist() -> None:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`([\w./<>-]+)`", text))
+    # Paths are named from the repository, the package or the tests folder; "/why" is a command.
+    paths = {n for n in named if "/" in n and "<" not in n and not n.startswith("/")}
+    modules = {n for n in named if "/" not in n and n.endswith(".py")}
+    assert paths and modules
+    bases = (root, root / "alertbot", root / "tests")
+    missing = [p for p in sorted(paths) if not any((base / p).exists() for base in bases)]
+    known = {p.name for p in (root / "alertbot").rglob("*.py")}
+    missing += [m for m in sorted(modules) if m not in known]
+    assert missing == []
