@@ -16,10 +16,11 @@ from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
 from alertbot.domain.parsing import (
     parse_kinds,
 )
+from alertbot.domain.policy import describe_policy
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
-from alertbot.services.commands import describe_policy, update_policy
+from alertbot.services.commands import update_policy
 from alertbot.services.lookup import LookupFailed
 
 EXIT_OK = 0

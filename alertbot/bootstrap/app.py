@@ -28,7 +28,7 @@ from alertbot.ports.clock import Clock, SystemClock
 from alertbot.ports.notifier import Notifier
 from alertbot.ports.observers import Observers
 from alertbot.ports.source import Source, SourceError
-from alertbot.ports.store import Store
+from alertbot.ports.store import QUEUED_STATES, Maintenance, Store
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.poller import Poller
@@ -185,11 +185,11 @@ async def _build_source(settings: Settings, store: Store, clock: Clock,
     return await build_tokenmetrics_source(settings, store, clock, session)
 
 
-def _database_check(store: Store) -> Check:
+def _database_check(store: Maintenance) -> Check:
     async def check() -> str:
         await store.ping()
         stats = await store.outbox_stats()
-        queued = sum(v for k, v in stats.by_state.items() if k in ("pending", "held", "sending"))
+        queued = sum(v for k, v in stats.by_state.items() if k in QUEUED_STATES)
         return f"reachable, {queued} alerts queued"
     return check
 

@@ -21,7 +21,7 @@ from alertbot.http.server import WebServer
 from alertbot.observability.metrics import QuotaProbe, QuotaUsage
 from alertbot.ports.clock import Clock
 from alertbot.ports.source import Source
-from alertbot.ports.store import PurgeResult, Store
+from alertbot.ports.store import Maintenance, PurgeResult
 from alertbot.services.ops_monitor import OpsMonitor, parse_destination
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 class Retention:
     """Periodically deletes history older than ALERTBOT_RETENTION_DAYS (0 = never)."""
 
-    def __init__(self, store: Store, clock: Clock, days: Callable[[], int], *,
+    def __init__(self, store: Maintenance, clock: Clock, days: Callable[[], int], *,
                  every: float = RETENTION_EVERY,
                  first_after: float = RETENTION_FIRST_AFTER) -> None:
         self._store = store

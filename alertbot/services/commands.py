@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from alertbot.domain.models import (
-    ALL_KINDS,
     ALL_TOKENS,
     Destination,
     Kind,
@@ -32,9 +31,10 @@ from alertbot.domain.parsing import (
     parse_mode,
     parse_quiet,
 )
+from alertbot.domain.policy import describe_policy
 from alertbot.domain.render import headline, render_grade_lookup, render_signal_lookup
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import DecisionRecord, Store
+from alertbot.ports.store import CommandStore, DecisionRecord
 from alertbot.services.lookup import Lookup, LookupFailed
 
 log = logging.getLogger(__name__)
@@ -198,20 +198,6 @@ COMMAND_NAMES = frozenset(c.name for c in COMMANDS) | {"start"}
 """Every command `CommandCore.handle` answers (`start` is Telegram's greeting)."""
 
 
-def describe_policy(policy: Policy) -> list[str]:
-    """Readable lines for a destination's policy."""
-    lines = [f"throttle: at most {policy.max_alerts} alerts per "
-             f"{format_duration(policy.window)} (the rest arrive as one digest)"]
-    lines.append(f"quiet hours: {policy.quiet}" if policy.quiet else "quiet hours: off")
-    lines.append(f"muted until {policy.mute_until:%Y-%m-%d %H:%M} UTC" if policy.mute_until
-                 else "muted: no")
-    lines.append(f"flap guard: {format_duration(policy.settle)}" if policy.settle
-                 else "flap guard: off")
-    modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in ALL_KINDS)
-    lines.append(f"modes: {modes}")
-    return lines
-
-
 # ---------------------------------------------------------------- argument parsing (pure)
 
 
@@ -321,7 +307,7 @@ def explain(record: DecisionRecord) -> str:
 class CommandCore:
     """Handlers for every chat command; one instance serves every platform and chat."""
 
-    def __init__(self, store: Store, lookup: Lookup, clock: Clock, *,
+    def __init__(self, store: CommandStore, lookup: Lookup, clock: Clock, *,
                  band_label: Callable[[float], str]) -> None:
         self._store = store
         self._lookup = lookup

@@ -28,7 +28,7 @@ from alertbot.platforms.discord.notifier import (
     is_webhook_destination,
 )
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import Store
+from alertbot.ports.store import PlatformStore
 from alertbot.services.commands import CommandCore
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def _scope(guild_ids: Sequence[int]) -> str:
 class DiscordBot:
     """The logged-in discord.py client with slash commands, command sync and guild events."""
 
-    def __init__(self, token: str, store: Store, core: CommandCore, clock: Clock, *,
+    def __init__(self, token: str, store: PlatformStore, core: CommandCore, clock: Clock, *,
                  guild_ids: Sequence[int] = (), guild_ready_timeout: float = 2.0) -> None:
         self.client = discord.Client(intents=_intents(),
                                      allowed_mentions=discord.AllowedMentions.none(),

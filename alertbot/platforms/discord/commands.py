@@ -19,7 +19,7 @@ from discord import app_commands
 from alertbot.domain.models import Destination
 from alertbot.platforms.discord.notifier import alert_embed, clip, neutralize, no_pings
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import Store
+from alertbot.ports.store import Destinations
 from alertbot.services.commands import COMMANDS, Caller, CommandCore, CommandSpec, Reply, ReplyKind
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def _missing_bot_permissions(interaction: discord.Interaction[Any]) -> list[str]
 class DiscordCommands:
     """Slash command bindings; `install` adds them to a command tree."""
 
-    def __init__(self, core: CommandCore, store: Store, clock: Clock, *,
+    def __init__(self, core: CommandCore, store: Destinations, clock: Clock, *,
                  defer_after: float = DEFER_AFTER) -> None:
         self._core = core
         self._store = store

@@ -55,7 +55,7 @@ from alertbot.platforms.telegram.notifier import (
     translate_error,
 )
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import Store
+from alertbot.ports.store import Destinations
 from alertbot.services.commands import (
     COMMAND_NAMES,
     COMMANDS,
@@ -167,7 +167,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 class TelegramCommands:
     """Runs the PTB Application: commands, membership changes and group migrations."""
 
-    def __init__(self, core: CommandCore, store: Store, clock: Clock, *, token: str,
+    def __init__(self, core: CommandCore, store: Destinations, clock: Clock, *, token: str,
                  api_root: str, pacer: Pacer | None = None,
                  on_rekey: Callable[[], None] = lambda: None, poll_timeout: float = 10.0,
                  concurrency: int = 8) -> None:

@@ -31,7 +31,7 @@ from alertbot.config import ConfigError, Settings
 from alertbot.domain.models import ALL_KINDS, Kind, Token, mask_to_kinds
 from alertbot.ports.clock import Clock
 from alertbot.ports.source import Batch, Source, SourceError
-from alertbot.ports.store import Store
+from alertbot.ports.store import Meta, SourceSetupStore, SourceStore
 from alertbot.sources.tokenmetrics.client import (
     KEY_VARIABLE,
     PAGE_LIMIT,
@@ -191,7 +191,7 @@ class CallBudget:
     concurrent polls and lookups never overshoot, and a crash can only over-count.
     """
 
-    def __init__(self, store: Store, plan: QuotaPlan, key: str = USAGE_KEY) -> None:
+    def __init__(self, store: Meta, plan: QuotaPlan, key: str = USAGE_KEY) -> None:
         self._store = store
         self.plan = plan
         self._key = key
@@ -230,7 +230,7 @@ class _Shared:
     """State the polling source and its lookup view share."""
 
     api: TokenMetricsApi
-    store: Store
+    store: SourceStore
     clock: Clock
     budget: CallBudget
     watchlist: tuple[str, ...]
@@ -246,7 +246,7 @@ class TokenMetricsSource:
 
     name = "tokenmetrics"
 
-    def __init__(self, api: TokenMetricsApi, store: Store, clock: Clock, plan: QuotaPlan, *,
+    def __init__(self, api: TokenMetricsApi, store: SourceStore, clock: Clock, plan: QuotaPlan, *,
                  budget: CallBudget | None = None, watchlist: Sequence[str] = (),
                  signal_days: int = POLL_SIGNAL_DAYS, max_pages: int = POLL_MAX_PAGES,
                  attempts: int | None = None, purpose: Purpose = "poll",
@@ -592,7 +592,7 @@ def _decode_watchlist(text: str | None) -> tuple[str, list[int]] | None:
         return None
 
 
-async def build_tokenmetrics_source(settings: Settings, store: Store, clock: Clock,
+async def build_tokenmetrics_source(settings: Settings, store: SourceSetupStore, clock: Clock,
                                     session: aiohttp.ClientSession) -> tuple[Source, timedelta]:
     """The Token Metrics source and its poll interval (from the quota unless configured)."""
     key = settings.tokenmetrics_api_key
