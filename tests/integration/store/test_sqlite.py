@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from alertbot.ports.store import StoreError
-from alertbot.store.sqlite import SqliteStore, available_migrations, sqlite_path
+from alertbot.store.sqlite import SqliteStore
+from alertbot.store.sqlite.connection import available_migrations, sqlite_path
 
 
 async def test_sqlite_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
