@@ -26,7 +26,7 @@ from alertbot.ports.clock import Clock, SystemClock
 from alertbot.ports.lifecycle import Check, Closer
 from alertbot.ports.notifier import Notifier
 from alertbot.ports.observers import Observers
-from alertbot.ports.store import Store
+from alertbot.ports.store import QUEUED_STATES, Maintenance
 from alertbot.services.commands import CommandCore
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
@@ -107,10 +107,10 @@ async def _close_all(closers: list[Closer]) -> None:
             await closer()
 
 
-def _database_check(store: Store) -> Check:
+def _database_check(store: Maintenance) -> Check:
     async def check() -> str:
         await store.ping()
         stats = await store.outbox_stats()
-        queued = sum(v for k, v in stats.by_state.items() if k in ("pending", "held", "sending"))
+        queued = sum(v for k, v in stats.by_state.items() if k in QUEUED_STATES)
         return f"reachable, {queued} alerts queued"
     return check

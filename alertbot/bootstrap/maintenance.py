@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from alertbot.config import Settings
-from alertbot.ports.store import DatabaseStats, StoreError
+from alertbot.ports.store import DatabaseStats, OutboxState, StoreError
 from alertbot.store.sqlite import SqliteStore
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-STATES = ("pending", "held", "sending", "sent", "suppressed", "dead")
+STATES = tuple(OutboxState)
 
 
 async def backup(settings: Settings, path: str, out: TextIO = sys.stdout) -> int:

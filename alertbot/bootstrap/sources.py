@@ -15,7 +15,7 @@ from alertbot.observability.metrics import QuotaProbe, QuotaUsage
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import Check, Probe
 from alertbot.ports.source import Source
-from alertbot.ports.store import Store
+from alertbot.ports.store import SourceSetupStore
 from alertbot.sources.replay import CURSOR_KEY, ReplaySource, load_demo_data
 
 DEMO_POLL_INTERVAL = timedelta(seconds=1)
@@ -40,7 +40,7 @@ class SourceParts:
     """Register a counter of API calls by endpoint and status (metrics)."""
 
 
-async def build_source(settings: Settings, store: Store, clock: Clock,
+async def build_source(settings: Settings, store: SourceSetupStore, clock: Clock,
                        session: aiohttp.ClientSession) -> SourceParts:
     """The demo replay or the Token Metrics source, as configured."""
     if settings.use_demo:
@@ -53,7 +53,7 @@ async def build_source(settings: Settings, store: Store, clock: Clock,
     return await _tokenmetrics(settings, store, clock, session)
 
 
-async def _tokenmetrics(settings: Settings, store: Store, clock: Clock,
+async def _tokenmetrics(settings: Settings, store: SourceSetupStore, clock: Clock,
                         session: aiohttp.ClientSession) -> SourceParts:
     from alertbot.sources.tokenmetrics.client import KEY_VARIABLE, TokenMetricsApi
     from alertbot.sources.tokenmetrics.quota import plan_quota

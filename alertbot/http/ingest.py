@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from alertbot.domain.models import Kind, Reading, Token
 from alertbot.domain.parsing import parse_direction, parse_timestamp
 from alertbot.domain.signing import DEFAULT_TOLERANCE
-from alertbot.ports.store import Store
+from alertbot.ports.store import Catalog
 from alertbot.services.lookup import SYMBOL_PATTERN, Lookup, LookupFailed
 
 MAX_BODY = 64 * 1024
@@ -208,7 +208,7 @@ class ReplayGuard:
         return len(self._seen)
 
 
-async def resolve_tokens(readings: Sequence[PushedReading], store: Store,
+async def resolve_tokens(readings: Sequence[PushedReading], store: Catalog,
                          lookup: Lookup) -> dict[tuple[str, int | None], Token]:
     """Catalog tokens for each (symbol, token_id); IngestError (422) when one is unknown."""
     resolved: dict[tuple[str, int | None], Token] = {}
@@ -224,7 +224,7 @@ async def resolve_tokens(readings: Sequence[PushedReading], store: Store,
     return resolved
 
 
-async def _resolve(symbol: str, token_id: int | None, store: Store, lookup: Lookup) -> Token:
+async def _resolve(symbol: str, token_id: int | None, store: Catalog, lookup: Lookup) -> Token:
     if token_id is None:
         return await lookup.resolve(symbol)
     known = await store.token(token_id)

@@ -23,11 +23,10 @@ from prometheus_client import (
 from alertbot import __version__
 from alertbot.domain.models import Change, Destination, Reason
 from alertbot.ports.observers import DispatchObserver, PollObserver, PollReport
-from alertbot.ports.store import OutboxStats
+from alertbot.ports.store import OutboxState, OutboxStats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-OUTBOX_STATES = ("pending", "held", "sending", "sent", "suppressed", "dead")
-_QUEUED = ("pending", "held", "sending")
+OUTBOX_STATES: tuple[str, ...] = tuple(OutboxState)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
                    900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 """Change detected -> platform accepted: milliseconds when sent at once, hours when held."""

@@ -1,4 +1,13 @@
-"""The Store port: durable state, changes, subscriptions, policies, outbox and decisions."""
+"""The Store port: durable state, changes, subscriptions, policies, outbox and decisions.
+
+The port is split into roles (Catalog, StateStore, Subscriptions, Destinations, Outbox,
+Audit, Meta, Maintenance); each consumer names only the roles it uses, through the small
+combining protocols at the end. `Store` combines every role for the composition root.
+
+Common to every role: each method is one transaction, so it happens completely or not at
+all and a crash at any point leaves a consistent database; it raises StoreError when the
+database cannot be used (not open, unreachable). Methods are safe to repeat unless noted.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from alertbot.domain.models import (
@@ -23,6 +33,33 @@ from alertbot.domain.throttle import DueAlert, Plan
 
 class StoreError(Exception):
     """The store cannot be used (unreachable, newer schema, bad URL)."""
+
+
+class OutboxState(StrEnum):
+    """Where an outbox row (one change for one destination) is in its life.
+
+    A row starts `pending`. The throttle suppresses it (`suppressed`, final), holds it
+    (`held`, until a time), defers it (stays `pending`) or commits it to a message key (stays
+    `pending`). A committed row is claimed (`sending`) just before the send; the send ends it
+    `sent` or `dead` (both final) or makes it `pending` again for a retry. A crash leaves rows
+    in `sending`: `Outbox.recover` makes them due again under the same key. Pausing a
+    destination makes its queued rows `dead`.
+    """
+
+    PENDING = "pending"
+    HELD = "held"
+    SENDING = "sending"
+    SENT = "sent"
+    SUPPRESSED = "suppressed"
+    DEAD = "dead"
+
+
+QUEUED_STATES: tuple[OutboxState, ...] = (OutboxState.PENDING, OutboxState.HELD,
+                                          OutboxState.SENDING)
+"""States of rows still to be delivered."""
+FINISHED_STATES: tuple[OutboxState, ...] = (OutboxState.SENT, OutboxState.SUPPRESSED,
+                                            OutboxState.DEAD)
+"""Final states: nothing moves a row out of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,27 +178,16 @@ class PlanKeys:
     digest: str | None = None
 
 
-class Store(Protocol):
-    """Durable state of the bot.
+# ---------------------------------------------------------------------- roles
 
-    Every method is one transaction: it either happens completely or not at all, so a crash
-    at any point leaves a consistent database. Methods are safe to repeat unless noted.
-    Raises StoreError when the database cannot be used.
+
+class Catalog(Protocol):
+    """Known tokens (id, symbol, name, slug), filled from sources and changes.
+
+    Reads never fail for unknown tokens (None or an empty list). `upsert_tokens` is safe
+    to repeat: it overwrites symbol and name and keeps a known slug when given none.
     """
 
-    async def open(self) -> None:
-        """Connect and apply pending migrations; refuse a database from a newer version."""
-        ...
-
-    async def close(self) -> None:
-        """Close the connection."""
-        ...
-
-    async def ping(self) -> None:
-        """Raise StoreError unless the database answers."""
-        ...
-
-    # -- catalog
     async def upsert_tokens(self, tokens: Sequence[Token], now: datetime) -> None:
         """Remember tokens (symbol, name, slug by id)."""
         ...
@@ -178,7 +204,15 @@ class Store(Protocol):
         """Catalog tokens whose symbol or name starts with `prefix` (for autocomplete)."""
         ...
 
-    # -- readings and changes
+
+class StateStore(Protocol):
+    """Detection state (readings) and the changes detected from it, with their fan-out.
+
+    Changes are deduplicated by change id: recording one that is already stored adds
+    nothing (no second change, no second outbox row), so repeating a poll, a webhook
+    delivery or a replay is safe.
+    """
+
     async def load_states(self,
                           token_ids: Sequence[int]) -> dict[tuple[int, Kind], TrackedState]:
         """Stored detection state of these tokens."""
@@ -211,7 +245,14 @@ class Store(Protocol):
         """
         ...
 
-    # -- subscriptions
+
+class Subscriptions(Protocol):
+    """Which destinations want which kinds of which tokens.
+
+    Changing calls audit what they changed and report whether anything changed, so
+    repeating one is safe (the repeat changes and audits nothing).
+    """
+
     async def subscribe(self, destination: Destination, token_id: int, kinds: Sequence[Kind],
                         now: datetime, actor: str = "") -> bool:
         """Add kinds for a token (0 = all tokens); resumes a paused destination.
@@ -236,7 +277,16 @@ class Store(Protocol):
         """Tokens and kinds that active subscriptions need."""
         ...
 
-    # -- destinations
+
+class Destinations(Protocol):
+    """Where alerts go: each destination's policy, delivery address, label and pause state.
+
+    Unknown destinations read as None or are left out. Every call is safe to repeat:
+    pausing a paused destination or resuming an active one changes nothing and returns
+    0 or False; `rekey` of a destination already moved moves nothing; `set_policy` audits
+    every call.
+    """
+
     async def destination(self, destination: Destination) -> DestinationInfo | None:
         """A destination's settings, or None if unknown."""
         ...
@@ -255,7 +305,7 @@ class Store(Protocol):
 
     async def set_policy(self, destination: Destination, policy: Policy, now: datetime,
                          actor: str = "", detail: str = "") -> None:
-        """Replace a destination's policy and audit it."""
+        """Replace a destination's policy and audit it (`detail`, else the policy described)."""
         ...
 
     async def pause(self, destination: Destination, reason: str, now: datetime) -> int:
@@ -273,7 +323,19 @@ class Store(Protocol):
         """
         ...
 
-    # -- outbox
+
+class Outbox(Protocol):
+    """The delivery queue: one row per change and destination, moved through OutboxState.
+
+    This is the crash-safety core. A row is committed to a message key before it is
+    sent, claimed just before the send and finished only after the platform answered; a
+    claimed row stays due, so a crash between send and `mark_sent` sends it again under the
+    same key (idempotent on the platforms that support keys). Transitions only apply to rows
+    in the states they start from, so repeating any call (or reporting the outcome of a
+    message already finished) changes nothing. `apply_plan`, `mark_retry` and `mark_dead`
+    record decisions (see Audit.recent_decisions).
+    """
+
     async def recover(self, now: datetime) -> int:
         """Make rows left in `sending` by a crash due again; returns how many."""
         ...
@@ -314,7 +376,7 @@ class Store(Protocol):
 
     async def mark_sent(self, destination: Destination, key: str, message_id: str,
                         now: datetime) -> list[Change]:
-        """Record a delivered message; returns its changes."""
+        """Record a delivered message; returns its changes (none when already finished)."""
         ...
 
     async def mark_retry(self, destination: Destination, key: str, until: datetime,
@@ -328,11 +390,13 @@ class Store(Protocol):
         """Give up on a message."""
         ...
 
-    async def outbox_stats(self) -> OutboxStats:
-        """Outbox depth by state and the oldest undelivered row."""
-        ...
 
-    # -- decisions, audit, meta
+class Audit(Protocol):
+    """Append-only history: delivery decisions (for /why) and settings changes.
+
+    `add_audit` appends: repeating it adds a second entry.
+    """
+
     async def recent_decisions(self, destination: Destination,
                                limit: int) -> list[DecisionRecord]:
         """Newest decisions for a destination."""
@@ -347,15 +411,43 @@ class Store(Protocol):
         """Newest audit entries."""
         ...
 
+
+class Meta(Protocol):
+    """Small bookkeeping values by key (cursors, quota counters, sync hashes)."""
+
     async def get_meta(self, key: str) -> str | None:
-        """A bookkeeping value."""
+        """A bookkeeping value, or None when never set."""
         ...
 
     async def set_meta(self, key: str, value: str) -> None:
-        """Set a bookkeeping value."""
+        """Set a bookkeeping value (replaces the previous one)."""
         ...
 
-    # -- maintenance
+
+class Maintenance(Protocol):
+    """Lifecycle, health and housekeeping of the database.
+
+    `open` raises StoreError for a database it cannot use (missing directory, schema of a
+    newer version); every other method raises it when the store is not open or the
+    database does not answer. `close` is safe to repeat; so are `purge` and `backup`.
+    """
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations; refuse a database from a newer version."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        ...
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Outbox depth by state and the oldest undelivered row."""
+        ...
+
     async def purge(self, before: datetime, now: datetime) -> PurgeResult:
         """Delete history older than `before`: decisions, finished outbox rows, changes.
 
@@ -376,3 +468,43 @@ class Store(Protocol):
     async def stats(self) -> DatabaseStats:
         """Size, schema version, rows per table and outbox depth."""
         ...
+
+
+class Store(Catalog, StateStore, Subscriptions, Destinations, Outbox, Audit, Meta, Maintenance,
+            Protocol):
+    """Durable state of the bot: every role, for the composition root and the tests."""
+
+
+# ---------------------------------------------------------------------- what consumers use
+
+
+class PollStore(Catalog, StateStore, Subscriptions, Protocol):
+    """What the poller uses: the catalog, detection state and what subscriptions watch."""
+
+
+class LookupStore(Catalog, StateStore, Protocol):
+    """What lookups use: the catalog and stored readings and changes."""
+
+
+class DispatchStore(Outbox, Destinations, Protocol):
+    """What the dispatcher uses: the outbox and its destinations (pause, rekey)."""
+
+
+class CommandStore(Catalog, Subscriptions, Destinations, Audit, Protocol):
+    """What chat commands use: tokens, subscriptions, policies and decisions for /why."""
+
+
+class OpsStore(StateStore, Destinations, Audit, Meta, Protocol):
+    """What the operator-alert monitor uses: queue alerts, read decisions, keep its state."""
+
+
+class SourceStore(Catalog, Meta, Protocol):
+    """What a data source uses: the catalog and its quota and watchlist bookkeeping."""
+
+
+class SourceSetupStore(SourceStore, Subscriptions, Protocol):
+    """What building a data source uses: a SourceStore and what subscriptions watch."""
+
+
+class PlatformStore(Destinations, Meta, Protocol):
+    """What a platform bot uses: its destinations and its own bookkeeping."""

@@ -34,7 +34,7 @@ from alertbot.domain.policy import (
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.domain.why import explain
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import Store
+from alertbot.ports.store import CommandStore
 from alertbot.services.lookup import Lookup, LookupFailed
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class Caller:
 class CommandCore:
     """Handlers for every chat command; one instance serves every platform and chat."""
 
-    def __init__(self, store: Store, lookup: Lookup, clock: Clock, *,
+    def __init__(self, store: CommandStore, lookup: Lookup, clock: Clock, *,
                  band_label: Callable[[float], str]) -> None:
         self._store = store
         self._lookup = lookup

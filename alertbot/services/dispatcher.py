@@ -26,7 +26,7 @@ from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
 from alertbot.ports.observers import DispatchObserver
-from alertbot.ports.store import PlanKeys, Store
+from alertbot.ports.store import DispatchStore, PlanKeys
 from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class DeliveryRetry:
 class Dispatcher:
     """Delivers due outbox rows through the notifiers."""
 
-    def __init__(self, store: Store, notifiers: Mapping[str, Notifier], clock: Clock, *,
+    def __init__(self, store: DispatchStore, notifiers: Mapping[str, Notifier], clock: Clock, *,
                  pacer: Pacer | None = None, retry: DeliveryRetry | None = None,
                  max_lanes: int = 64, send_timeout: float = 30.0,
                  drain_timeout: float = 10.0, observer: DispatchObserver | None = None,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from alertbot.domain.models import ALL_KINDS, Kind, Reading, Snapshot, Token, TrackedState
 from alertbot.ports.clock import Clock
 from alertbot.ports.source import Source, SourceError
-from alertbot.ports.store import Store
+from alertbot.ports.store import LookupStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class _Cached:
 class Lookup:
     """Resolves symbols and answers /signal, /grade and `alertbot lookup`."""
 
-    def __init__(self, store: Store, source: Source, clock: Clock, *, fresh_for: timedelta,
+    def __init__(self, store: LookupStore, source: Source, clock: Clock, *, fresh_for: timedelta,
                  cache_ttl: timedelta = DEFAULT_CACHE_TTL) -> None:
         self._store = store
         self._source = source

@@ -22,7 +22,7 @@ from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics, QuotaProbe
 from alertbot.ports.clock import Clock
 from alertbot.ports.observers import DispatchObserver, PollObserver, PollReport
-from alertbot.ports.store import Store
+from alertbot.ports.store import OpsStore
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def parse_destination(text: str) -> Destination:
 class OpsMonitor(PollObserver, DispatchObserver):
     """Raises ops events and stores them through the outbox for one destination."""
 
-    def __init__(self, store: Store, clock: Clock, destination: Destination,
+    def __init__(self, store: OpsStore, clock: Clock, destination: Destination,
                  poller: PollStatus, *,
                  wake: Callable[[], None], redactor: Redactor,
                  auth_error: Callable[[], str | None] | None = None,

@@ -15,7 +15,7 @@ from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
 from alertbot.ports.observers import PollObserver, PollReport
 from alertbot.ports.source import Source, SourceError
-from alertbot.ports.store import Store
+from alertbot.ports.store import PollStore
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class Poller:
     """Owns the detection state machine: loads stored state, detects, commits atomically."""
 
-    def __init__(self, store: Store, source: Source, rules: Rules, clock: Clock, *,
+    def __init__(self, store: PollStore, source: Source, rules: Rules, clock: Clock, *,
                  interval: timedelta, on_committed: Callable[[], None] = lambda: None,
                  observer: PollObserver | None = None,
                  also_watch: Callable[[], Collection[int]] = frozenset) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import PurgeResult, Store
+from alertbot.ports.store import Maintenance, PurgeResult
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 class Retention:
     """Periodically deletes history older than ALERTBOT_RETENTION_DAYS (0 = never)."""
 
-    def __init__(self, store: Store, clock: Clock, days: Callable[[], int], *,
+    def __init__(self, store: Maintenance, clock: Clock, days: Callable[[], int], *,
                  every: float = RETENTION_EVERY,
                  first_after: float = RETENTION_FIRST_AFTER) -> None:
         self._store = store

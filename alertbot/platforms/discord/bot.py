@@ -25,7 +25,7 @@ from alertbot.platforms.discord.commands import DiscordCommands, guild_label
 from alertbot.platforms.discord.notifier import is_webhook_destination
 from alertbot.platforms.discord.permissions import invite_url
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import Store
+from alertbot.ports.store import Destinations, PlatformStore
 from alertbot.services.commands import CommandCore
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def _scope(guild_ids: Sequence[int]) -> str:
 class DiscordBot:
     """The logged-in discord.py client with slash commands, command sync and guild events."""
 
-    def __init__(self, token: str, store: Store, core: CommandCore, clock: Clock, *,
+    def __init__(self, token: str, store: PlatformStore, core: CommandCore, clock: Clock, *,
                  guild_ids: Sequence[int] = (), guild_ready_timeout: float = 2.0) -> None:
         self.client = discord.Client(intents=_intents(),
                                      allowed_mentions=discord.AllowedMentions.none(),
@@ -261,7 +261,7 @@ class DiscordBot:
             await self.client.close()
 
 
-async def check_discord(store: Store, token: str | None, guild_ids: Sequence[int]) -> str:
+async def check_discord(store: Destinations, token: str | None, guild_ids: Sequence[int]) -> str:
     """`alertbot check`: log in (when a token is set) and count what is subscribed."""
     discord_dests = [i.destination for i in await store.destinations(platform="discord")]
     webhooks = sum(1 for d in discord_dests if is_webhook_destination(d))

@@ -25,7 +25,7 @@ from alertbot.platforms.discord.permissions import (
     missing_permissions,
 )
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import Store
+from alertbot.ports.store import Destinations
 from alertbot.services.commands import Caller, CommandCore
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _missing_bot_permissions(interaction: discord.Interaction[Any]) -> list[str]
 class DiscordCommands:
     """Slash command bindings; `install` adds them to a command tree."""
 
-    def __init__(self, core: CommandCore, store: Store, clock: Clock, *,
+    def __init__(self, core: CommandCore, store: Destinations, clock: Clock, *,
                  defer_after: float = DEFER_AFTER) -> None:
         self._core = core
         self._store = store

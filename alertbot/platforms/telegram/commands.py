@@ -48,7 +48,7 @@ from alertbot.platforms.telegram.errors import UNAUTHORIZED_REASON, translate_er
 from alertbot.platforms.telegram.format import Line, html_chunks, reply_lines
 from alertbot.platforms.telegram.limits import pacing_scopes, telegram_limits
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import Store
+from alertbot.ports.store import Destinations
 from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.pacing import Pacer
 
@@ -142,7 +142,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 class TelegramCommands:
     """Runs the PTB Application: commands, membership changes and group migrations."""
 
-    def __init__(self, core: CommandCore, store: Store, clock: Clock, *, token: str,
+    def __init__(self, core: CommandCore, store: Destinations, clock: Clock, *, token: str,
                  api_root: str, pacer: Pacer | None = None,
                  on_rekey: Callable[[], None] = lambda: None, poll_timeout: float = 10.0,
                  concurrency: int = 8) -> None:

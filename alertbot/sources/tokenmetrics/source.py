@@ -30,7 +30,7 @@ from alertbot.domain.models import Kind, Token
 from alertbot.domain.parsing import parse_timestamp
 from alertbot.ports.clock import Clock
 from alertbot.ports.source import Batch, SourceError
-from alertbot.ports.store import Store
+from alertbot.ports.store import Meta, SourceStore
 from alertbot.sources.tokenmetrics.client import (
     KEY_VARIABLE,
     PAGE_LIMIT,
@@ -184,7 +184,7 @@ class CallBudget:
     concurrent polls and lookups never overshoot, and a crash can only over-count.
     """
 
-    def __init__(self, store: Store, plan: QuotaPlan, key: str = USAGE_KEY) -> None:
+    def __init__(self, store: Meta, plan: QuotaPlan, key: str = USAGE_KEY) -> None:
         self._store = store
         self.plan = plan
         self._key = key
@@ -223,7 +223,7 @@ class _Shared:
     """State the polling source and its lookup view share."""
 
     api: TokenMetricsApi
-    store: Store
+    store: SourceStore
     clock: Clock
     budget: CallBudget
     watchlist: tuple[str, ...]
@@ -239,7 +239,7 @@ class TokenMetricsSource:
 
     name = "tokenmetrics"
 
-    def __init__(self, api: TokenMetricsApi, store: Store, clock: Clock, plan: QuotaPlan, *,
+    def __init__(self, api: TokenMetricsApi, store: SourceStore, clock: Clock, plan: QuotaPlan, *,
                  budget: CallBudget | None = None, watchlist: Sequence[str] = (),
                  signal_days: int = POLL_SIGNAL_DAYS, max_pages: int = POLL_MAX_PAGES,
                  attempts: int | None = None, purpose: Purpose = "poll",

@@ -1,14 +1,19 @@
-"""SQLite specifics: migrations, schema versions, WAL, URLs."""
+"""SQLite specifics: migrations, schema versions, WAL, URLs, in-memory databases, backups."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from alertbot.domain.models import ALL_KINDS, Destination
 from alertbot.ports.store import StoreError
-from alertbot.store.sqlite import SqliteStore, available_migrations, sqlite_path
+from alertbot.store.sqlite import SqliteStore
+from alertbot.store.sqlite.connection import available_migrations, sqlite_path
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 async def test_sqlite_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
@@ -66,3 +71,38 @@ def test_sqlite_path_bad_url_never_echoes_credentials(url: str) -> None:
     with pytest.raises(StoreError) as excinfo:
         sqlite_path(url)
     assert "secretpw" not in str(excinfo.value)
+
+
+async def test_sqlite_backup_opens_as_a_store_with_the_same_rows(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "a.db"))
+    await store.open()
+    try:
+        await store.subscribe(Destination("telegram", "-1001"), 1, ALL_KINDS, NOW)
+        await store.backup(str(tmp_path / "copy.db"))
+        copy = SqliteStore(str(tmp_path / "copy.db"))
+        await copy.open()
+        try:
+            assert (await copy.stats()).tables == (await store.stats()).tables
+        finally:
+            await copy.close()
+    finally:
+        await store.close()
+
+
+async def test_sqlite_in_memory_store_has_no_files_but_backs_up(tmp_path: Path) -> None:
+    store = SqliteStore.from_url("sqlite:///:memory:")
+    await store.open()
+    try:
+        await store.subscribe(Destination("telegram", "-1001"), 1, ALL_KINDS, NOW)
+        stats = await store.stats()
+        assert (stats.location, stats.wal_bytes, stats.tables["subscriptions"]) == (
+            ":memory:", 0, 1)
+        await store.backup(str(tmp_path / "copy.db"))
+    finally:
+        await store.close()
+    copy = SqliteStore(str(tmp_path / "copy.db"))
+    await copy.open()
+    try:
+        assert len(await copy.subscriptions()) == 1
+    finally:
+        await copy.close()

@@ -1,0 +1,283 @@
+"""The Outbox role on SQLite: the delivery state machine, the crash-safety core.
+
+Rows move pending -> (held | suppressed | committed to a message key) -> sending -> sent or
+dead, or back to pending for a retry (see OutboxState). Every UPDATE names the states it
+moves a row from, so a repeated or late call finds no row and changes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+import aiosqlite
+
+from alertbot.domain.models import Change, Destination, Reason
+from alertbot.domain.throttle import DueAlert, Plan
+from alertbot.ports.store import Committed, OutboxState, PlanKeys
+from alertbot.store.sqlite.audit import write_decisions
+from alertbot.store.sqlite.connection import SqliteConnection
+from alertbot.store.sqlite.rows import (
+    CHANGE_COLUMNS,
+    DEAD,
+    HELD,
+    IN_FLIGHT,
+    PENDING,
+    QUEUED,
+    SENDING,
+    SENT,
+    SUPPRESSED,
+    UNDECIDED,
+    change_from_row,
+    dest_params,
+    dt,
+    opt_dt,
+    ts,
+)
+
+
+class SqliteOutbox(SqliteConnection):
+    """Outbox rows, the throttle's plans for them and the messages they were sent in."""
+
+    async def recover(self, now: datetime) -> int:
+        """Rows left in `sending` by a crash become due now (they keep their message key)."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                f"UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE state = {SENDING}",
+                (ts(now), ts(now)),
+            )
+            return max(cur.rowcount, 0)
+
+    async def due_destinations(self, now: datetime, limit: int, platforms: Sequence[str],
+                               exclude: Sequence[Destination] = ()) -> list[Destination]:
+        """Destinations on these platforms with due rows, oldest first, skipping busy ones."""
+        skip = {dest_params(d) for d in exclude}
+        if not platforms:
+            return []
+        marks = ",".join("?" * len(platforms))
+        rows = await self._fetchall(
+            "SELECT platform, chat_id, thread_id, MIN(next_attempt_at) AS due FROM outbox"
+            f" WHERE state IN {QUEUED} AND next_attempt_at <= ?"
+            f" AND platform IN ({marks})"
+            " GROUP BY platform, chat_id, thread_id ORDER BY due LIMIT ?",
+            (ts(now), *platforms, limit + len(skip)),
+        )
+        found = [Destination(r[0], r[1], r[2]) for r in rows if (r[0], r[1], r[2]) not in skip]
+        return found[:limit]
+
+    async def next_due(self, platforms: Sequence[str]) -> datetime | None:
+        """When the next queued row on these platforms becomes due."""
+        if not platforms:
+            return None
+        marks = ",".join("?" * len(platforms))
+        row = await self._fetchone(
+            "SELECT MIN(next_attempt_at) FROM outbox"
+            f" WHERE state IN {QUEUED} AND platform IN ({marks})",
+            tuple(platforms),
+        )
+        return opt_dt(row[0]) if row else None
+
+    async def committed(self, destination: Destination, now: datetime) -> list[Committed]:
+        """Due messages whose rows were already committed to a key."""
+        rows = await self._fetchall(
+            f"SELECT o.id, {CHANGE_COLUMNS}, o.msg_key, o.silent, o.attempts, o.created_at"
+            " FROM outbox o JOIN changes c ON c.id = o.change_pk"
+            " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
+            f" AND o.state IN {IN_FLIGHT} AND o.msg_key IS NOT NULL"
+            " AND o.next_attempt_at <= ? ORDER BY o.id",
+            (*dest_params(destination), ts(now)),
+        )
+        grouped: dict[str, list[sqlite3.Row]] = {}
+        for row in rows:
+            grouped.setdefault(row[16], []).append(row)
+        return [
+            Committed(
+                key=key,
+                row_ids=tuple(r[0] for r in members),
+                changes=tuple(change_from_row(r, 2) for r in members),
+                silent=all(bool(r[17]) for r in members),
+                attempts=max(r[18] for r in members),
+                first_created=dt(min(r[19] for r in members)),
+            )
+            for key, members in grouped.items()
+        ]
+
+    async def due_alerts(self, destination: Destination, now: datetime) -> list[DueAlert]:
+        """Due pending rows plus the whole held group, each with the next change of its series."""
+        params = dest_params(destination)
+        rows = await self._fetchall(
+            f"SELECT o.id, {CHANGE_COLUMNS}, o.state FROM outbox o"
+            " JOIN changes c ON c.id = o.change_pk"
+            " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ? AND o.msg_key IS NULL"
+            f" AND ((o.state = {PENDING} AND o.next_attempt_at <= ?) OR o.state = {HELD})"
+            " ORDER BY c.detected_at, o.id",
+            (*params, ts(now)),
+        )
+        if not rows:
+            return []
+        if all(r[16] == OutboxState.HELD for r in rows) and not await self._held_due(params, now):
+            return []
+        alerts = []
+        for row in rows:
+            change = change_from_row(row, 2)
+            following = await self._fetchone(
+                f"SELECT o.id, {CHANGE_COLUMNS} FROM outbox o JOIN changes c ON c.id = o.change_pk"
+                " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
+                " AND c.token_id = ? AND c.kind = ? AND (c.detected_at > ? OR"
+                " (c.detected_at = ? AND c.id > ?)) ORDER BY c.detected_at, c.id LIMIT 1",
+                (*params, change.token.token_id, change.kind.value, ts(change.detected_at),
+                 ts(change.detected_at), row[1]),
+            )
+            alerts.append(DueAlert(
+                row_id=row[0], change=change, held=row[16] == OutboxState.HELD,
+                next_change=change_from_row(following, 2) if following else None,
+                next_row_id=following[0] if following else None,
+            ))
+        return alerts
+
+    async def _held_due(self, params: tuple[str, str, str], now: datetime) -> bool:
+        row = await self._fetchone(
+            "SELECT 1 FROM outbox WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+            f" AND state = {HELD} AND next_attempt_at <= ? LIMIT 1",
+            (*params, ts(now)),
+        )
+        return row is not None
+
+    async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:
+        """Delivery times of messages to a destination since a time."""
+        rows = await self._fetchall(
+            "SELECT sent_at FROM messages WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+            " AND sent_at > ? ORDER BY sent_at",
+            (*dest_params(destination), ts(since)),
+        )
+        return [dt(r[0]) for r in rows]
+
+    async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
+                         now: datetime) -> Counter[Reason]:
+        """Store a plan's decisions; returns the new decisions recorded, by reason."""
+        stamp = ts(now)
+        recorded: Counter[Reason] = Counter()
+        async with self._tx() as db:
+            for decision in plan.suppressed:
+                cur = await db.execute(
+                    f"UPDATE outbox SET state = {SUPPRESSED}, reason = ?, updated_at = ?"
+                    f" WHERE id = ? AND state IN {UNDECIDED} AND msg_key IS NULL"
+                    " RETURNING change_pk",
+                    (decision.reason.value, stamp, decision.row_id),
+                )
+                hit = await cur.fetchone()
+                if hit:
+                    await write_decisions(db, destination, [(decision.row_id, hit[0])],
+                                          decision.reason, "", now)
+                    recorded[decision.reason] += 1
+            waits = ([(d, OutboxState.HELD) for d in plan.held]
+                     + [(d, OutboxState.PENDING) for d in plan.deferred])
+            for decision, state in waits:
+                until = decision.until or now
+                async with db.execute(
+                    "SELECT change_pk, reason FROM outbox WHERE id = ? AND msg_key IS NULL"
+                    f" AND state IN {UNDECIDED}", (decision.row_id,),
+                ) as cur:
+                    hit = await cur.fetchone()
+                if hit is None:
+                    continue
+                await db.execute(
+                    "UPDATE outbox SET state = ?, reason = ?, next_attempt_at = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (state.value, decision.reason.value, ts(until), stamp, decision.row_id),
+                )
+                if hit[1] != decision.reason.value:
+                    await write_decisions(db, destination, [(decision.row_id, hit[0])],
+                                          decision.reason,
+                                          f"until {until:%Y-%m-%d %H:%M:%S} UTC", now)
+                    recorded[decision.reason] += 1
+            for decision in plan.singles:
+                if await _commit_row(db, destination, decision.row_id,
+                                     keys.singles[decision.row_id], decision.silent,
+                                     decision.reason, now):
+                    recorded[decision.reason] += 1
+            if plan.digest:
+                assert keys.digest is not None, "a digest needs a key"
+                for decision in plan.digest:
+                    if await _commit_row(db, destination, decision.row_id, keys.digest,
+                                         plan.digest_silent, decision.reason, now):
+                        recorded[decision.reason] += 1
+        return recorded
+
+    async def claim(self, key: str, now: datetime) -> None:
+        """Mark a message's rows as being sent."""
+        async with self._tx() as db:
+            await db.execute(
+                f"UPDATE outbox SET state = {SENDING}, updated_at = ? WHERE msg_key = ?"
+                f" AND state IN {IN_FLIGHT}",
+                (ts(now), key),
+            )
+
+    async def mark_sent(self, destination: Destination, key: str, message_id: str,
+                        now: datetime) -> list[Change]:
+        """Record a delivered message."""
+        stamp = ts(now)
+        async with self._tx() as db:
+            async with db.execute(
+                f"SELECT o.id, {CHANGE_COLUMNS} FROM outbox o JOIN changes c ON c.id = o.change_pk"
+                f" WHERE o.msg_key = ? AND o.state IN {IN_FLIGHT}",
+                (key,),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            if not rows:
+                return []
+            await db.execute(
+                f"UPDATE outbox SET state = {SENT}, message_id = ?, sent_at = ?, updated_at = ?,"
+                f" last_error = '' WHERE msg_key = ? AND state IN {IN_FLIGHT}",
+                (message_id, stamp, stamp, key),
+            )
+            await db.execute(
+                "INSERT INTO messages (platform, chat_id, thread_id, msg_key, message_id, alerts,"
+                " sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*dest_params(destination), key, message_id, len(rows), stamp),
+            )
+        return [change_from_row(r, 2) for r in rows]
+
+    async def mark_retry(self, destination: Destination, key: str, until: datetime,
+                         error: str, reason: Reason, count_attempt: bool,
+                         now: datetime) -> None:
+        """Schedule a message for another attempt."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                f"UPDATE outbox SET state = {PENDING}, next_attempt_at = ?, last_error = ?,"
+                " attempts = attempts + ?, updated_at = ? WHERE msg_key = ?"
+                f" AND state IN {IN_FLIGHT} RETURNING id, change_pk",
+                (ts(until), error, int(count_attempt), ts(now), key),
+            )
+            rows = [(r[0], r[1]) for r in await cur.fetchall()]
+            await write_decisions(db, destination, rows, reason,
+                                  f"{error} (next attempt {until:%H:%M:%S} UTC)", now)
+
+    async def mark_dead(self, destination: Destination, key: str, error: str, reason: Reason,
+                        now: datetime) -> None:
+        """Dead-letter a message's rows."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                f"UPDATE outbox SET state = {DEAD}, reason = ?, last_error = ?, updated_at = ?"
+                f" WHERE msg_key = ? AND state IN {IN_FLIGHT} RETURNING id, change_pk",
+                (reason.value, error, ts(now), key),
+            )
+            rows = [(r[0], r[1]) for r in await cur.fetchall()]
+            await write_decisions(db, destination, rows, reason, error, now)
+
+
+async def _commit_row(db: aiosqlite.Connection, destination: Destination, row_id: int,
+                      key: str, silent: bool, reason: Reason, now: datetime) -> bool:
+    """Commit an undecided row to a message key; returns whether it was still undecided."""
+    cur = await db.execute(
+        f"UPDATE outbox SET state = {PENDING}, reason = ?, msg_key = ?, silent = ?,"
+        " next_attempt_at = ?, updated_at = ? WHERE id = ? AND msg_key IS NULL"
+        f" AND state IN {UNDECIDED} RETURNING change_pk",
+        (reason.value, key, int(silent), ts(now), ts(now), row_id),
+    )
+    hit = await cur.fetchone()
+    if hit:
+        await write_decisions(db, destination, [(row_id, hit[0])], reason, key, now)
+    return hit is not None

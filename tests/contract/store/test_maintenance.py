@@ -1,0 +1,97 @@
+"""Store contract, Meta and Maintenance roles: bookkeeping, health, retention, backup, stats."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from alertbot.domain.models import ALL_KINDS, Policy
+from alertbot.ports.store import Store, StoreError
+from tests.contract.store.helpers import (
+    BTC,
+    DC,
+    ETH,
+    NOW,
+    TG,
+    finished_rows,
+    flip,
+)
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+async def test_store_meta_set_replaces_and_missing_is_none(contract_store: Store) -> None:
+    store = contract_store
+    await store.set_meta("replay.cursor", "42")
+    await store.set_meta("replay.cursor", "43")
+    assert await store.get_meta("replay.cursor") == "43"
+    assert await store.get_meta("missing") is None
+
+
+async def test_store_ping_fails_after_close(contract_store: Store) -> None:
+    store = contract_store
+    await store.ping()
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.ping()
+    await store.close()  # closing again is harmless
+
+
+async def test_store_purge_removes_old_finished_history_only(contract_store: Store) -> None:
+    store = contract_store
+    old = NOW - timedelta(days=40)
+    await finished_rows(store, old)
+    await store.subscribe(DC, ETH.token_id, ALL_KINDS, NOW - timedelta(days=50))
+    await store.record_poll([], [flip(ETH, detected=old)], old)  # still queued: kept
+    result = await store.purge(NOW - timedelta(days=30), NOW)
+    assert (result.outbox, result.messages, result.changes) == (2, 1, 2)
+    assert result.decisions >= 2
+    assert await store.recent_decisions(TG, 10) == []
+    assert await store.sent_times(TG, old - timedelta(days=1)) == []
+    assert (await store.outbox_stats()).by_state == {"pending": 1}
+    assert await store.recent_changes(BTC.token_id, None, 5) == []
+    assert len(await store.recent_changes(ETH.token_id, None, 5)) == 1
+    assert (await store.purge(NOW - timedelta(days=30), NOW)).total == 0
+
+
+async def test_store_purge_keeps_rate_history_of_longest_window(contract_store: Store) -> None:
+    store = contract_store
+    old = NOW - timedelta(days=3)
+    await finished_rows(store, old)
+    await store.set_policy(TG, Policy(max_alerts=5, window=timedelta(days=7)), NOW)
+    result = await store.purge(NOW - timedelta(days=1), NOW)
+    assert result.messages == 0 and result.outbox == 2
+    assert len(await store.sent_times(TG, old - timedelta(seconds=1))) == 1
+
+
+async def test_store_stats_counts_rows_and_outbox(contract_store: Store) -> None:
+    store = contract_store
+    await finished_rows(store, NOW)
+    stats = await store.stats()
+    assert stats.schema_version >= 1
+    assert stats.size_bytes > 0
+    assert stats.tables["outbox"] == 2 and stats.tables["changes"] == 2
+    assert stats.tables["messages"] == 1 and stats.tables["subscriptions"] == 1
+    assert stats.outbox.by_state == {"sent": 1, "dead": 1}
+
+
+async def test_store_backup_replaces_file_with_private_complete_copy(contract_store: Store,
+                                                                      tmp_path: Path) -> None:
+    store = contract_store
+    await finished_rows(store, NOW)
+    target = tmp_path / "copy.db"
+    target.write_bytes(b"an older backup")
+    await store.backup(str(target))
+    assert target.stat().st_size > 0 and target.read_bytes() != b"an older backup"
+    assert target.stat().st_mode & 0o077 == 0, "a backup holds secrets: owner only"
+    assert _names(tmp_path) == ["copy.db"], "nothing partial is left behind"
+
+
+async def test_store_backup_to_missing_directory_raises_store_error(contract_store: Store,
+                                                                  tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        await contract_store.backup(str(tmp_path / "nope" / "copy.db"))
