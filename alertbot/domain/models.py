@@ -71,7 +71,6 @@ class Mode(enum.StrEnum):
     OFF = "off"
 
 
-
 @dataclass(frozen=True, slots=True)
 class Token:
     """A token in the catalog; symbols are not unique, ids are."""
