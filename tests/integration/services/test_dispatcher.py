@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -91,14 +90,6 @@ class Recorder(DispatchObserver):
 
     def paused(self, destination: Destination, reason: str) -> None:
         self.paused_reasons.append(reason)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    instance = SqliteStore(str(tmp_path / "d.db"))
-    await instance.open()
-    yield instance
-    await instance.close()
 
 
 FAST_RETRY = DeliveryRetry(base=0.01, cap=0.05, max_attempts=3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -39,6 +39,7 @@ from tests.integration.platforms.discord.support import (
     flip,
     notifier_for,
 )
+from tests.support import ManualClock
 
 CHANNEL = Destination("discord", str(DEFAULT_CHANNEL_ID))
 SUPPRESS_NOTIFICATIONS = 1 << 12
@@ -54,14 +55,6 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 def huge_token(i: int) -> Token:
     return Token(10_000 + i, f"SYM{i}" + "X" * 300, "Very long name " * 200 + str(i), f"t{i}")
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.value = now
-
-    def now(self) -> datetime:
-        return self.value
 
 
 # --- embeds -----------------------------------------------------------------------------------
@@ -332,7 +325,7 @@ async def test_dispatcher_discord_dead_channel_pauses_subscription(
     try:
         async with notifier_for(fake) as notifier:
             dispatcher = Dispatcher(store, {"discord": notifier},
-                                    FixedClock(NOW + timedelta(seconds=1)))
+                                    ManualClock(NOW + timedelta(seconds=1)))
             await dispatcher.run_until_idle(limit=10)
         info = await store.destination(CHANNEL)
         [subscription] = await store.subscriptions(CHANNEL)
@@ -350,7 +343,7 @@ async def test_dispatcher_discord_delivers_with_outbox_key_as_nonce(
     try:
         async with notifier_for(fake) as notifier:
             dispatcher = Dispatcher(store, {"discord": notifier},
-                                    FixedClock(NOW + timedelta(seconds=1)))
+                                    ManualClock(NOW + timedelta(seconds=1)))
             await dispatcher.run_until_idle(limit=10)
         info = await store.destination(CHANNEL)
     finally:
