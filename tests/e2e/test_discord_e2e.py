@@ -82,8 +82,8 @@ async def test_discord_run_subscribe_alert_refusal_and_grade_end_to_end(
         grade = await fake.inject_interaction(
             "grade", [{"name": "symbol", "type": 3, "value": "BTC"}], permissions="0")
         answered = await fake.wait_for_callback(grade)
+        # 200: the fake refuses callbacks after Discord's 3 s deadline with 10062.
         assert answered.status == 200 and answered.type in (4, 5)
-        assert answered.elapsed < 3.0  # measured by the fake from dispatch to callback
 
         [first, *_] = await fake.wait_for_messages(1, timeout=STARTUP,
                                                    channel_id=DEFAULT_CHANNEL_ID)

@@ -12,7 +12,7 @@ from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Rea
 from alertbot.ports.source import Batch, SourceError
 from alertbot.services.poller import Poller
 from alertbot.store.sqlite import SqliteStore
-from tests.support import ManualClock
+from tests.support import ManualClock, eventually
 
 BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")
 ETH = Token(3306, "ETH", "Ethereum", "ethereum")
@@ -139,17 +139,14 @@ async def test_poller_failed_cycle_changes_nothing_and_next_runs(store: SqliteSt
     poller = poller_for(store, source, clock)
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
-    for _ in range(500):
-        if len(source.fetched) >= 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(source.fetched) >= 2, what="two failed fetches")
     assert poller.last_error.startswith("Token Metrics rejected")
     assert await store.load_states([BTC.token_id]) == {}
     source.error = None
-    for _ in range(500):
-        if await store.load_states([BTC.token_id]):
-            break
-        await asyncio.sleep(0.01)
+    async def stored() -> bool:
+        return bool(await store.load_states([BTC.token_id]))
+
+    await eventually(stored, what="states stored after recovery")
     stop.set()
     await task
     assert poller.last_error == "" and poller.last_success == clock.at

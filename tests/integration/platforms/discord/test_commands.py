@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from tests.fakes.discord_api import (
     InjectedInteraction,
     running_fake_discord,
 )
+from tests.support import eventually
 
 MANAGE_SERVER = "32"
 MANAGE_CHANNELS = "16"
@@ -48,15 +49,6 @@ class Harness:
 
 def symbol(value: str) -> dict[str, Any]:
     return {"name": "symbol", "type": 3, "value": value}
-
-
-async def eventually(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll a condition the bot reaches asynchronously (a store write after an event)."""
-    for _ in range(250):
-        if await predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @contextlib.asynccontextmanager
@@ -100,7 +92,7 @@ async def test_subscribe_by_manage_server_member_confirms_and_subscribes(
     harness: Harness,
 ) -> None:
     _, callback = await harness.command("subscribe", [symbol("BTC")], permissions=MANAGE_SERVER)
-    assert callback.type == 4 and callback.elapsed < 3.0
+    assert callback.type == 4 and callback.status == 200  # a late callback gets 10062
     assert callback.data is not None
     assert "Subscribed this chat to BTC (Bitcoin)" in callback.data["content"]
     assert not (callback.data.get("flags") or 0) & EPHEMERAL
@@ -180,8 +172,8 @@ async def test_moderator_commands_are_hidden_by_default_member_permissions(
 async def test_grade_btc_is_deferred_and_answered_within_the_deadline(harness: Harness) -> None:
     interaction, callback = await harness.command("grade", [symbol("BTC")])
     [followup] = await harness.fake.wait_for_followups(1)
+    # 200: the fake refuses callbacks after Discord's 3 s deadline with 10062.
     assert callback.type == 5 and callback.status == 200
-    assert callback.elapsed < 3.0  # the fake's own measurement from dispatch to callback
     assert followup.interaction_id == interaction.id
     assert followup.embeds[0]["title"] == "BTC grades"
     assert "TM grade" in followup.embeds[0]["description"]
@@ -251,7 +243,7 @@ async def test_guild_delete_pauses_that_guilds_channels(harness: Harness) -> Non
         info = await store.destination(CHANNEL)
         return info is not None and bool(info.paused_reason)
 
-    await eventually(paused, "channel paused")
+    await eventually(paused, what="the channel paused after GUILD_DELETE")
     [subscription] = await store.subscriptions(CHANNEL)
     assert "removed from this Discord server" in subscription.paused_reason
     other_info = await store.destination(other)
