@@ -24,7 +24,6 @@ from tests.fakes.discord_api import (
     FakeChannel,
     FakeDiscord,
     InjectedInteraction,
-    running_fake_discord,
 )
 from tests.support import eventually
 
@@ -74,14 +73,8 @@ async def running_bot(fake: FakeDiscord, tmp_path: Path,
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with running_fake_discord() as server:
-        yield server
-
-
-@pytest.fixture
-async def harness(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[Harness]:
-    async with running_bot(fake, tmp_path) as h:
+async def harness(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_bot(fake_discord, tmp_path) as h:
         yield h
 
 
@@ -210,25 +203,25 @@ async def test_subscribe_autocomplete_offers_all_and_matching_symbols(harness: H
 
 
 async def test_command_sync_unchanged_tree_is_skipped_on_restart(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
-    async with running_bot(fake, tmp_path):
+    async with running_bot(fake_discord, tmp_path):
         pass
-    async with running_bot(fake, tmp_path) as second:
+    async with running_bot(fake_discord, tmp_path) as second:
         stored = await second.app.store.get_meta(SYNC_META_KEY)
         assert await second.bot.sync_commands() == "unchanged"
-    assert [p.guild_id for p in fake.command_puts] == [DEFAULT_GUILD_ID]
+    assert [p.guild_id for p in fake_discord.command_puts] == [DEFAULT_GUILD_ID]
     assert stored is not None and stored.startswith(f"{DEFAULT_GUILD_ID}|")
 
 
 async def test_command_sync_new_scope_syncs_globally_and_clears_old_guild(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
-    async with running_bot(fake, tmp_path):
+    async with running_bot(fake_discord, tmp_path):
         pass
-    async with running_bot(fake, tmp_path, guild_ids=()):
+    async with running_bot(fake_discord, tmp_path, guild_ids=()):
         pass
-    scopes = [(p.guild_id, len(p.commands)) for p in fake.command_puts]
+    scopes = [(p.guild_id, len(p.commands)) for p in fake_discord.command_puts]
     assert scopes == [(DEFAULT_GUILD_ID, 11), (None, 11), (DEFAULT_GUILD_ID, 0)]
 
 
