@@ -58,12 +58,10 @@ class Bot:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+async def bot(store: SqliteStore) -> AsyncIterator[Bot]:
     # Limits off: these tests send several replies to one chat within a second; pacing
     # against the enforced limits is covered by the end-to-end test.
     async with FakeTelegram(enforce_limits=False) as tg:
-        store = SqliteStore(str(tmp_path / "a.db"))
-        await store.open()
         clock = SystemClock()
         source = ReplaySource(load_demo_data(), started_wall=clock.now())
         lookup = Lookup(store, source, clock, fresh_for=timedelta(minutes=5))
@@ -78,7 +76,6 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
             yield Bot(tg, store, commands, rekeys)
         finally:
             await commands.stop()
-            await store.close()
 
 
 async def test_telegram_start_publishes_menus_for_everyone_admins_and_private_chats(
