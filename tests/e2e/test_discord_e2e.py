@@ -6,12 +6,9 @@ import asyncio
 import random
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
 from alertbot.store.sqlite import SqliteStore
@@ -47,52 +44,46 @@ def query(tmp_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return list(db.execute(sql, params).fetchall())
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
 async def test_discord_run_subscribe_alert_refusal_and_grade_end_to_end(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
     # A million demo seconds per second: BTC's daily signal flips about once a second.
-    bot = await Alertbot(["run"], discord_env(tmp_path, fake, ALERTBOT_DEMO_SPEED="1000000"),
-                         tmp_path).start()
+    env = discord_env(tmp_path, fake_discord, ALERTBOT_DEMO_SPEED="1000000")
+    bot = await Alertbot(["run"], env, tmp_path).start()
     try:
-        await fake.wait_ready(timeout=STARTUP)
+        await fake_discord.wait_ready(timeout=STARTUP)
 
-        refused = await fake.inject_interaction(
+        refused = await fake_discord.inject_interaction(
             "subscribe", [{"name": "symbol", "type": 3, "value": "BTC"}], permissions="0")
-        refusal = await fake.wait_for_callback(refused)
+        refusal = await fake_discord.wait_for_callback(refused)
         assert refusal.data is not None and refusal.data["flags"] == EPHEMERAL
         assert "only members with Manage Server or Manage Channels" in refusal.data["content"]
         assert query(tmp_path, "SELECT COUNT(*) FROM subscriptions") == [(0,)]
         assert query(tmp_path, "SELECT COUNT(*) FROM destinations") == [(0,)]
 
-        subscribe = await fake.inject_interaction(
+        subscribe = await fake_discord.inject_interaction(
             "subscribe", [{"name": "symbol", "type": 3, "value": "BTC"},
                           {"name": "kinds", "type": 3, "value": "signal"}], permissions="32")
-        confirmation = await fake.wait_for_callback(subscribe)
+        confirmation = await fake_discord.wait_for_callback(subscribe)
         assert confirmation.data is not None
         assert "Subscribed this chat to BTC (Bitcoin): daily signal" in \
             confirmation.data["content"]
         assert not (confirmation.data.get("flags") or 0) & EPHEMERAL
 
-        grade = await fake.inject_interaction(
+        grade = await fake_discord.inject_interaction(
             "grade", [{"name": "symbol", "type": 3, "value": "BTC"}], permissions="0")
-        answered = await fake.wait_for_callback(grade)
+        answered = await fake_discord.wait_for_callback(grade)
+        # 200: the fake refuses callbacks after Discord's 3 s deadline with 10062.
         assert answered.status == 200 and answered.type in (4, 5)
-        assert answered.elapsed < 3.0  # measured by the fake from dispatch to callback
 
-        [first, *_] = await fake.wait_for_messages(1, timeout=STARTUP,
+        [first, *_] = await fake_discord.wait_for_messages(1, timeout=STARTUP,
                                                    channel_id=DEFAULT_CHANNEL_ID)
     finally:
         code = await bot.stop(signal.SIGTERM)
     assert code == 0, bot.stderr
-    assert "Traceback" not in bot.stderr and fake.token not in bot.stderr
+    assert "Traceback" not in bot.stderr and fake_discord.token not in bot.stderr
 
-    messages = fake.messages_in(DEFAULT_CHANNEL_ID)
+    messages = fake_discord.messages_in(DEFAULT_CHANNEL_ID)
     assert first.embeds[0]["title"].startswith("BTC daily signal turned ")
     for message in messages:
         [embed] = message.embeds
@@ -102,7 +93,7 @@ async def test_discord_run_subscribe_alert_refusal_and_grade_end_to_end(
                  str(DEFAULT_CHANNEL_ID))
     # Exactly one embed per detected flip: one message per sent outbox row, by nonce.
     assert sorted(m.nonce for m in messages) == sorted(k for (k,) in sent)
-    followups = [f for f in fake.followups if f.interaction_id == grade.id]
+    followups = [f for f in fake_discord.followups if f.interaction_id == grade.id]
     if answered.type == 5:
         assert followups and followups[-1].embeds[0]["title"] == "BTC grades"
     else:
@@ -161,21 +152,21 @@ async def test_discord_crash_sigkill_redelivers_everything_with_zero_duplicates(
 
 
 async def test_discord_check_prints_least_privilege_invite_url(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
-    code, out, err = await run_alertbot(["check"], discord_env(tmp_path, fake), tmp_path)
+    code, out, err = await run_alertbot(["check"], discord_env(tmp_path, fake_discord), tmp_path)
     assert code == 0, out + err
     [line] = [x for x in out.splitlines() if x.startswith("discord: ok")]
-    assert f"client_id={fake.application_id}" in line
+    assert f"client_id={fake_discord.application_id}" in line
     assert "permissions=19456" in line and "scope=bot+applications.commands" in line
-    assert fake.token not in out + err
+    assert fake_discord.token not in out + err
 
 
 async def test_discord_webhook_mode_without_bot_token_delivers_and_never_shows_url(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
-    hook = fake.add_webhook()
-    env = clean_env(tmp_path, DISCORD_API_URL=fake.api_base, ALERTBOT_DEMO="1",
+    hook = fake_discord.add_webhook()
+    env = clean_env(tmp_path, DISCORD_API_URL=fake_discord.api_base, ALERTBOT_DEMO="1",
                     ALERTBOT_DEMO_SPEED="1000000", ALERTBOT_POLL_INTERVAL="1")
     outputs = []
     for args in (["subscribe", "--platform", "discord", "--url", hook.url, "all"],
@@ -187,8 +178,8 @@ async def test_discord_webhook_mode_without_bot_token_delivers_and_never_shows_u
     assert "discord: ok (webhook mode" in outputs[2]
     for text in outputs:
         assert hook.token not in text and str(hook.id) not in text
-    assert fake.webhook_executions, "the webhook received nothing"
-    for execution in fake.webhook_executions:
+    assert fake_discord.webhook_executions, "the webhook received nothing"
+    for execution in fake_discord.webhook_executions:
         assert execution.wait and execution.allowed_mentions == {"parse": []}
         assert len(execution.embeds) == 1
-    assert fake.requests_of("users_me") == [] and fake.identifies == []
+    assert fake_discord.requests_of("users_me") == [] and fake_discord.identifies == []

@@ -7,13 +7,11 @@ prints, every HTTP answer and every operator alert is scanned for every secret.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from tests.fakes.discord_api import DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, FakeDi
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.tokenmetrics_api import FakeTokenMetrics
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -42,14 +41,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.1)
 
 
 class Http:
@@ -160,7 +151,7 @@ async def test_operations_error_path_run_leaks_no_secret_and_rotates_key_on_sigh
             async def ready() -> bool:
                 return (await http.get("/readyz"))[0] == 200
 
-            await until(ready)
+            await eventually(ready, what="/readyz 200 after the key reload", timeout=60)
             await discord.wait_until(lambda: any(
                 "accepts TOKENMETRICS_API_KEY again" in t for t in ops_texts(discord)),
                 timeout=60)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.process import Alertbot, clean_env, run_alertbot
 from tests.fakes.tokenmetrics_api import FakeTokenMetrics
+from tests.support import eventually
 
 GOOD_KEY = "x"
 BAD_KEY = "tm-bad-key-hunter2-0042"
@@ -32,14 +33,6 @@ def tm_env(tmp: Path, fake: FakeTokenMetrics, key: str = GOOD_KEY) -> dict[str, 
                      ALERTBOT_POLL_INTERVAL="0.5", TOKENMETRICS_WATCHLIST="BTC")
 
 
-async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.05)
-
-
 async def subscribe_console(tmp: Path, fake: FakeTokenMetrics) -> None:
     code, stdout, stderr = await run_alertbot(
         ["subscribe", "--platform", "console", "--chat", "default", "BTC"],
@@ -54,13 +47,15 @@ async def test_run_trend_flip_is_alerted_once_and_repolling_prints_nothing(
     bot = await Alertbot(["run"], tm_env(tmp_path, fake), tmp_path).start()
     try:
         # Two cycles make sure the bearish baseline is stored before the flip appears.
-        await until(lambda: len(fake.calls_to("/trading-signals")) >= 2)
+        await eventually(lambda: len(fake.calls_to("/trading-signals")) >= 2,
+                         what="two signal polls", timeout=30)
         assert bot.alert_keys() == []
         fake.flip(BTC, datetime.now(UTC).date())
 
         [key] = await bot.wait_for_alerts(1, timeout=30)
         seen = len(fake.calls_to("/trading-signals"))
-        await until(lambda: len(fake.calls_to("/trading-signals")) >= seen + 4)
+        await eventually(lambda: len(fake.calls_to("/trading-signals")) >= seen + 4,
+                         what="four more signal polls", timeout=30)
     finally:
         code = await bot.stop()
 
@@ -79,8 +74,9 @@ async def test_run_bad_key_logs_one_line_naming_variable_and_backs_off(
     fake.reset_calls()
     bot = await Alertbot(["run"], tm_env(tmp_path, fake, BAD_KEY), tmp_path).start()
     try:
-        await until(lambda: any("failed" in line and "TOKENMETRICS_API_KEY" in line
-                                for line in bot.stderr.splitlines()))
+        await eventually(lambda: any("failed" in line and "TOKENMETRICS_API_KEY" in line
+                                     for line in bot.stderr.splitlines()),
+                         what="a log line naming TOKENMETRICS_API_KEY", timeout=30)
         # Four poll intervals: without a backoff each one would be another rejected call.
         await asyncio.sleep(2.0)
         assert len(fake.calls_to("/trading-signals")) == 1

@@ -256,7 +256,7 @@ def test_compose_service_hardened_and_port_on_loopback() -> None:
     assert service["restart"] == "unless-stopped"
 
 
-def test_compose_env_names_known() -> None:
+def test_compose_env_uses_only_known_variable_names() -> None:
     env = compose()["services"]["alertbot"]["environment"]
     assert set(env) <= KNOWN_VARIABLES, set(env) - KNOWN_VARIABLES
 

@@ -24,6 +24,7 @@ from alertbot.domain.models import (
     make_change_id,
 )
 from alertbot.services.retention import Retention
+from tests.support import ManualClock
 
 OLD_SECRET = "old-push-secret-1a2b"
 NEW_SECRET = "new-push-secret-3c4d"
@@ -120,14 +121,6 @@ async def test_reload_demo_source_key_added_needs_restart(
 # ------------------------------------------------------------------ retention
 
 
-class FixedClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
 async def test_retention_purges_history_older_than_setting(app: App) -> None:
     old = datetime(2026, 1, 1, tzinfo=UTC)
     token = Token(1, "AAA", "Aaa")
@@ -141,10 +134,10 @@ async def test_retention_purges_history_older_than_setting(app: App) -> None:
 
     delivered = datetime.now(UTC)  # the dispatcher runs on the real clock
     days = [30]
-    retention = Retention(app.store, FixedClock(delivered + timedelta(days=29)),
+    retention = Retention(app.store, ManualClock(delivered + timedelta(days=29)),
                           lambda: days[0])
     assert (await retention.purge_once()).total == 0
-    retention = Retention(app.store, FixedClock(delivered + timedelta(days=31)),
+    retention = Retention(app.store, ManualClock(delivered + timedelta(days=31)),
                           lambda: days[0])
     days[0] = 0
     assert (await retention.purge_once()).total == 0, "0 keeps everything"

@@ -29,6 +29,7 @@ from alertbot.ports.observers import PollObserver, PollReport
 from alertbot.sources.tokenmetrics.client import ApiRetry
 from tests.fakes.tokenmetrics_api import FakeTokenMetrics
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.support import eventually
 
 SECRET = "push-signing-secret-5f2e9c"
 TM_KEY = "tm-test-key-8a7b6c"
@@ -102,14 +103,6 @@ async def running(*jobs: Callable[[asyncio.Event], Awaitable[None]]) -> AsyncIte
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 20)
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.05)
 
 
 class CycleWatcher(PollObserver):
@@ -326,13 +319,13 @@ async def test_readyz_unready_while_token_metrics_fails_ready_after_recovery(
         return status == 503 and "polls: FAILED: last successful poll" in body
 
     async with running(served.app.poller.run):
-        await until(ready)
+        await eventually(ready, what="/readyz 200", timeout=30)
         fake_tm.fail_next(None, times=None, status=500)
-        await until(unready)
+        await eventually(unready, what="/readyz 503 with a failed poll", timeout=30)
         _, body = await served.get("/readyz")
         assert "last error: Token Metrics /trading-signals failed (HTTP 500" in body
         fake_tm.clear_faults()
-        await until(ready)
+        await eventually(ready, what="/readyz 200 after recovery", timeout=30)
     samples = await served.metrics()
     assert samples["alertbot_poll_cycles_total{result=failed}"] >= 1
     assert samples["alertbot_tokenmetrics_api_calls_total{endpoint=/trading-signals,"
@@ -356,7 +349,7 @@ async def test_metrics_parse_and_counters_move_as_alerts_are_delivered(
             fake_tm.flip(BTC.token_id, datetime.now(UTC).date())
             await next_cycles(app, watcher)
             await receiver.wait_for(1)
-            await until(lambda: _sent(served))
+            await eventually(lambda: _sent(served), what="two sent outbox rows", timeout=30)
     after = await served.metrics()
     assert after["alertbot_poll_cycles_total{result=ok}"] >= 2
     assert after["alertbot_poll_duration_seconds_count{}"] >= 2

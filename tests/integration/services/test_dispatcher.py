@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -33,6 +32,7 @@ from alertbot.services.dispatcher import (
 )
 from alertbot.services.pacing import Pacer
 from alertbot.store.sqlite import SqliteStore
+from tests.support import eventually
 
 CHAT = Destination("fake", "-100")
 OTHER = Destination("fake", "-200")
@@ -91,14 +91,6 @@ class Recorder(DispatchObserver):
 
     def paused(self, destination: Destination, reason: str) -> None:
         self.paused_reasons.append(reason)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    instance = SqliteStore(str(tmp_path / "d.db"))
-    await instance.open()
-    yield instance
-    await instance.close()
 
 
 FAST_RETRY = DeliveryRetry(base=0.01, cap=0.05, max_attempts=3)
@@ -240,10 +232,7 @@ async def test_dispatcher_crash_recovery_resends_in_flight_with_same_key(
     dispatcher = make_dispatcher(store, notifier)
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
-    for _ in range(200):
-        if notifier.attempts:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bool(notifier.attempts), what="the gated send to start")
     task.cancel()  # a crash mid-send: the row stays in `sending`
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -260,16 +249,10 @@ async def test_dispatcher_slow_destination_does_not_block_others(store: SqliteSt
     notifier = ScriptedNotifier(gate=gate, gated_chat=CHAT.chat_id)
     stop = asyncio.Event()
     task = asyncio.create_task(make_dispatcher(store, notifier).run(stop))
-    for _ in range(300):
-        if len(notifier.sent) >= 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(notifier.sent) >= 2, what="two sends to the open chat")
     assert [s.destination for s in notifier.sent] == [OTHER, OTHER]
     gate.set()
-    for _ in range(300):
-        if len(notifier.sent) >= 4:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(notifier.sent) >= 4, what="all four sends")
     stop.set()
     await task
     assert sorted(s.destination.chat_id for s in notifier.sent) == ["-100", "-100", "-200",
@@ -282,10 +265,7 @@ async def test_dispatcher_shutdown_lets_in_flight_send_finish(store: SqliteStore
     notifier = ScriptedNotifier(gate=gate, gated_chat=CHAT.chat_id)
     stop = asyncio.Event()
     task = asyncio.create_task(make_dispatcher(store, notifier).run(stop))
-    for _ in range(200):
-        if notifier.attempts:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bool(notifier.attempts), what="the gated send to start")
     stop.set()
     await asyncio.sleep(0.05)
     gate.set()

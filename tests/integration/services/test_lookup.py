@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,18 +13,11 @@ from alertbot.domain.models import Kind, Reading, Token, TrackedState
 from alertbot.ports.source import Batch, SourceError
 from alertbot.services.lookup import RECENT_LOOKUP_WINDOW, Lookup, LookupFailed
 from alertbot.store.sqlite import SqliteStore
+from tests.support import ManualClock
 
 BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")
 OTHER_BTC = Token(9999, "BTC", "Osmosis allBTC", "")
 ETH = Token(3306, "ETH", "Ethereum", "ethereum")
-
-
-@dataclass
-class Clock:
-    at: datetime = datetime(2026, 11, 28, 12, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.at
 
 
 @dataclass
@@ -59,21 +51,13 @@ class CountingSource:
         pass
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    instance = SqliteStore(str(tmp_path / "l.db"))
-    await instance.open()
-    yield instance
-    await instance.close()
-
-
-def make(store: SqliteStore, source: CountingSource, clock: Clock) -> Lookup:
+def make(store: SqliteStore, source: CountingSource, clock: ManualClock) -> Lookup:
     return Lookup(store, source, clock, fresh_for=timedelta(minutes=10),
                   cache_ttl=timedelta(minutes=5))
 
 
 async def test_lookup_resolve_symbol_id_ambiguity_and_unknown(store: SqliteStore) -> None:
-    clock = Clock()
+    clock = ManualClock()
     await store.upsert_tokens([BTC, OTHER_BTC], clock.at)
     lookup = make(store, CountingSource(), clock)
     with pytest.raises(LookupFailed, match=r"BTC matches several tokens: Bitcoin \(id 3375\)"):
@@ -88,7 +72,7 @@ async def test_lookup_resolve_symbol_id_ambiguity_and_unknown(store: SqliteStore
 
 
 async def test_lookup_fresh_stored_readings_cost_no_call(store: SqliteStore) -> None:
-    clock = Clock()
+    clock = ManualClock()
     source = CountingSource()
     await store.record_poll([TrackedState(ETH.token_id, Kind.TM_GRADE, 55.0, clock.at)], [],
                             clock.at)
@@ -101,7 +85,7 @@ async def test_lookup_fresh_stored_readings_cost_no_call(store: SqliteStore) -> 
 
 
 async def test_lookup_cache_shares_concurrent_calls_and_expires(store: SqliteStore) -> None:
-    clock = Clock()
+    clock = ManualClock()
     source = CountingSource(delay=0.05)
     lookup = make(store, source, clock)
     results = await asyncio.gather(*(lookup.snapshot(ETH, [Kind.TM_GRADE]) for _ in range(10)))
@@ -115,14 +99,14 @@ async def test_lookup_cache_shares_concurrent_calls_and_expires(store: SqliteSto
 
 
 async def test_lookup_source_failure_reports_missing_not_error(store: SqliteStore) -> None:
-    clock = Clock()
+    clock = ManualClock()
     source = CountingSource(fail=True)
     snapshot = await make(store, source, clock).snapshot(ETH, [Kind.SIGNAL, Kind.TM_GRADE])
     assert snapshot.entries == {} and snapshot.missing == (Kind.SIGNAL, Kind.TM_GRADE)
 
 
 async def test_lookup_remembers_recent_tokens_for_the_poller(store: SqliteStore) -> None:
-    clock = Clock()
+    clock = ManualClock()
     lookup = make(store, CountingSource(), clock)
     await lookup.snapshot(ETH, [Kind.TM_GRADE])
     assert lookup.recent_tokens() == {ETH.token_id}

@@ -6,7 +6,6 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,18 +17,11 @@ from alertbot.services.dispatcher import DeliveryRetry, Dispatcher
 from alertbot.services.ops_monitor import OpsMonitor
 from alertbot.services.pacing import Pacer
 from alertbot.store.sqlite import SqliteStore
+from tests.support import ManualClock
 
 OPS = Destination("telegram", "-100123")
 USER = Destination("telegram", "-100777")
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class Clock:
-    at: datetime = START
-
-    def now(self) -> datetime:
-        return self.at
 
 
 @dataclass
@@ -64,7 +56,7 @@ class Recorder:
 @dataclass
 class Harness:
     store: SqliteStore
-    clock: Clock
+    clock: ManualClock
     polls: PollState
     recorder: Recorder
     auth: list[str | None] = field(default_factory=lambda: [None])
@@ -89,16 +81,13 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    store = SqliteStore(str(tmp_path / "ops.db"))
-    await store.open()
-    clock = Clock()
+async def harness(store: SqliteStore) -> AsyncIterator[Harness]:
+    clock = ManualClock(START)
     recorder = Recorder()
     await store.ensure_destination(OPS, START - timedelta(days=1),
                                    policy=Policy(max_alerts=100))
     await store.subscribe(USER, ALL_TOKENS, ALL_KINDS, START - timedelta(days=1))
     yield Harness(store, clock, PollState(), recorder)
-    await store.close()
 
 
 async def test_ops_key_rejected_alerted_once_across_checks_and_restart(harness: Harness) -> None:

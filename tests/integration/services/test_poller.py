@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from alertbot.domain.detect import Outcome, Rules
 from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Reading, Token
 from alertbot.ports.source import Batch, SourceError
 from alertbot.services.poller import Poller
 from alertbot.store.sqlite import SqliteStore
+from tests.support import ManualClock, eventually
 
 BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")
 ETH = Token(3306, "ETH", "Ethereum", "ethereum")
 CHAT = Destination("console", "default")
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@dataclass
-class FixedClock:
-    at: datetime = datetime(2026, 11, 28, 12, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.at
 
 
 @dataclass
@@ -58,26 +48,18 @@ class ScriptedSource:
         pass
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    instance = SqliteStore(str(tmp_path / "p.db"))
-    await instance.open()
-    yield instance
-    await instance.close()
-
-
 def signal(token: Token, value: float, day: int) -> Reading:
     return Reading(token, Kind.SIGNAL, value, DAY + timedelta(days=day))
 
 
-def poller_for(store: SqliteStore, source: ScriptedSource, clock: FixedClock,
+def poller_for(store: SqliteStore, source: ScriptedSource, clock: ManualClock,
                woken: list[int] | None = None) -> Poller:
     return Poller(store, source, Rules(), clock, interval=timedelta(seconds=0.05),
                   on_committed=lambda: woken.append(1) if woken is not None else None)
 
 
 async def test_poller_baseline_then_change_then_dedupe(store: SqliteStore) -> None:
-    clock = FixedClock()
+    clock = ManualClock()
     await store.subscribe(CHAT, ALL_TOKENS, ALL_KINDS, clock.at - timedelta(hours=1))
     source = ScriptedSource(readings=[signal(BTC, 1, 0)])
     woken: list[int] = []
@@ -94,7 +76,7 @@ async def test_poller_baseline_then_change_then_dedupe(store: SqliteStore) -> No
 
 
 async def test_poller_rereading_unchanged_data_only_refreshes(store: SqliteStore) -> None:
-    clock = FixedClock()
+    clock = ManualClock()
     poller = poller_for(store, ScriptedSource(), clock)
     await poller.ingest([signal(BTC, 1, 0)])
     clock.at += timedelta(minutes=5)
@@ -105,14 +87,14 @@ async def test_poller_rereading_unchanged_data_only_refreshes(store: SqliteStore
 
 
 async def test_poller_state_survives_a_new_poller_on_the_same_store(store: SqliteStore) -> None:
-    await poller_for(store, ScriptedSource(), FixedClock()).ingest([signal(BTC, 1, 0)])
-    report = await poller_for(store, ScriptedSource(), FixedClock()).ingest(
+    await poller_for(store, ScriptedSource(), ManualClock()).ingest([signal(BTC, 1, 0)])
+    report = await poller_for(store, ScriptedSource(), ManualClock()).ingest(
         [signal(BTC, -1, 1)])
     assert [c.to_label for c in report.changes] == ["bearish"]
 
 
 async def test_poller_ingest_replayed_old_readings_are_stale(store: SqliteStore) -> None:
-    clock = FixedClock()
+    clock = ManualClock()
     poller = poller_for(store, ScriptedSource(), clock)
     await poller.ingest([signal(BTC, 1, 5)])
     report = await poller.ingest([signal(BTC, -1, 3), signal(BTC, 1, 5)])
@@ -122,14 +104,14 @@ async def test_poller_ingest_replayed_old_readings_are_stale(store: SqliteStore)
 
 
 async def test_poller_ingest_chains_several_readings_of_one_series(store: SqliteStore) -> None:
-    poller = poller_for(store, ScriptedSource(), FixedClock())
+    poller = poller_for(store, ScriptedSource(), ManualClock())
     await poller.ingest([signal(BTC, 1, 0)])
     report = await poller.ingest([signal(BTC, 1, 3), signal(BTC, -1, 1), signal(BTC, -1, 2)])
     assert [(c.from_value, c.to_value) for c in report.changes] == [(1.0, -1.0), (-1.0, 1.0)]
 
 
 async def test_poller_polls_only_what_subscriptions_need(store: SqliteStore) -> None:
-    clock = FixedClock()
+    clock = ManualClock()
     source = ScriptedSource()
     poller = poller_for(store, source, clock)
     assert (await poller.poll_once()).tokens == 0 and source.fetched == []
@@ -143,38 +125,35 @@ async def test_poller_polls_only_what_subscriptions_need(store: SqliteStore) -> 
 
 async def test_poller_recent_lookups_alone_cost_no_calls(store: SqliteStore) -> None:
     source = ScriptedSource()
-    poller = poller_for(store, source, FixedClock())
+    poller = poller_for(store, source, ManualClock())
     poller.also_watch = lambda: {BTC.token_id}
     await poller.poll_once()
     assert source.fetched == []
 
 
 async def test_poller_failed_cycle_changes_nothing_and_next_runs(store: SqliteStore) -> None:
-    clock = FixedClock()
+    clock = ManualClock()
     await store.subscribe(CHAT, BTC.token_id, ALL_KINDS, clock.at)
     source = ScriptedSource(readings=[signal(BTC, 1, 0)],
                             error=SourceError("Token Metrics rejected TOKENMETRICS_API_KEY"))
     poller = poller_for(store, source, clock)
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
-    for _ in range(500):
-        if len(source.fetched) >= 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(source.fetched) >= 2, what="two failed fetches")
     assert poller.last_error.startswith("Token Metrics rejected")
     assert await store.load_states([BTC.token_id]) == {}
     source.error = None
-    for _ in range(500):
-        if await store.load_states([BTC.token_id]):
-            break
-        await asyncio.sleep(0.01)
+    async def stored() -> bool:
+        return bool(await store.load_states([BTC.token_id]))
+
+    await eventually(stored, what="states stored after recovery")
     stop.set()
     await task
     assert poller.last_error == "" and poller.last_success == clock.at
 
 
 async def test_poller_uses_catalog_tokens_for_links(store: SqliteStore) -> None:
-    clock = FixedClock()
+    clock = ManualClock()
     await store.subscribe(CHAT, BTC.token_id, ALL_KINDS, clock.at - timedelta(hours=1))
     poller = poller_for(store, ScriptedSource(), clock)
     bare = Token(BTC.token_id, "BTC", "Bitcoin", "")

@@ -81,7 +81,7 @@ def test_parse_timezone_utc_aliases() -> None:
     assert parse_timezone("gmt") == "UTC"
 
 
-def test_parse_mode_pairs() -> None:
+def test_parse_mode_kind_mode_pair_parsed_others_rejected() -> None:
     assert parse_mode("hourly=silent") == (Kind.HOURLY, Mode.SILENT)
     for bad in ("hourly", "hourly=loud", "all=off"):
         with pytest.raises(ValueError):

@@ -30,7 +30,7 @@ def change(kind: Kind, old: float, new: float, direction: Direction, labels: tup
                   TS, labels[0], labels[1], cause)
 
 
-def test_render_signal_flip() -> None:
+def test_render_signal_flip_titles_new_label_with_both_labels() -> None:
     message = render([change(Kind.SIGNAL, -1, 1, Direction.UP, ("bearish", "bullish"), "flip")])
     assert message.title == "BTC daily signal turned bullish"
     assert message.lines == ("Bitcoin (BTC)", "bearish → bullish", "as of 2026-11-27")

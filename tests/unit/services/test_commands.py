@@ -37,6 +37,7 @@ from alertbot.ports.source import Batch
 from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.lookup import Lookup
 from alertbot.store.sqlite import SqliteStore
+from tests.support import ManualClock
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")
@@ -44,16 +45,6 @@ ETH = Token(1027, "ETH", "Ethereum", "ethereum")
 DUP_A = Token(9001, "DUP", "Duplicate One")
 DUP_B = Token(9002, "DUP", "Duplicate Two")
 GROUP = Destination("telegram", "-100123")
-
-
-class FixedClock:
-    """A clock that only moves when told."""
-
-    def __init__(self) -> None:
-        self.current = NOW
-
-    def now(self) -> datetime:
-        return self.current
 
 
 class TableSource:
@@ -92,7 +83,7 @@ class TableSource:
 class World:
     store: SqliteStore
     core: CommandCore
-    clock: FixedClock
+    clock: ManualClock
     source: TableSource
 
 
@@ -100,7 +91,7 @@ class World:
 async def world() -> AsyncIterator[World]:
     store = SqliteStore(":memory:")
     await store.open()
-    clock = FixedClock()
+    clock = ManualClock(NOW)
     source = TableSource()
     lookup = Lookup(store, source, clock, fresh_for=timedelta(minutes=5))
     core = CommandCore(store, lookup, clock, band_label=Rules().band_label)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,8 @@ from tests.fakes.discord_api import (
     FakeChannel,
     FakeDiscord,
     InjectedInteraction,
-    running_fake_discord,
 )
+from tests.support import eventually
 
 MANAGE_SERVER = "32"
 MANAGE_CHANNELS = "16"
@@ -49,15 +49,6 @@ class Harness:
 
 def symbol(value: str) -> dict[str, Any]:
     return {"name": "symbol", "type": 3, "value": value}
-
-
-async def eventually(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll a condition the bot reaches asynchronously (a store write after an event)."""
-    for _ in range(250):
-        if await predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @contextlib.asynccontextmanager
@@ -83,14 +74,8 @@ async def running_bot(fake: FakeDiscord, tmp_path: Path,
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with running_fake_discord() as server:
-        yield server
-
-
-@pytest.fixture
-async def harness(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[Harness]:
-    async with running_bot(fake, tmp_path) as h:
+async def harness(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_bot(fake_discord, tmp_path) as h:
         yield h
 
 
@@ -101,7 +86,7 @@ async def test_subscribe_by_manage_server_member_confirms_and_subscribes(
     harness: Harness,
 ) -> None:
     _, callback = await harness.command("subscribe", [symbol("BTC")], permissions=MANAGE_SERVER)
-    assert callback.type == 4 and callback.elapsed < 3.0
+    assert callback.type == 4 and callback.status == 200  # a late callback gets 10062
     assert callback.data is not None
     assert "Subscribed this chat to BTC (Bitcoin)" in callback.data["content"]
     assert not (callback.data.get("flags") or 0) & EPHEMERAL
@@ -181,8 +166,8 @@ async def test_moderator_commands_are_hidden_by_default_member_permissions(
 async def test_grade_btc_is_deferred_and_answered_within_the_deadline(harness: Harness) -> None:
     interaction, callback = await harness.command("grade", [symbol("BTC")])
     [followup] = await harness.fake.wait_for_followups(1)
+    # 200: the fake refuses callbacks after Discord's 3 s deadline with 10062.
     assert callback.type == 5 and callback.status == 200
-    assert callback.elapsed < 3.0  # the fake's own measurement from dispatch to callback
     assert followup.interaction_id == interaction.id
     assert followup.embeds[0]["title"] == "BTC grades"
     assert "TM grade" in followup.embeds[0]["description"]
@@ -219,25 +204,25 @@ async def test_subscribe_autocomplete_offers_all_and_matching_symbols(harness: H
 
 
 async def test_command_sync_unchanged_tree_is_skipped_on_restart(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
-    async with running_bot(fake, tmp_path):
+    async with running_bot(fake_discord, tmp_path):
         pass
-    async with running_bot(fake, tmp_path) as second:
+    async with running_bot(fake_discord, tmp_path) as second:
         stored = await second.app.store.get_meta(SYNC_META_KEY)
         assert await second.bot.sync_commands() == "unchanged"
-    assert [p.guild_id for p in fake.command_puts] == [DEFAULT_GUILD_ID]
+    assert [p.guild_id for p in fake_discord.command_puts] == [DEFAULT_GUILD_ID]
     assert stored is not None and stored.startswith(f"{DEFAULT_GUILD_ID}|")
 
 
 async def test_command_sync_new_scope_syncs_globally_and_clears_old_guild(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
-    async with running_bot(fake, tmp_path):
+    async with running_bot(fake_discord, tmp_path):
         pass
-    async with running_bot(fake, tmp_path, guild_ids=()):
+    async with running_bot(fake_discord, tmp_path, guild_ids=()):
         pass
-    scopes = [(p.guild_id, len(p.commands)) for p in fake.command_puts]
+    scopes = [(p.guild_id, len(p.commands)) for p in fake_discord.command_puts]
     assert scopes == [(DEFAULT_GUILD_ID, 11), (None, 11), (DEFAULT_GUILD_ID, 0)]
 
 
@@ -252,7 +237,7 @@ async def test_guild_delete_pauses_that_guilds_channels(harness: Harness) -> Non
         info = await store.destination(CHANNEL)
         return info is not None and bool(info.paused_reason)
 
-    await eventually(paused, "channel paused")
+    await eventually(paused, what="the channel paused after GUILD_DELETE")
     [subscription] = await store.subscriptions(CHANNEL)
     assert "removed from this Discord server" in subscription.paused_reason
     other_info = await store.destination(other)

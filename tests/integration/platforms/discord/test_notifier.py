@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -33,6 +32,7 @@ from tests.integration.platforms.discord.support import (
     flip,
     notifier_for,
 )
+from tests.support import ManualClock
 
 CHANNEL = Destination("discord", str(DEFAULT_CHANNEL_ID))
 SUPPRESS_NOTIFICATIONS = 1 << 12
@@ -40,33 +40,21 @@ THREAD_ID = 444444444444444499
 KEY = "a" + "k" * 23
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with running_fake_discord() as server:
-        yield server
-
-
 def huge_token(i: int) -> Token:
     return Token(10_000 + i, f"SYM{i}" + "X" * 300, "Very long name " * 200 + str(i), f"t{i}")
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.value = now
-
-    def now(self) -> datetime:
-        return self.value
 
 
 # --- embeds -----------------------------------------------------------------------------------
 
 
-async def test_discord_send_huge_digest_stays_within_every_embed_limit(fake: FakeDiscord) -> None:
+async def test_discord_send_huge_digest_stays_within_every_embed_limit(
+    fake_discord: FakeDiscord,
+) -> None:
     changes = [flip(huge_token(i), day=i % 20) for i in range(400)]
     message = render_digest(changes)
-    async with notifier_for(fake) as notifier:
+    async with notifier_for(fake_discord) as notifier:
         await notifier.send(Target(CHANNEL), message, key=KEY, silent=False)
-    [recorded] = fake.messages_in(DEFAULT_CHANNEL_ID)
+    [recorded] = fake_discord.messages_in(DEFAULT_CHANNEL_ID)
     [embed] = recorded.embeds
     assert embed_within_limits(embed)
     assert embed["title"] == "400 more changes"
@@ -75,12 +63,12 @@ async def test_discord_send_huge_digest_stays_within_every_embed_limit(fake: Fak
 
 
 async def test_discord_send_long_token_names_stay_within_every_embed_limit(
-    fake: FakeDiscord,
+    fake_discord: FakeDiscord,
 ) -> None:
     change = flip(huge_token(1))
-    async with notifier_for(fake) as notifier:
+    async with notifier_for(fake_discord) as notifier:
         await notifier.send(Target(CHANNEL), render_change(change), key=KEY, silent=False)
-    [recorded] = fake.messages_in(DEFAULT_CHANNEL_ID)
+    [recorded] = fake_discord.messages_in(DEFAULT_CHANNEL_ID)
     [embed] = recorded.embeds
     assert embed_within_limits(embed)
     assert embed["title"].endswith("…") and len(embed["title"]) == 256
@@ -90,26 +78,29 @@ async def test_discord_send_long_token_names_stay_within_every_embed_limit(
     assert embed["timestamp"].startswith("2026-11-01")
 
 
-async def test_discord_embed_downgrade_is_red_with_old_and_new_value(fake: FakeDiscord) -> None:
+async def test_discord_embed_downgrade_is_red_with_old_and_new_value(
+    fake_discord: FakeDiscord,
+) -> None:
     change = replace(flip(to=-1.0), kind=Kind.SIGNAL)
-    async with notifier_for(fake) as notifier:
+    async with notifier_for(fake_discord) as notifier:
         await notifier.send(Target(CHANNEL), render_change(change), key=KEY, silent=False)
-    [embed] = fake.messages[0].embeds
+    [embed] = fake_discord.messages[0].embeds
     assert embed["color"] == 0xE74C3C
     assert "bullish → bearish" in embed["description"]
     assert embed["title"] == "BTC daily signal turned bearish"
 
 
-async def test_discord_send_mentions_in_token_name_ping_no_one(fake: FakeDiscord) -> None:
+async def test_discord_send_mentions_in_token_name_ping_no_one(fake_discord: FakeDiscord) -> None:
     evil = Token(666, "@here", "@everyone <@&123> <@!222222222222222222> free coins", "evil")
-    hook = fake.add_webhook()
+    hook = fake_discord.add_webhook()
     webhook = Target(Destination("discord", address_id(hook.url)), address=hook.url)
-    async with notifier_for(fake) as notifier:
+    async with notifier_for(fake_discord) as notifier:
         await notifier.send(Target(CHANNEL), render_change(flip(evil)), key=KEY, silent=False)
         await notifier.send(webhook, render_change(flip(evil)), key=KEY, silent=False)
         await notifier.send(Target(CHANNEL), render_digest([flip(evil), flip(BTC, day=1)]),
                             key="d" + KEY[1:], silent=False)
-    payloads = [m.payload for m in fake.messages] + [w.payload for w in fake.webhook_executions]
+    payloads = ([m.payload for m in fake_discord.messages]
+                + [w.payload for w in fake_discord.webhook_executions])
     assert len(payloads) == 3
     for payload in payloads:
         assert payload["allowed_mentions"] == {"parse": []}
@@ -121,35 +112,39 @@ async def test_discord_send_mentions_in_token_name_ping_no_one(fake: FakeDiscord
 # --- nonce, silent, threads --------------------------------------------------------------------
 
 
-async def test_discord_send_same_key_twice_creates_one_message(fake: FakeDiscord) -> None:
+async def test_discord_send_same_key_twice_creates_one_message(fake_discord: FakeDiscord) -> None:
     message = render_change(flip())
-    async with notifier_for(fake) as notifier:
+    async with notifier_for(fake_discord) as notifier:
         first = await notifier.send(Target(CHANNEL), message, key=KEY, silent=False)
         again = await notifier.send(Target(CHANNEL), message, key=KEY, silent=False)
-    assert len(fake.messages) == 1 and fake.nonce_dedupes == 1
-    assert first.message_id == again.message_id == str(fake.messages[0].id)
-    assert fake.messages[0].nonce == KEY and fake.messages[0].enforce_nonce is True
+    assert len(fake_discord.messages) == 1 and fake_discord.nonce_dedupes == 1
+    assert first.message_id == again.message_id == str(fake_discord.messages[0].id)
+    assert fake_discord.messages[0].nonce == KEY and fake_discord.messages[0].enforce_nonce is True
 
 
-async def test_discord_send_silent_sets_suppress_notifications_flag(fake: FakeDiscord) -> None:
-    async with notifier_for(fake) as notifier:
+async def test_discord_send_silent_sets_suppress_notifications_flag(
+    fake_discord: FakeDiscord,
+) -> None:
+    async with notifier_for(fake_discord) as notifier:
         await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=True)
         await notifier.send(Target(CHANNEL), render_change(flip(day=1)), key="b" + KEY[1:],
                             silent=False)
-    silent, loud = fake.messages
+    silent, loud = fake_discord.messages
     assert silent.flags == SUPPRESS_NOTIFICATIONS
     assert not (loud.flags or 0) & SUPPRESS_NOTIFICATIONS
 
 
-async def test_discord_send_to_thread_destination_posts_in_the_thread(fake: FakeDiscord) -> None:
-    fake.add_channel(DEFAULT_GUILD_ID, FakeChannel(id=THREAD_ID, name="btc", type=11,
+async def test_discord_send_to_thread_destination_posts_in_the_thread(
+    fake_discord: FakeDiscord,
+) -> None:
+    fake_discord.add_channel(DEFAULT_GUILD_ID, FakeChannel(id=THREAD_ID, name="btc", type=11,
                                                    parent_id=DEFAULT_CHANNEL_ID))
     thread = Destination("discord", str(DEFAULT_CHANNEL_ID), str(THREAD_ID))
-    async with notifier_for(fake) as notifier:
+    async with notifier_for(fake_discord) as notifier:
         await notifier.send(Target(thread), render_change(flip()), key=KEY, silent=False)
         limits = notifier.limits(thread)
-    assert len(fake.messages_in(THREAD_ID)) == 1
-    assert fake.messages_in(DEFAULT_CHANNEL_ID) == []
+    assert len(fake_discord.messages_in(THREAD_ID)) == 1
+    assert fake_discord.messages_in(DEFAULT_CHANNEL_ID) == []
     assert [key for _, key in limits] == ["bot", str(THREAD_ID)]
 
 
@@ -166,10 +161,10 @@ async def test_discord_send_to_thread_destination_posts_in_the_thread(fake: Fake
     ],
 )
 async def test_discord_send_dead_channel_code_raises_destination_gone(
-    fake: FakeDiscord, status: int, code: int, expected: str
+    fake_discord: FakeDiscord, status: int, code: int, expected: str
 ) -> None:
-    fake.set_channel_error(DEFAULT_CHANNEL_ID, status, code)
-    async with notifier_for(fake) as notifier:
+    fake_discord.set_channel_error(DEFAULT_CHANNEL_ID, status, code)
+    async with notifier_for(fake_discord) as notifier:
         with pytest.raises(DeliveryError) as caught:
             await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
     assert caught.value.destination_gone and not caught.value.retryable
@@ -191,29 +186,29 @@ async def test_discord_send_missing_permission_names_the_missing_one() -> None:
 
 
 async def test_discord_send_long_rate_limit_raises_rate_limited_with_retry_after(
-    fake: FakeDiscord,
+    fake_discord: FakeDiscord,
 ) -> None:
-    fake.fail_next("create_message", status=429, retry_after=45.0)
-    async with notifier_for(fake, max_ratelimit_timeout=30.0) as notifier:
+    fake_discord.fail_next("create_message", status=429, retry_after=45.0)
+    async with notifier_for(fake_discord, max_ratelimit_timeout=30.0) as notifier:
         with pytest.raises(DeliveryError) as caught:
             await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
     assert caught.value.rate_limited and caught.value.retryable
     assert caught.value.retry_after == pytest.approx(45.0)
-    assert not caught.value.destination_gone and fake.messages == []
+    assert not caught.value.destination_gone and fake_discord.messages == []
 
 
 async def test_discord_send_short_rate_limit_is_waited_out_and_delivered(
-    fake: FakeDiscord,
+    fake_discord: FakeDiscord,
 ) -> None:
-    fake.fail_next("create_message", status=429, retry_after=0.05)
-    async with notifier_for(fake) as notifier:
+    fake_discord.fail_next("create_message", status=429, retry_after=0.05)
+    async with notifier_for(fake_discord) as notifier:
         await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
-    assert fake.rate_limited == 1 and len(fake.messages) == 1
+    assert fake_discord.rate_limited == 1 and len(fake_discord.messages) == 1
 
 
-async def test_discord_send_invalid_form_body_is_permanent(fake: FakeDiscord) -> None:
-    fake.fail_next("create_message", status=400, code=50035)
-    async with notifier_for(fake) as notifier:
+async def test_discord_send_invalid_form_body_is_permanent(fake_discord: FakeDiscord) -> None:
+    fake_discord.fail_next("create_message", status=400, code=50035)
+    async with notifier_for(fake_discord) as notifier:
         with pytest.raises(DeliveryError) as caught:
             await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
     error = caught.value
@@ -221,53 +216,55 @@ async def test_discord_send_invalid_form_body_is_permanent(fake: FakeDiscord) ->
     assert "50035" in error.reason
 
 
-async def test_discord_send_without_bot_token_to_channel_is_retryable(fake: FakeDiscord) -> None:
+async def test_discord_send_without_bot_token_to_channel_is_retryable(
+    fake_discord: FakeDiscord,
+) -> None:
     async with aiohttp.ClientSession() as session:
         notifier = DiscordNotifier(session)
         with pytest.raises(DeliveryError) as caught:
             await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
     assert caught.value.retryable and "DISCORD_BOT_TOKEN" in caught.value.reason
-    assert fake.requests_of("create_message") == []
+    assert fake_discord.requests_of("create_message") == []
 
 
 # --- webhook mode ----------------------------------------------------------------------------
 
 
 async def test_discord_webhook_send_posts_embed_through_webhook_with_wait(
-    fake: FakeDiscord,
+    fake_discord: FakeDiscord,
 ) -> None:
-    hook = fake.add_webhook()
+    hook = fake_discord.add_webhook()
     destination = Destination("discord", address_id(hook.url))
     async with aiohttp.ClientSession() as session:
         notifier = DiscordNotifier(session)
         delivered = await notifier.send(Target(destination, hook.url), render_change(flip()),
                                         key=KEY, silent=True)
         limits = notifier.limits(destination)
-    [execution] = fake.webhook_executions
+    [execution] = fake_discord.webhook_executions
     assert execution.wait is True and delivered.message_id == str(execution.message_id)
     assert execution.embeds[0]["title"] == "BTC daily signal turned bullish"
     assert execution.allowed_mentions == {"parse": []}
     assert execution.flags == SUPPRESS_NOTIFICATIONS
     assert [(limit.name, key) for limit, key in limits] == [("discord_webhook",
                                                              destination.chat_id)]
-    assert fake.messages == []
+    assert fake_discord.messages == []
 
 
-async def test_discord_webhook_send_to_thread_passes_thread_id(fake: FakeDiscord) -> None:
-    hook = fake.add_webhook()
+async def test_discord_webhook_send_to_thread_passes_thread_id(fake_discord: FakeDiscord) -> None:
+    hook = fake_discord.add_webhook()
     destination = Destination("discord", address_id(hook.url), str(THREAD_ID))
     async with aiohttp.ClientSession() as session:
         await DiscordNotifier(session).send(Target(destination, hook.url),
                                             render_change(flip()), key=KEY, silent=False)
-    [execution] = fake.webhook_executions
+    [execution] = fake_discord.webhook_executions
     assert execution.thread_id == THREAD_ID
 
 
 async def test_discord_webhook_deleted_raises_destination_gone_without_url(
-    fake: FakeDiscord,
+    fake_discord: FakeDiscord,
 ) -> None:
-    hook = fake.add_webhook()
-    fake.delete_webhook(hook.id)
+    hook = fake_discord.add_webhook()
+    fake_discord.delete_webhook(hook.id)
     target = Target(Destination("discord", address_id(hook.url)), hook.url)
     async with aiohttp.ClientSession() as session:
         with pytest.raises(DeliveryError) as caught:
@@ -278,8 +275,10 @@ async def test_discord_webhook_deleted_raises_destination_gone_without_url(
     assert hook.token not in f"{error} {error!r} {target!r}"
 
 
-async def test_discord_webhook_wrong_token_raises_destination_gone(fake: FakeDiscord) -> None:
-    hook = fake.add_webhook()
+async def test_discord_webhook_wrong_token_raises_destination_gone(
+    fake_discord: FakeDiscord,
+) -> None:
+    hook = fake_discord.add_webhook()
     wrong = hook.url.replace(hook.token, "w" * 68)
     target = Target(Destination("discord", address_id(wrong)), wrong)
     async with aiohttp.ClientSession() as session:
@@ -312,14 +311,14 @@ async def _queued_store(tmp_path: Path, destination: Destination) -> SqliteStore
 
 
 async def test_dispatcher_discord_dead_channel_pauses_subscription(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
     store = await _queued_store(tmp_path, CHANNEL)
-    fake.set_channel_error(DEFAULT_CHANNEL_ID, 403, 50001)
+    fake_discord.set_channel_error(DEFAULT_CHANNEL_ID, 403, 50001)
     try:
-        async with notifier_for(fake) as notifier:
+        async with notifier_for(fake_discord) as notifier:
             dispatcher = Dispatcher(store, {"discord": notifier},
-                                    FixedClock(NOW + timedelta(seconds=1)))
+                                    ManualClock(NOW + timedelta(seconds=1)))
             await dispatcher.run_until_idle(limit=10)
         info = await store.destination(CHANNEL)
         [subscription] = await store.subscriptions(CHANNEL)
@@ -327,22 +326,22 @@ async def test_dispatcher_discord_dead_channel_pauses_subscription(
         await store.close()
     assert info is not None and "Missing Access" in info.paused_reason
     assert "Missing Access" in subscription.paused_reason
-    assert fake.messages == []
+    assert fake_discord.messages == []
 
 
 async def test_dispatcher_discord_delivers_with_outbox_key_as_nonce(
-    fake: FakeDiscord, tmp_path: Path
+    fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
     store = await _queued_store(tmp_path, CHANNEL)
     try:
-        async with notifier_for(fake) as notifier:
+        async with notifier_for(fake_discord) as notifier:
             dispatcher = Dispatcher(store, {"discord": notifier},
-                                    FixedClock(NOW + timedelta(seconds=1)))
+                                    ManualClock(NOW + timedelta(seconds=1)))
             await dispatcher.run_until_idle(limit=10)
         info = await store.destination(CHANNEL)
     finally:
         await store.close()
-    [recorded] = fake.messages_in(DEFAULT_CHANNEL_ID)
+    [recorded] = fake_discord.messages_in(DEFAULT_CHANNEL_ID)
     assert recorded.nonce == message_key(flip().change_id, CHANNEL)
     assert recorded.embeds[0]["title"] == "BTC daily signal turned bullish"
     assert info is not None and not info.paused_reason

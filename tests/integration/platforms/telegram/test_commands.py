@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from alertbot.services.pacing import Pacer
 from alertbot.sources.replay import ReplaySource, load_demo_data
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.telegram_api import FakeTelegram, Fault, SentMessage
+from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -57,20 +58,11 @@ class Bot:
         return (await self.tg.wait_for_messages(before + 1, chat_id=chat))[before]
 
 
-async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Wait until an async predicate holds (store effects of updates that get no reply)."""
-    async with asyncio.timeout(timeout):
-        while not await predicate():  # noqa: ASYNC110 - the store has no change event
-            await asyncio.sleep(0.02)
-
-
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+async def bot(store: SqliteStore) -> AsyncIterator[Bot]:
     # Limits off: these tests send several replies to one chat within a second; pacing
     # against the enforced limits is covered by the end-to-end test.
     async with FakeTelegram(enforce_limits=False) as tg:
-        store = SqliteStore(str(tmp_path / "a.db"))
-        await store.open()
         clock = SystemClock()
         source = ReplaySource(load_demo_data(), started_wall=clock.now())
         lookup = Lookup(store, source, clock, fresh_for=timedelta(minutes=5))
@@ -85,7 +77,6 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
             yield Bot(tg, store, commands, rekeys)
         finally:
             await commands.stop()
-            await store.close()
 
 
 async def test_telegram_start_publishes_menus_for_everyone_admins_and_private_chats(
@@ -199,7 +190,7 @@ async def test_telegram_bot_removed_from_group_pauses_every_topic(bot: Bot) -> N
         infos = [await bot.store.destination(d) for d in (dest(GROUP), dest(GROUP, "9"))]
         return all(i is not None and i.paused_reason for i in infos)
 
-    await eventually(both_paused)
+    await eventually(both_paused, what="the group and its topic paused")
     info = await bot.store.destination(dest(GROUP))
     assert info is not None and info.paused_reason == "the bot was removed from the chat"
     assert (await bot.store.watched()).kinds_mask == 0
@@ -213,7 +204,7 @@ async def test_telegram_user_blocking_the_bot_pauses_the_private_chat(bot: Bot) 
         info = await bot.store.destination(dest(555))
         return info is not None and info.paused_reason == "the user blocked the bot"
 
-    await eventually(paused)
+    await eventually(paused, what="the private chat paused")
 
 
 async def test_telegram_bot_added_to_group_sends_welcome(bot: Bot) -> None:
@@ -252,7 +243,7 @@ async def test_telegram_group_migration_message_rekeys_subscriptions(bot: Bot) -
     async def moved() -> bool:
         return bool(await bot.store.subscriptions(dest(new)))
 
-    await eventually(moved)
+    await eventually(moved, what="subscriptions moved to the migrated chat id")
     assert await bot.store.subscriptions(dest(old)) == []
     assert await bot.store.destination(dest(old)) is None
     assert (await bot.store.outbox_stats()).by_state == {"pending": 1}
@@ -335,7 +326,7 @@ async def test_telegram_run_rejected_token_reports_health_and_stops_on_request(
                 return commands.health() == ("Telegram rejected the bot token (check "
                                              "TELEGRAM_BOT_TOKEN)")
 
-            await eventually(rejected)
+            await eventually(rejected, what="health to report the rejected token")
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)

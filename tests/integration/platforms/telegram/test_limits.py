@@ -10,11 +10,8 @@ fake over HTTP through python-telegram-bot. (Real network jitter is the benchmar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from alertbot.domain.models import (
     ALL_KINDS,
@@ -104,14 +101,6 @@ class CountingNotifier:
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    instance = SqliteStore(str(tmp_path / "pace.db"))
-    await instance.open()
-    yield instance
-    await instance.close()
 
 
 async def queue_burst(store: SqliteStore, destinations: list[Destination]) -> None:

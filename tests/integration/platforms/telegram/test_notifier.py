@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import telegram
@@ -203,14 +202,6 @@ async def test_telegram_check_names_the_bot(notifier: TelegramNotifier) -> None:
 
 
 # --- through the dispatcher and the store -----------------------------------------------------
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    db = SqliteStore(str(tmp_path / "a.db"))
-    await db.open()
-    yield db
-    await db.close()
 
 
 async def queue_alert(store: SqliteStore, destination: Destination) -> Change:

@@ -9,7 +9,6 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -27,22 +26,13 @@ from alertbot.sources.tokenmetrics.quota import QuotaPlan, Usage, plan_quota
 from alertbot.sources.tokenmetrics.source import USAGE_KEY, TokenMetricsSource
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.tokenmetrics_api import FakeTokenMetrics
+from tests.support import ManualClock
 
 KEY = "test-key-4f9c2a"
 TODAY = date(2025, 7, 10)
 NOW = datetime(2025, 7, 10, 12, 0, tzinfo=UTC)
 BTC, ETH = 3375, 3306
 FAST_RETRY = ApiRetry(attempts=3, base=0.001, cap=0.005, max_wait=30.0)
-
-
-@dataclass
-class Clock:
-    """A clock the test moves by hand."""
-
-    current: datetime = NOW
-
-    def now(self) -> datetime:
-        return self.current
 
 
 @dataclass
@@ -78,14 +68,6 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    db = SqliteStore(str(tmp_path / "tm.db"))
-    await db.open()
-    yield db
-    await db.close()
-
-
 @dataclass
 class Kit:
     """Builds sources against the fake, sharing one store, clock and sleep recorder."""
@@ -93,7 +75,7 @@ class Kit:
     fake: FakeTokenMetrics
     session: aiohttp.ClientSession
     store: SqliteStore
-    clock: Clock = field(default_factory=Clock)
+    clock: ManualClock = field(default_factory=lambda: ManualClock(NOW))
     sleeps: Sleeps = field(default_factory=Sleeps)
 
     def source(self, *, key: str = KEY, plan: QuotaPlan | None = None, timeout: float = 2.0,
@@ -376,7 +358,7 @@ async def test_poll_failing_cycle_changes_nothing_and_next_cycle_runs_normally(
 
     assert await kit.store.load_states([BTC]) == before
     kit.fake.clear_faults()
-    kit.clock.current = NOW + timedelta(minutes=20)
+    kit.clock.at = NOW + timedelta(minutes=20)
     report = await poller.poll_once()
     assert [(c.token.symbol, c.kind, c.to_value) for c in report.changes] == [
         ("BTC", Kind.SIGNAL, 1.0)]
@@ -481,8 +463,8 @@ async def test_fetch_budget_spent_pauses_polling_without_calls(kit: Kit) -> None
     assert kit.fake.call_count == 0
     readiness = source.readiness()
     assert readiness is not None and "budget" in readiness
-    kit.clock.current = datetime(2025, 8, 1, 0, 30, tzinfo=UTC)
-    await source.fetch([BTC], [Kind.TM_GRADE], kit.clock.current)
+    kit.clock.at = datetime(2025, 8, 1, 0, 30, tzinfo=UTC)
+    await source.fetch([BTC], [Kind.TM_GRADE], kit.clock.at)
     assert kit.fake.call_count == 1 and source.readiness() is None
 
 

@@ -110,7 +110,7 @@ def test_parse_grade_out_of_range_is_malformed() -> None:
     assert report.readings == [] and report.skipped
 
 
-def test_parse_tokens_catalog() -> None:
+def test_parse_tokens_extra_fields_ignored_missing_name_falls_back_to_symbol() -> None:
     report = parse_tokens([{**BTC, "tm_link": "bitcoin", "EXTRA": [1, 2]},
                            {"TOKEN_ID": "3306", "SYMBOL": "ETH", "TOKEN_NAME": None}])
     assert report.tokens[3375].slug == "bitcoin"
