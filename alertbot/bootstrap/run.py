@@ -18,21 +18,46 @@ log = logging.getLogger(__name__)
 DEMO_CONSOLE_POLICY = Policy(max_alerts=6, window=timedelta(minutes=1))
 """The embedded default shows throttling within a minute instead of an hour."""
 CONSOLE_DEFAULT = Destination("console", DEFAULT_CHAT)
+DEMO_SUBSCRIPTION_KEY = "demo.console_subscription"
+"""Meta key set while the console subscription the demo created for itself exists."""
 
 
 async def ensure_default_subscription(app: App) -> bool:
-    """First run of the embedded default: subscribe the console to everything."""
-    if not app.settings.use_demo or app.settings.telegram_bot_token or \
-            app.settings.discord_bot_token:
+    """First run of the embedded default: subscribe the console to everything.
+
+    The subscription belongs to the demo: the first start with another source removes it
+    (and drops what the demo still had queued for it), so it never follows the operator
+    into production.
+    """
+    if not app.settings.use_demo:
+        await _retire_demo_subscription(app)
+        return False
+    if app.settings.telegram_bot_token or app.settings.discord_bot_token:
         return False
     if await app.store.destinations(limit=1):
         return False
     now = app.clock.now()
     await app.store.ensure_destination(CONSOLE_DEFAULT, now, policy=DEMO_CONSOLE_POLICY)
     await app.store.subscribe(CONSOLE_DEFAULT, ALL_TOKENS, ALL_KINDS, now, actor="alertbot")
+    await app.store.set_meta(DEMO_SUBSCRIPTION_KEY, "1")
     log.info("first run: subscribed the console to every demo token (max %d alerts per %s)",
              DEMO_CONSOLE_POLICY.max_alerts, format_duration(DEMO_CONSOLE_POLICY.window))
     return True
+
+
+async def _retire_demo_subscription(app: App) -> None:
+    if await app.store.get_meta(DEMO_SUBSCRIPTION_KEY) != "1":
+        return
+    now = app.clock.now()
+    removed = await app.store.unsubscribe(CONSOLE_DEFAULT, ALL_TOKENS, ALL_KINDS, now,
+                                          actor="alertbot")
+    dropped = 0
+    if not await app.store.subscriptions(CONSOLE_DEFAULT):
+        # Nothing the operator subscribed is left there: drop the demo's queued alerts.
+        dropped = await app.store.pause(CONSOLE_DEFAULT, "demo subscription removed", now)
+    await app.store.set_meta(DEMO_SUBSCRIPTION_KEY, "")
+    log.info("source %s: removed the demo's console subscription to every token (%d removed,"
+             " %d queued demo alerts dropped)", app.source.name, removed, dropped)
 
 
 async def run(app: App, *, once: bool = False) -> int:

@@ -105,13 +105,21 @@ def detect(previous: TrackedState | None, current: Reading, rules: Rules,
     if current.kind is Kind.HOURLY and current.value == 0:
         # A zero hourly row means "no new signal"; the regime is the last non-zero one.
         return Detection(Outcome.NO_SIGNAL, None)
-    if previous is None:
+    if previous is None or _other_source(previous, current):
+        # Values of another source (the demo before going live) are not comparable: comparing
+        # them would alert invented changes, and their timestamps would make real rows stale.
         return Detection(Outcome.BASELINE, _baseline(current, rules))
     if current.source_ts < previous.source_ts:
         return Detection(Outcome.STALE, None)
     if current.kind in (Kind.SIGNAL, Kind.HOURLY):
         return _detect_signal(previous, current, now)
     return _detect_grade(previous, current, rules, now)
+
+
+def _other_source(previous: TrackedState, current: Reading) -> bool:
+    # An empty name is unknown (rows stored before sources were recorded, pushed readings):
+    # compatible with any source rather than a reason to forget the state.
+    return bool(previous.source) and bool(current.source) and previous.source != current.source
 
 
 def _valid(reading: Reading) -> bool:
@@ -136,6 +144,7 @@ def _baseline(current: Reading, rules: Rules) -> TrackedState:
         band=rules.band(current.value) if grade else 0,
         alerted_value=current.value,
         fired_at=current.fired_at,
+        source=current.source,
     )
 
 
@@ -153,6 +162,7 @@ def _updated(previous: TrackedState, current: Reading, *, band: int | None = Non
         previous.alerted_value if alerted_value is None else alerted_value,
         fired_at or current.fired_at or previous.fired_at,
         previous.updated_at,
+        current.source or previous.source,
     )
 
 

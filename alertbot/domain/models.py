@@ -104,6 +104,8 @@ class Reading:
     """Source-provided class or signal name (e.g. "Buy", "blueChip")."""
     fired_at: datetime | None = None
     """When the current signal fired, if the source says."""
+    source: str = ""
+    """Name of the source that produced it ("demo", "tokenmetrics"); empty when unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,8 @@ class TrackedState:
     fired_at: datetime | None = None
     updated_at: datetime | None = None
     """When the bot last stored a reading of this series (freshness of lookups)."""
+    source: str = ""
+    """Source of the stored reading; a reading from another source starts a new baseline."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,7 @@ class ReplaySource:
         cursor = self.cursor(now)
         lap, offset = divmod(cursor, self._span)
         shift = timedelta(seconds=lap * self._span)
-        report = ParseReport()
+        report = ParseReport(source=self.name)
         for kind in kinds:
             rows = list(self._visible(kind, token_ids, offset, shift))
             parse_kind(kind, rows, self._start + shift + timedelta(seconds=offset), report)

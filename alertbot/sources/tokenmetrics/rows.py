@@ -152,6 +152,8 @@ class ParseReport:
     readings: list[Reading] = field(default_factory=list)
     tokens: dict[int, Token] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    source: str = ""
+    """Name of the source the readings are stamped with."""
 
 
 def _validate(model: type[RowT], rows: Iterable[Any], endpoint: str,
@@ -200,7 +202,7 @@ def parse_signals(rows: Iterable[Any], report: ParseReport | None = None) -> Par
             continue
         fired = next((r.date for r in token_rows if r.trading_signal != 0), None)
         report.readings.append(Reading(newest.token(), Kind.SIGNAL, newest.token_trend,
-                                       newest.date, fired_at=fired))
+                                       newest.date, fired_at=fired, source=report.source))
     return report
 
 
@@ -213,7 +215,8 @@ def parse_hourly(rows: Iterable[Any], report: ParseReport | None = None) -> Pars
         fired = next((r for r in token_rows if r.signal != 0), None)
         if fired is not None:
             report.readings.append(Reading(fired.token(), Kind.HOURLY, fired.signal,
-                                           fired.timestamp, fired_at=fired.timestamp))
+                                           fired.timestamp, fired_at=fired.timestamp,
+                                           source=report.source))
     return report
 
 
@@ -232,7 +235,7 @@ def parse_grades(kind: Kind, rows: Iterable[Any], fetched_at: datetime,
             else:
                 continue
             report.readings.append(Reading(row.token(), kind, value, row.date or fetched_at,
-                                           label=label.strip()))
+                                           label=label.strip(), source=report.source))
             break
     return report
 

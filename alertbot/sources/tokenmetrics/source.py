@@ -337,7 +337,7 @@ class TokenMetricsSource:
             rows, errors = await self._collect(requests, now, meter)
         finally:
             await self._settle(meter, estimate, now)
-        report = ParseReport()
+        report = ParseReport(source=self.name)
         for kind in wanted:
             if kind in rows:
                 parse_kind(kind, dedupe_rows(kind, rows[kind]), now, report)

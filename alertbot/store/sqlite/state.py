@@ -55,14 +55,14 @@ class SqliteState(SqliteConnection):
                 marks = ",".join("?" * len(chunk))
                 async with db.execute(
                     "SELECT token_id, kind, value, label, source_ts, band, alerted_value, fired_at,"
-                    f" updated_at FROM readings WHERE token_id IN ({marks})",
+                    f" updated_at, source FROM readings WHERE token_id IN ({marks})",
                     chunk,
                 ) as cur:
                     for row in await cur.fetchall():
                         state = TrackedState(
                             token_id=row[0], kind=Kind(row[1]), value=row[2], label=row[3],
                             source_ts=dt(row[4]), band=row[5], alerted_value=row[6],
-                            fired_at=opt_dt(row[7]), updated_at=dt(row[8]),
+                            fired_at=opt_dt(row[7]), updated_at=dt(row[8]), source=row[9],
                         )
                         states[(state.token_id, state.kind)] = state
         return states
@@ -87,13 +87,15 @@ class SqliteState(SqliteConnection):
             if states:
                 await db.executemany(
                     "INSERT INTO readings (token_id, kind, value, label, source_ts, band,"
-                    " alerted_value, fired_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " alerted_value, fired_at, updated_at, source)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (token_id, kind) DO UPDATE SET value = excluded.value,"
                     " label = excluded.label, source_ts = excluded.source_ts,"
                     " band = excluded.band, alerted_value = excluded.alerted_value,"
-                    " fired_at = excluded.fired_at, updated_at = excluded.updated_at",
+                    " fired_at = excluded.fired_at, updated_at = excluded.updated_at,"
+                    " source = excluded.source",
                     [(s.token_id, s.kind.value, s.value, s.label, ts(s.source_ts), s.band,
-                      s.alerted_value, opt_ts(s.fired_at), stamp) for s in states],
+                      s.alerted_value, opt_ts(s.fired_at), stamp, s.source) for s in states],
                 )
             if changes:
                 await write_tokens(db, {c.token.token_id: c.token for c in changes}.values(), now)

@@ -36,6 +36,16 @@ async def test_store_record_poll_persists_states_and_meta(contract_store: Store)
     assert await store.get_meta("replay.cursor") == "42"
 
 
+async def test_store_record_poll_keeps_source_of_each_reading(contract_store: Store) -> None:
+    store = contract_store
+    await store.record_poll([replace(tracked(), source="demo")], [], NOW)
+    await store.record_poll([replace(tracked(), source="tokenmetrics"),
+                             tracked(kind=Kind.TM_GRADE, value=55.5)], [], NOW)
+    states = await store.load_states([BTC.token_id])
+    assert states[(BTC.token_id, Kind.SIGNAL)].source == "tokenmetrics"
+    assert states[(BTC.token_id, Kind.TM_GRADE)].source == ""
+
+
 async def test_store_record_poll_touched_series_only_become_fresh(contract_store: Store) -> None:
     store = contract_store
     await store.record_poll([tracked(), tracked(ETH)], [], NOW)

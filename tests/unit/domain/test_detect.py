@@ -210,3 +210,31 @@ def test_rules_reject_bad_configuration() -> None:
         Rules(band_names=("a", "b"))
     with pytest.raises(ValueError, match="negative"):
         Rules(hysteresis=-1)
+
+
+@pytest.mark.parametrize(("kind", "old", "new"), [
+    (Kind.SIGNAL, 1.0, -1.0), (Kind.HOURLY, -1.0, 1.0), (Kind.TM_GRADE, 30.0, 90.0),
+    (Kind.FUNDAMENTAL, 85.0, 10.0),
+])
+def test_detect_reading_from_another_source_rebaselines_without_change(
+        kind: Kind, old: float, new: float) -> None:
+    demo = replace(state(kind, old, ts=T1 + timedelta(days=30)), source="demo")
+    live = replace(reading(kind, new), source="tokenmetrics")
+    result = detect(demo, live, RULES, NOW)
+    assert result.outcome is Outcome.BASELINE and result.changes == []
+    # The live reading is older than the demo's story time yet becomes the new state.
+    assert result.state is not None
+    assert (result.state.value, result.state.source) == (new, "tokenmetrics")
+    assert result.state.alerted_value == new
+
+
+def test_detect_unknown_source_on_either_side_compares_as_before() -> None:
+    unknown = state(Kind.SIGNAL, 1.0)
+    live = replace(reading(Kind.SIGNAL, -1.0), source="tokenmetrics")
+    result = detect(unknown, live, RULES, NOW)
+    assert result.outcome is Outcome.CHANGED
+    assert result.state is not None and result.state.source == "tokenmetrics"
+    pushed = detect(replace(unknown, source="tokenmetrics"), reading(Kind.SIGNAL, -1.0), RULES,
+                    NOW)
+    assert pushed.outcome is Outcome.CHANGED
+    assert pushed.state is not None and pushed.state.source == "tokenmetrics"
