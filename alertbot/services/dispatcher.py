@@ -35,6 +35,22 @@ KEY_LENGTH = 24
 """Idempotency keys fit Discord's 25-character nonce."""
 PACER_PRUNE_EVERY = 300.0
 """Seconds between dropping idle pacing buckets; longer than any platform window."""
+SEND_TIMEOUT = 30.0
+"""Seconds one send may take before it is given up and retried."""
+DRAIN_TIMEOUT = 10.0
+"""Seconds a stop gives lanes that are not sending (waiting for a slot, the store)."""
+RECORD_GRACE = 5.0
+"""Seconds a send that finished at the send timeout gets to record its outcome."""
+
+
+def stop_bound(drain_timeout: float = DRAIN_TIMEOUT, send_timeout: float = SEND_TIMEOUT) -> float:
+    """Longest a clean stop of the dispatcher takes: sends in flight finish or time out.
+
+    No send starts once the stop begins, and each one in flight ends within the send timeout,
+    so a planned restart neither cuts a send off (which would repeat it) nor waits longer.
+    Service managers must allow more than this before they kill the process.
+    """
+    return max(drain_timeout, send_timeout + RECORD_GRACE)
 
 
 def _b32(raw: str) -> str:
@@ -76,8 +92,8 @@ class Dispatcher:
 
     def __init__(self, store: DispatchStore, notifiers: Mapping[str, Notifier], clock: Clock, *,
                  pacer: Pacer | None = None, retry: DeliveryRetry | None = None,
-                 max_lanes: int = 64, send_timeout: float = 30.0,
-                 drain_timeout: float = 10.0, observer: DispatchObserver | None = None,
+                 max_lanes: int = 64, send_timeout: float = SEND_TIMEOUT,
+                 drain_timeout: float = DRAIN_TIMEOUT, observer: DispatchObserver | None = None,
                  rng: random.Random | None = None) -> None:
         self._store = store
         # Shared, not copied: platform adapters install their notifiers after wiring.
@@ -91,6 +107,8 @@ class Dispatcher:
         self._observer = observer or DispatchObserver()
         self._rng = rng or random.Random()
         self._lanes: dict[Destination, asyncio.Task[None]] = {}
+        self._sending: set[Destination] = set()
+        """Lanes between the start of a send and the record of its outcome."""
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -134,9 +152,16 @@ class Dispatcher:
                 await asyncio.wait({waker, stopper}, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)
                 waker.cancel()
+        except asyncio.CancelledError:
+            # Cancelled, not stopped: end now. A send cut off here stays `sending` and is
+            # sent again after the restart (the crash case), never lost.
+            stopper.cancel()
+            await self._abort()
+            raise
         finally:
             stopper.cancel()
-            await self._drain()
+            if not self._stopping:
+                await self._drain()
 
     async def run_until_idle(self, limit: float = 60.0) -> None:
         """Deliver everything due within `limit` seconds (for `run --once`), then return."""
@@ -195,17 +220,40 @@ class Dispatcher:
         # Rows due but busy in a lane: the lane's end wakes us, so no need to spin.
         return min(1.0, max(wait, 0.05 if not started else 0.0))
 
+    async def _abort(self) -> None:
+        self._stopping = True
+        lanes = list(self._lanes.values())
+        for task in lanes:
+            task.cancel()
+        if lanes:
+            await asyncio.wait(lanes)
+
     async def _drain(self) -> None:
         self._stopping = True
         if not self._lanes:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stop_bound(self._drain_timeout, self._send_timeout)
         log.info("waiting for %d in-flight deliveries", len(self._lanes))
         _, pending = await asyncio.wait(list(self._lanes.values()),
                                         timeout=self._drain_timeout)
-        for task in pending:
+        # A send cut off after the platform got it would be repeated after the restart: let
+        # sends in flight finish (each ends within the send timeout); stop only the lanes
+        # that are waiting for a slot or the store, which have sent nothing.
+        sending = {task for destination, task in self._lanes.items()
+                   if destination in self._sending and task in pending}
+        idle = pending - sending
+        for task in idle:
             task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        if sending:
+            log.info("letting %d sends in flight finish (at most %.0fs)", len(sending),
+                     max(0.0, deadline - loop.time()))
+            _, late = await asyncio.wait(sending, timeout=max(0.0, deadline - loop.time()))
+            for task in late:
+                task.cancel()
+            idle |= late
+        if idle:
+            await asyncio.wait(idle)
 
     # ------------------------------------------------------------------ one destination
 
@@ -261,12 +309,19 @@ class Dispatcher:
         await self._store.claim(key, self._clock.now())
         limits = notifier.limits(destination)
         slot = await self._pacer.acquire(limits, scopes=(destination.platform, str(destination)))
+        if self.stopping():
+            # The stop began while this waited for a slot: the row stays claimed and the
+            # restart sends it, once.
+            self._pacer.release(limits, slot)
+            return Reason.RETRY
         delivery = uuid.uuid4().hex[:8]
         token = correlation_id.set(f"send-{delivery}")
+        self._sending.add(destination)
         try:
             outcome = await self._send(notifier, target, key, message, changes, silent,
                                        attempts, first_created, delivery)
         finally:
+            self._sending.discard(destination)
             correlation_id.reset(token)
         if outcome == Reason.RATE_LIMITED:
             # The refused send did not use the platform's budget; holding its slot would make

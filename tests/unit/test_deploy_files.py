@@ -27,6 +27,7 @@ from alertbot.domain.models import Change, Destination, Direction, Kind, Reason,
 from alertbot.observability.metrics import Metrics, QuotaUsage
 from alertbot.ports.observers import PollReport
 from alertbot.ports.store import OutboxStats
+from alertbot.services.dispatcher import stop_bound
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -294,6 +295,29 @@ def test_systemd_unit_state_directory_holds_database_and_reload_sends_hup() -> N
     assert service["ExecStart"][0].split()[-1] == "run"
     assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+SHUTDOWN_MARGIN = 5.0
+"""Seconds for the rest of a clean stop after the dispatcher: HTTP, platform sessions, store."""
+
+
+def seconds(text: str) -> float:
+    """A systemd or compose duration such as `45s`, `1min 30s`, `1m30s` or `90`."""
+    units = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text.strip())
+    assert parts and "".join(f"{n}{u}" for n, u in parts) == text.replace(" ", ""), text
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_systemd_and_compose_wait_longer_than_a_clean_stop_takes() -> None:
+    needed = stop_bound() + SHUTDOWN_MARGIN
+    [systemd] = systemd_unit()["Service"]["TimeoutStopSec"]
+    [signal] = systemd_unit()["Service"]["KillSignal"]
+    grace = compose()["services"]["alertbot"]["stop_grace_period"]
+    # Killed sooner, a send in flight is cut off and repeated after the restart.
+    assert signal == "SIGTERM"
+    assert seconds(systemd) >= needed, (systemd, needed)
+    assert seconds(grace) >= needed, (grace, needed)
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")

@@ -274,6 +274,34 @@ async def test_dispatcher_shutdown_lets_in_flight_send_finish(store: SqliteStore
     assert (await store.outbox_stats()).by_state == {"sent": 1}
 
 
+async def test_dispatcher_shutdown_send_slower_than_drain_finishes_not_cut_off(
+        store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+    changes = await add_changes(store, 3, subscribe=(CHAT, OTHER))
+    slow_keys = {message_key(c.change_id, CHAT) for c in changes}
+    gate = asyncio.Event()
+    notifier = ScriptedNotifier(gate=gate, gated_chat=CHAT.chat_id)
+    dispatcher = Dispatcher(store, {"fake": notifier}, SystemClock(), pacer=Pacer(),
+                            retry=FAST_RETRY, rng=random.Random(1), drain_timeout=0.05,
+                            send_timeout=30.0)
+    stop = asyncio.Event()
+    caplog.set_level("INFO", logger="alertbot.services.dispatcher")
+    task = asyncio.create_task(dispatcher.run(stop))
+    await eventually(lambda: bool(slow_keys & set(notifier.attempts)),
+                     what="a send to the slow chat in flight")
+    stop.set()
+    # Past the drain: a cut-off send here would be repeated after the restart.
+    await eventually(lambda: "sends in flight finish" in caplog.text,
+                     what="the drain to pass with the send still in flight")
+    gate.set()
+    await asyncio.wait_for(task, 5)
+    stats = (await store.outbox_stats()).by_state
+    slow = [s for s in notifier.sent if s.destination == CHAT]
+    assert len(slow) == 1 and stats.get("sending", 0) == 0
+    restarted = ScriptedNotifier()
+    await make_dispatcher(store, restarted).run_until_idle(10)
+    assert slow[0].key not in [s.key for s in restarted.sent]
+
+
 async def test_dispatcher_notifier_bug_is_retried_not_lost(store: SqliteStore) -> None:
     await add_changes(store, 1)
     calls = iter([ZeroDivisionError("boom")])
