@@ -2,8 +2,10 @@
 
 One lane (task) per destination keeps its alerts in order and lets a slow or dead chat
 block nobody else. A row is committed to a message key before it is sent, so a crash
-re-sends exactly the same message (Discord dedupes it by nonce, webhooks by
-Idempotency-Key); a Telegram duplicate is possible only for the row in flight at the crash.
+re-sends exactly the same message (Discord bot messages are deduped by nonce, outbound
+webhooks carry it as Idempotency-Key); what each platform makes of a repeat is in its
+notifier's docstring. A clean stop starts no new send and lets the ones in flight finish
+(`stop_bound`), so a planned restart repeats nothing.
 """
 
 from __future__ import annotations

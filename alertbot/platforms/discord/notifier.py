@@ -1,11 +1,18 @@
 """Discord: one embed per alert (or digest), through the bot or through an incoming webhook.
 
 Bot destinations are channel (or thread) ids and are sent with the logged-in discord.py client;
-the outbox key is the message nonce with enforce_nonce, so a resend after a crash returns the
-message Discord already has instead of posting a second one. Webhook destinations carry their
-secret URL as the Target address and are sent with `discord.Webhook` over the shared session.
+the outbox key is the message nonce with enforce_nonce, so a resend returns the message Discord
+already has instead of posting a second one. Webhook destinations carry their secret URL as the
+Target address and are sent with `discord.Webhook` over the shared session.
 Embeds come from `embeds`; every discord.py and aiohttp error becomes a DeliveryError
 through `errors`.
+
+What holds:
+- Bot mode: exactly once while the resend comes within the few minutes Discord checks a
+  nonce for uniqueness (a timeout retried, a restart after a crash). A resend later than
+  that (the bot down for longer after a crash mid-send) can post a second message.
+- Webhook mode: at least once. Execute Webhook takes no nonce, so a send that timed out
+  after Discord accepted it, or was in flight when the process was killed, is posted again.
 """
 
 from __future__ import annotations

@@ -3,11 +3,22 @@
 Messages are rendered and split by `format`, sent by `client.send_html`, paced under the
 limits of `limits`, and every python-telegram-bot error becomes a DeliveryError through
 `errors`.
+
+Delivery is at least once. The Bot API has no idempotency key, so a message can repeat:
+- a send that timed out (or lost its connection) after Telegram accepted it is retried and
+  posted again;
+- a send in flight when the process is killed (SIGKILL, power loss) is sent again after
+  the restart; a clean stop lets it finish instead.
+A message longer than 4096 characters goes out in parts. The parts already sent are
+remembered per outbox key, so when a later part fails the retry sends only the rest; that
+memory is in the process, so only a crash between two parts repeats the earlier ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import telegram
@@ -25,6 +36,9 @@ from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
+SENT_PARTS_KEPT = 4096
+"""Partly sent messages remembered for their retry; the oldest are forgotten first."""
+
 
 class TelegramNotifier:
     """Sends alerts to Telegram chats, groups, channels and forum topics."""
@@ -38,6 +52,9 @@ class TelegramNotifier:
         self._pacer = pacer
         self._redactor = redactor or Redactor([bot.token])
         self._owned = tuple(owned)
+        # Outbox key -> (digest of a part's text -> its message id) for messages whose
+        # later parts failed: the retry must not post the earlier parts a second time.
+        self._sent_parts: OrderedDict[str, dict[str, str]] = OrderedDict()
 
     @classmethod
     def connect(cls, token: str, api_root: str, *, pacer: Pacer | None = None,
@@ -70,21 +87,43 @@ class TelegramNotifier:
             raise DeliveryError(f"invalid Telegram forum topic id {thread[:20]!r}",
                                 destination_gone=True)
         chunks = html_chunks(alert_lines(message))
+        done = self._sent_parts.get(key, {})
         ids: list[str] = []
+        posted = 0
         for index, text in enumerate(chunks):
-            if index and self._pacer is not None:
+            part = hashlib.sha256(text.encode()).hexdigest()
+            if part in done:
+                ids.append(done[part])
+                continue
+            if posted and self._pacer is not None:
                 # The dispatcher paced the first part; later parts count against the limits too.
                 await self._pacer.acquire(self.limits(destination), pacing_scopes(destination))
             try:
                 sent = await send_html(self._bot, destination, text, silent=silent)
             except TelegramError as exc:
+                self._remember(key, done)
                 error = translate_error(exc, self._redactor)
                 if isinstance(exc, BadRequest) and "parse entities" in exc.message.lower():
                     log.error("Telegram could not parse message %s (part %d of %d) for %s: %s",
                               key, index + 1, len(chunks), destination, error.reason)
                 raise error from None
+            except BaseException:
+                # Cancelled or timed out by the dispatcher: keep what went out for the retry.
+                self._remember(key, done)
+                raise
+            posted += 1
+            done = {**done, part: str(sent.message_id)}
             ids.append(str(sent.message_id))
+        self._sent_parts.pop(key, None)
         return Delivered(message_id=",".join(ids))
+
+    def _remember(self, key: str, done: dict[str, str]) -> None:
+        if not done:
+            return
+        self._sent_parts[key] = done
+        self._sent_parts.move_to_end(key)
+        while len(self._sent_parts) > SENT_PARTS_KEPT:
+            self._sent_parts.popitem(last=False)
 
     async def check(self) -> str:
         """getMe: who the token belongs to; raises DeliveryError when it fails."""

@@ -300,3 +300,29 @@ async def test_telegram_send_malformed_topic_id_pauses_instead_of_crashing(
                             silent=False)
     assert caught.value.destination_gone
     assert tg.sent == []
+
+
+async def test_telegram_send_retry_after_later_part_failed_sends_only_the_rest(
+        tg: FakeTelegram) -> None:
+    tokens = [Token(100 + i, f"T{i}", f"Token {i}") for i in range(100)]
+    message = render_digest([flip(t, seconds=i) for i, t in enumerate(tokens)])
+    pacer = Pacer()
+    notifier = TelegramNotifier.connect(tg.token, tg.root, pacer=pacer)
+    tg.fail_next("sendMessage", Fault())  # the first part goes through
+    tg.fail_next("sendMessage", Fault.error(500, "Internal Server Error"))
+    try:
+        await pacer.acquire(notifier.limits(dest(GROUP).destination))
+        with pytest.raises(DeliveryError) as failed:
+            await notifier.send(dest(GROUP), message, key=KEY, silent=False)
+        assert failed.value.retryable
+        [first] = tg.sent_to(GROUP)
+        # The dispatcher's retry: same key, same message.
+        await pacer.acquire(notifier.limits(dest(GROUP).destination))
+        delivered = await notifier.send(dest(GROUP), message, key=KEY, silent=False)
+    finally:
+        await notifier.close()
+    parts = tg.sent_to(GROUP)
+    assert len(parts) == 2 and parts[0].message_id == first.message_id
+    assert delivered.message_id == ",".join(str(p.message_id) for p in parts)
+    shown = [line for p in parts for line in p.visible_text.splitlines()]
+    assert shown == ["100 more changes:", *message.lines]
