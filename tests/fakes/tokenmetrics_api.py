@@ -40,6 +40,8 @@ from typing import Any, Literal
 from aiohttp import web
 
 API_PREFIX = "/v2"
+API_PREFIXES = ("/v2", "/v3")
+"""Both API versions are served; v3 answers with lower-case field names (`lowercase_fields`)."""
 TOKENS = "/tokens"
 TRADING_SIGNALS = "/trading-signals"
 HOURLY_TRADING_SIGNALS = "/hourly-trading-signals"
@@ -159,8 +161,9 @@ class _Token:
 def normalize_endpoint(endpoint: str) -> str:
     """Map ``"trading-signals"``, ``"/v2/trading-signals"`` etc. to ``"/trading-signals"``."""
     path = endpoint.strip()
-    if path.startswith(API_PREFIX + "/"):
-        path = path[len(API_PREFIX) :]
+    for prefix in API_PREFIXES:
+        if path.startswith(prefix + "/"):
+            path = path[len(prefix) :]
     if not path.startswith("/"):
         path = "/" + path
     return path.rstrip("/") or "/"
@@ -335,7 +338,8 @@ class FakeTokenMetrics:
             app.router.add_get("/_fake/calls", self._control_calls)
             app.router.add_post("/_fake/scenario", self._control_scenario)
             app.router.add_post("/_fake/reset", self._control_reset)
-        app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._handle)
+        for prefix in API_PREFIXES:
+            app.router.add_route("*", prefix + "/{tail:.*}", self._handle)
         # Cancelling handlers on disconnect and a short shutdown keep slow faults from
         # holding up teardown after the client has already timed out.
         runner = web.AppRunner(
@@ -794,7 +798,8 @@ class FakeTokenMetrics:
                 stringify = True
 
         if endpoint not in ENDPOINTS:
-            return _error_response(404, f"Endpoint {API_PREFIX}{endpoint} not found")
+            version = request.path.split("/")[1]
+            return _error_response(404, f"Endpoint /{version}{endpoint} not found")
         try:
             payload = self.query(endpoint, request.query, numbers_as_strings=stringify)
         except _BadRequest as exc:

@@ -83,12 +83,23 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
+def _word_direction(value: Any) -> float:
+    # A word the parser does not know is no data, not a reason to drop the row's numbers.
+    try:
+        return 0.0 if value is None else parse_direction(value)
+    except ValueError:
+        return 0.0
+
+
 class SignalRow(_Row):
-    """A `/trading-signals` row (daily)."""
+    """A `/trading-signals` row (daily); v3 also sends the signal and trend as words."""
 
     date: datetime = Field(alias="DATE")
     trading_signal: float = Field(0.0, alias="TRADING_SIGNAL")
-    token_trend: float = Field(alias="TOKEN_TREND")
+    token_trend: float = Field(0.0, alias="TOKEN_TREND")
+    """0 when missing: no data for this row, not a malformed row."""
+    token_signal_str: float = Field(0.0, alias="TOKEN_SIGNAL_STR")
+    token_trend_str: float = Field(0.0, alias="TOKEN_TREND_STR")
 
     @field_validator("date", mode="before")
     @classmethod
@@ -100,12 +111,28 @@ class SignalRow(_Row):
     def _direction(cls, value: Any) -> float:
         return 0.0 if value is None else parse_direction(value)
 
+    @field_validator("token_signal_str", "token_trend_str", mode="before")
+    @classmethod
+    def _word(cls, value: Any) -> float:
+        return _word_direction(value)
+
+    @property
+    def trend(self) -> float:
+        """The current regime: the number, else the word (v3), else 0 (no data)."""
+        return self.token_trend or self.token_trend_str
+
+    @property
+    def signal(self) -> float:
+        """The signal fired on this day: the number, else the word (v3), else 0."""
+        return self.trading_signal or self.token_signal_str
+
 
 class HourlyRow(_Row):
     """An `/hourly-trading-signals` row; SIGNAL arrives as a string."""
 
     timestamp: datetime = Field(alias="TIMESTAMP")
-    signal: float = Field(alias="SIGNAL")
+    signal: float = Field(0.0, alias="SIGNAL")
+    """0 when missing: no new signal in this row."""
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -115,7 +142,7 @@ class HourlyRow(_Row):
     @field_validator("signal", mode="before")
     @classmethod
     def _direction(cls, value: Any) -> float:
-        return parse_direction(value)
+        return 0.0 if value is None else parse_direction(value)
 
 
 class GradeRow(_Row):
@@ -197,11 +224,11 @@ def parse_signals(rows: Iterable[Any], report: ParseReport | None = None) -> Par
     valid = _validate(SignalRow, rows, ENDPOINTS[Kind.SIGNAL], report)
     for token_rows in _by_token(valid).values():
         token_rows.sort(key=lambda r: r.date, reverse=True)
-        newest = next((r for r in token_rows if r.token_trend != 0), None)
+        newest = next((r for r in token_rows if r.trend != 0), None)
         if newest is None:
             continue
-        fired = next((r.date for r in token_rows if r.trading_signal != 0), None)
-        report.readings.append(Reading(newest.token(), Kind.SIGNAL, newest.token_trend,
+        fired = next((r.date for r in token_rows if r.signal != 0), None)
+        report.readings.append(Reading(newest.token(), Kind.SIGNAL, newest.trend,
                                        newest.date, fired_at=fired, source=report.source))
     return report
 

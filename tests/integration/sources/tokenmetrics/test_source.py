@@ -79,8 +79,10 @@ class Kit:
     sleeps: Sleeps = field(default_factory=Sleeps)
 
     def source(self, *, key: str = KEY, plan: QuotaPlan | None = None, timeout: float = 2.0,
-               retry: ApiRetry = FAST_RETRY, **options: object) -> TokenMetricsSource:
-        api = TokenMetricsApi(self.session, self.fake.base_url, SecretStr(key), timeout=timeout,
+               retry: ApiRetry = FAST_RETRY, base_url: str | None = None,
+               **options: object) -> TokenMetricsSource:
+        api = TokenMetricsApi(self.session, base_url or self.fake.base_url, SecretStr(key),
+                              timeout=timeout,
                               retry=retry, sleep=self.sleeps, rng=random.Random(7),
                               now=self.clock.now)
         plan = plan or plan_quota(10_000, 4, timedelta(minutes=20))
@@ -138,6 +140,25 @@ async def test_fetch_lowercase_v3_field_names_parse_like_v2(kit: Kit) -> None:
     assert len(batch.readings) == 8
     assert values(batch)[(BTC, Kind.SIGNAL)] == -1.0
     assert {t.slug for t in batch.tokens} == {"bitcoin", "ethereum"}
+
+
+@pytest.mark.parametrize("version", ["v2", "v3"])
+async def test_fetch_either_api_version_base_path_reads_the_same(kit: Kit, version: str) -> None:
+    kit.fake.lowercase_fields = version == "v3"
+    base_url = kit.fake.base_url.removesuffix("/v2") + f"/{version}"
+
+    batch = await kit.source(base_url=base_url).fetch([BTC, ETH], ALL_KINDS, NOW)
+
+    assert values(batch) == {
+        (BTC, Kind.SIGNAL): -1.0, (ETH, Kind.SIGNAL): 1.0,
+        (BTC, Kind.HOURLY): -1.0, (ETH, Kind.HOURLY): 1.0,
+        (BTC, Kind.TM_GRADE): 62.4, (ETH, Kind.TM_GRADE): 35.0,
+        (BTC, Kind.FUNDAMENTAL): 84.7, (ETH, Kind.FUNDAMENTAL): 70.1,
+    }
+    assert batch.errors == []
+    assert {r.source for r in batch.readings} == {"tokenmetrics"}
+    assert {call.endpoint for call in kit.fake.calls} == {
+        "/trading-signals", "/hourly-trading-signals", "/tm-grade", "/fundamental-grade"}
 
 
 async def test_fetch_malformed_row_is_skipped_with_warning_naming_token_and_endpoint(

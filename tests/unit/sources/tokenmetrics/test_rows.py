@@ -65,6 +65,84 @@ def test_parse_signals_lower_case_v3_fields() -> None:
     assert (reading.token.token_id, reading.token.symbol, reading.value) == (3306, "ETH", 1.0)
 
 
+# Recorded shapes of each API version (reference/tokenmetrics.md §5, §6): v2 UPPER_SNAKE with
+# the `tm_link` slug and the broken `TM_LINK`; v3 lower case with `slug`, `app_link` and the
+# signal and trend also as words.
+V2_SIGNAL = {"TOKEN_ID": 3375, "TOKEN_NAME": "Bitcoin", "TOKEN_SYMBOL": "BTC",
+             "DATE": "2025-04-10T00:00:00.000Z", "TRADING_SIGNAL": 0, "TOKEN_TREND": -1,
+             "TRADING_SIGNALS_RETURNS": 45098.7035, "HOLDING_RETURNS": 7559.6422,
+             "tm_link": "bitcoin", "TM_TRADER_GRADE": 26.48, "TM_INVESTOR_GRADE": 58.23,
+             "TM_LINK": "https://app.tokenmetrics.com/undefined"}
+V3_SIGNAL = {"token_id": 3375, "token_name": "Bitcoin", "token_symbol": "BTC",
+             "slug": "bitcoin", "date": "2025-04-10T00:00:00.000Z", "trading_signal": 0,
+             "token_signal_str": "neutral", "token_trend": -1, "token_trend_str": "bearish",
+             "trading_signals_returns": 45098.7035, "holding_returns": 7559.6422,
+             "tm_grade": 26.48, "fundamental_grade": 58.23,
+             "app_link": "https://app.tokenmetrics.com/bitcoin"}
+V2_HOURLY = {"TIMESTAMP": "2025-09-01T14:00:00.000Z", "TOKEN_ID": 3375, "TOKEN_NAME": "Bitcoin",
+             "TOKEN_SYMBOL": "BTC", "CLOSE": 109250.41, "SIGNAL": "1", "POSITION": "LONG"}
+V3_HOURLY = {"timestamp": "2025-09-01T14:00:00.000Z", "token_id": 3375,
+             "token_name": "Bitcoin", "token_symbol": "BTC", "slug": "bitcoin",
+             "close": 109250.41, "signal": "1", "position": "LONG"}
+V2_TM_GRADE = {"TOKEN_ID": 3375, "TOKEN_NAME": "Bitcoin", "TOKEN_SYMBOL": "BTC",
+               "TM_GRADE": "62.4", "TM_GRADE_SIGNAL": "Buy", "TM_GRADE_24h_PCT_CHANGE": 3.1,
+               "TM_TRADER_GRADE_24H_CHANGE": 1.9, "QUANT_GRADE": 55.2,
+               "MOMENTUM": "Gaining Momentum", "FUNDAMENTAL_GRADE": 84.7,
+               "FUNDAMENTAL_GRADE_CLASS": "blueChip"}
+V3_TM_GRADE = {"token_id": 3375, "token_name": "Bitcoin", "token_symbol": "BTC",
+               "slug": "bitcoin", "tm_grade": 62.4, "tm_grade_signal": "Buy",
+               "tm_grade_24h_pct_change": 3.1, "quant_grade": 55.2,
+               "momentum": "Gaining Momentum", "fundamental_grade": 84.7,
+               "fundamental_grade_class": "blueChip", "date": "2025-09-01"}
+
+
+@pytest.mark.parametrize("row", [V2_SIGNAL, V3_SIGNAL], ids=["v2", "v3"])
+def test_parse_signals_recorded_shapes_of_both_versions_read_alike(row: dict[str, object],
+                                                                    ) -> None:
+    report = parse_signals([row])
+    (reading,) = report.readings
+    assert (reading.value, reading.source_ts) == (-1.0, datetime(2025, 4, 10, tzinfo=UTC))
+    assert (reading.token.symbol, reading.token.slug) == ("BTC", "bitcoin")
+    assert report.skipped == []
+
+
+def test_parse_signals_v3_trend_only_as_words_reads_the_words() -> None:
+    row = {k: v for k, v in V3_SIGNAL.items() if k not in ("token_trend", "trading_signal")}
+    row["token_signal_str"] = "bearish"
+    (reading,) = parse_signals([row]).readings
+    assert reading.value == -1.0 and reading.fired_at == datetime(2025, 4, 10, tzinfo=UTC)
+
+
+def test_parse_signals_missing_or_unreadable_trend_is_no_data_not_malformed() -> None:
+    bare = {k: v for k, v in V3_SIGNAL.items() if not k.startswith(("token_trend", "trading"))}
+    nulls = {**V2_SIGNAL, "TOKEN_TREND": None, "TRADING_SIGNAL": None}
+    words = {**bare, "token_trend_str": "sideways"}
+    report = parse_signals([bare, nulls, words])
+    assert report.readings == [] and report.skipped == []
+
+
+@pytest.mark.parametrize("row", [V2_HOURLY, V3_HOURLY], ids=["v2", "v3"])
+def test_parse_hourly_recorded_shapes_of_both_versions_read_alike(row: dict[str, object],
+                                                                   ) -> None:
+    (reading,) = parse_hourly([row]).readings
+    assert (reading.value, reading.token.symbol) == (1.0, "BTC")
+
+
+def test_parse_hourly_missing_signal_is_no_data_not_malformed() -> None:
+    rows = [{k: v for k, v in V3_HOURLY.items() if k != "signal"}, {**V2_HOURLY, "SIGNAL": None}]
+    report = parse_hourly(rows)
+    assert report.readings == [] and report.skipped == []
+
+
+@pytest.mark.parametrize("row", [V2_TM_GRADE, V3_TM_GRADE], ids=["v2", "v3"])
+def test_parse_grades_recorded_shapes_of_both_versions_read_alike(row: dict[str, object],
+                                                                   ) -> None:
+    (grade,) = parse_grades(Kind.TM_GRADE, [row], FETCHED).readings
+    (fundamental,) = parse_grades(Kind.FUNDAMENTAL, [row], FETCHED).readings
+    assert (grade.value, grade.label) == (62.4, "Buy")
+    assert (fundamental.value, fundamental.label) == (84.7, "blueChip")
+
+
 def test_parse_hourly_newest_non_zero_signal() -> None:
     rows = [
         {**BTC, "TIMESTAMP": "2025-09-01T14:00:00.000Z", "SIGNAL": "0"},
