@@ -234,6 +234,8 @@ class _Connection(asyncio.Protocol):
 
     def _arm(self) -> None:
         self._disarm()
+        if self.transport is None or self.transport.is_closing():
+            return
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._guard.limits.read_timeout, self._expired)
 
@@ -270,7 +272,7 @@ class ConnectionGuard:
         while len(self._open) >= self.limits.max_connections:
             victim = next((c for c in self._open if not c.busy), None)
             victim = victim or next(iter(self._open))
-            self._forget(victim)
+            del self._open[victim]
             victim.close("over_capacity")
         self._open[connection] = None
         if connection.transport is not None:
@@ -278,9 +280,6 @@ class ConnectionGuard:
 
     def closed(self, connection: _Connection) -> None:
         """A connection ended."""
-        self._forget(connection)
-
-    def _forget(self, connection: _Connection) -> None:
         self._open.pop(connection, None)
         if connection.transport is not None:
             self._by_transport.pop(connection.transport, None)

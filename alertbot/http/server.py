@@ -292,8 +292,9 @@ class WebServer:
             summary = await self._accept(request, secret.get_secret_value())
         except IngestError as exc:
             self._metrics.ingest_result(exc.result)
-            if not (exc.result == "client_gone" and connection is not None
-                    and connection.refused):
+            # A connection the server closed itself (over the cap) was counted when closed.
+            if exc.result != "client_gone" or (connection is not None
+                                               and not connection.refused):
                 self._refusals.note(exc.result)
             message = self._redactor(exc.message)
             log.log(logging.INFO if exc.status in LOGGED_STATUSES else logging.DEBUG,
@@ -356,4 +357,10 @@ async def _read_limited(request: web.Request, read_timeout: float) -> bytes:
                           "client_gone") from None
     except web.RequestPayloadError as exc:
         raise IngestError(400, f"request body could not be read: {exc}", "malformed") from None
+    except RuntimeError:
+        # aiohttp's "Connection closed." when the body is read after the connection ended.
+        if request.transport is None or request.transport.is_closing():
+            raise IngestError(400, "the client went away before the body was complete",
+                              "client_gone") from None
+        raise
     return bytes(body)
