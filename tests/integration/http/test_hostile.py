@@ -141,6 +141,7 @@ async def test_server_over_connection_cap_oldest_closed_and_healthz_served(
             return closed() >= 30 - MAX_CONNECTIONS
 
         await eventually(drained, what="connections over the cap closed", timeout=BOUND)
+        assert limited.server.open_connections <= MAX_CONNECTIONS
     assert await refused(limited, "over_capacity") >= 30 - MAX_CONNECTIONS + 1
 
 
