@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     poll_interval: timedelta | None = Field(None, alias="ALERTBOT_POLL_INTERVAL")
     http_host: str = Field("127.0.0.1", alias="ALERTBOT_HTTP_HOST")
     http_port: int = Field(8080, alias="ALERTBOT_HTTP_PORT", ge=0, le=65535)
+    http_max_connections: int = Field(256, alias="ALERTBOT_HTTP_MAX_CONNECTIONS", ge=1,
+                                      le=100_000)
+    """Open HTTP connections at once; a new one over the cap closes the oldest."""
+    http_read_timeout: timedelta = Field(timedelta(seconds=10), alias="ALERTBOT_HTTP_READ_TIMEOUT")
+    """Time a client has to send a request's headers, and then its body."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", alias="ALERTBOT_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field("text", alias="ALERTBOT_LOG_FORMAT")
@@ -175,6 +180,21 @@ class Settings(BaseSettings):
         if interval < timedelta(seconds=0.1):
             raise ValueError("must be at least 0.1 seconds")
         return interval
+
+    @field_validator("http_read_timeout", mode="before")
+    @classmethod
+    def _read_timeout(cls, value: Any) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            timeout = parse_duration(str(value))
+        except (ValueError, OverflowError):
+            raise ValueError(
+                f"expected seconds or a duration such as 10, 10s or 1m, got {str(value)[:20]!r}"
+            ) from None
+        if not timedelta(seconds=0.1) <= timeout <= timedelta(hours=1):
+            raise ValueError("must be between 0.1 seconds and 1 hour")
+        return timeout
 
     @field_validator("demo", mode="before")
     @classmethod

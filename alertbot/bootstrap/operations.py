@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from alertbot.bootstrap.app import App
 from alertbot.bootstrap.parts import Installed
 from alertbot.config import SECRET_VARIABLES, ConfigError, Settings, load_settings
+from alertbot.http.limits import HttpLimits
 from alertbot.http.server import WebServer
 from alertbot.services.ops_monitor import OpsMonitor, parse_destination
 from alertbot.services.retention import Retention
@@ -64,7 +65,9 @@ def web_server(app: App, *, port: int | None = None) -> WebServer:
                      webhook_secret=lambda: app.settings.webhook_secret,
                      host=app.settings.http_host,
                      port=app.settings.http_port if port is None else port,
-                     quota=app.source_parts.quota)
+                     quota=app.source_parts.quota,
+                     limits=HttpLimits(app.settings.http_max_connections,
+                                       app.settings.http_read_timeout.total_seconds()))
 
 
 class Reloader:

@@ -3,7 +3,10 @@
 Readings are validated by the same rules as polled rows (`parse_timestamp`,
 `parse_direction`, grades 0-100 with numbers accepted as strings), and accepted ones take the
 poller's own detect -> store -> dispatch path, so a pushed reading can never alert twice or
-move state backwards.
+move state backwards. Every hostile body (deep nesting, huge numbers, timestamps at the ends
+of the calendar) is a 400 or 422 naming the problem. Symbols the catalog does not know cost a
+Token Metrics lookup each, so at most MAX_NEW_SYMBOLS_PER_REQUEST of them are looked up per
+request and MAX_NEW_SYMBOLS_PER_MINUTE per minute; the rest are refused by name.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections import OrderedDict
-from collections.abc import Sequence
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,17 +33,27 @@ MAX_BODY = 64 * 1024
 MAX_READINGS = 500
 MAX_REMEMBERED = 100_000
 """Signatures kept for replay detection; only requests signed with the secret are kept."""
+MAX_TOKEN_ID = 2**63 - 1
+"""The largest id the store can hold (SQLite INTEGER)."""
+EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
+"""No crypto reading predates the first Bitcoin block."""
+MAX_NEW_SYMBOLS_PER_REQUEST = 10
+MAX_NEW_SYMBOLS_PER_MINUTE = 30
+NAMED = 5
+"""Symbols or problems named in one error message; the rest are counted."""
 
 
 class IngestError(Exception):
     """A rejected request: HTTP status and a message that is safe to return."""
 
-    def __init__(self, status: int, message: str, result: str) -> None:
+    def __init__(self, status: int, message: str, result: str,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.result = result
         """Metric label: why it was rejected."""
+        self.headers = dict(headers or {})
 
 
 class PushedReading(BaseModel):
@@ -68,8 +82,12 @@ class PushedReading(BaseModel):
     def _token_id(cls, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("must be a positive integer")
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            if len(value.strip()) > len(str(MAX_TOKEN_ID)):
+                raise ValueError(f"must be at most {MAX_TOKEN_ID}")
+            value = int(value.strip())
+        if isinstance(value, int) and value > MAX_TOKEN_ID:
+            raise ValueError(f"must be at most {MAX_TOKEN_ID}")
         return value
 
     @field_validator("value", mode="before")
@@ -83,9 +101,14 @@ class PushedReading(BaseModel):
     @classmethod
     def _timestamp(cls, value: Any) -> datetime:
         try:
-            return parse_timestamp(value)
+            parsed = parse_timestamp(value)
+        except OverflowError:
+            raise ValueError("is outside the range of dates (year 1 to 9999 in UTC)") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"expected ISO-8601, e.g. 2026-11-27T00:00:00Z ({exc})") from None
+        if parsed < EARLIEST:
+            raise ValueError(f"is before {EARLIEST:%Y-%m-%d}, earlier than any crypto reading")
+        return parsed
 
     @classmethod
     def parse(cls, raw: Any) -> PushedReading:
@@ -106,7 +129,7 @@ def _signal_value(value: Any) -> Any:
         return value
     try:
         number = parse_direction(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _FieldProblem("a signal must be 1, -1, bullish or bearish") from None
     if number == 0:
         raise _FieldProblem("a signal must be 1 (bullish) or -1 (bearish), not neutral")
@@ -118,7 +141,7 @@ def _grade_value(value: Any) -> Any:
         return value
     try:
         number = float(value.strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _FieldProblem("a grade must be a number from 0 to 100") from None
     if not math.isfinite(number) or not 0 <= number <= 100:
         raise _FieldProblem("a grade must be a number from 0 to 100")
@@ -132,6 +155,8 @@ def parse_body(body: bytes, now: datetime,
         data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise IngestError(400, "body is not UTF-8 text", "malformed") from None
+    except RecursionError:
+        raise IngestError(400, "body is nested too deeply to be a reading", "malformed") from None
     except ValueError as exc:
         raise IngestError(400, f"body is not valid JSON: {exc}", "malformed") from None
     items = data if isinstance(data, list) else [data]
@@ -208,20 +233,98 @@ class ReplayGuard:
         return len(self._seen)
 
 
-async def resolve_tokens(readings: Sequence[PushedReading], store: Catalog,
-                         lookup: Lookup) -> dict[tuple[str, int | None], Token]:
-    """Catalog tokens for each (symbol, token_id); IngestError (422) when one is unknown."""
+@dataclass(slots=True)
+class ResolveBudget:
+    """How many unknown symbols push ingest may look up: per request and per sliding minute."""
+
+    per_request: int = MAX_NEW_SYMBOLS_PER_REQUEST
+    per_minute: int = MAX_NEW_SYMBOLS_PER_MINUTE
+    clock: Callable[[], float] = time.monotonic
+    _spent: deque[float] = field(default_factory=deque)
+
+    def available(self) -> int:
+        """Lookups allowed in this request right now."""
+        now = self.clock()
+        while self._spent and self._spent[0] <= now - 60.0:
+            self._spent.popleft()
+        return max(0, min(self.per_request, self.per_minute - len(self._spent)))
+
+    def spend(self) -> None:
+        """Count one lookup."""
+        self._spent.append(self.clock())
+
+    def retry_after(self) -> int:
+        """Seconds until the oldest lookup of the minute stops counting."""
+        if len(self._spent) < self.per_minute:
+            return 0
+        return max(1, math.ceil(self._spent[0] + 60.0 - self.clock()))
+
+
+async def resolve_tokens(readings: Sequence[PushedReading], store: Catalog, lookup: Lookup,
+                         budget: ResolveBudget | None = None,
+                         ) -> dict[tuple[str, int | None], Token]:
+    """Catalog tokens for each (symbol, token_id); IngestError (422) when one is unknown.
+
+    Catalog hits cost nothing; each symbol the catalog lacks costs one lookup (counted by
+    the source against its lookup reserve), within `budget`. Symbols over the budget are
+    refused by name and can be sent again later.
+    """
+    budget = budget or ResolveBudget()
     resolved: dict[tuple[str, int | None], Token] = {}
     problems: list[str] = []
+    unknown: list[tuple[str, int | None]] = []
     for key in dict.fromkeys((r.symbol, r.token_id) for r in readings):
         symbol, token_id = key
         try:
-            resolved[key] = await _resolve(symbol, token_id, store, lookup)
+            token = await _known(symbol, token_id, store, lookup)
         except LookupFailed as exc:
             problems.append(str(exc))
+            continue
+        if token is None:
+            unknown.append(key)
+        else:
+            resolved[key] = token
+    allowed = budget.available()
+    for key in unknown[:allowed]:
+        budget.spend()
+        try:
+            resolved[key] = await _resolve(key[0], key[1], store, lookup)
+        except LookupFailed as exc:
+            problems.append(str(exc))
+    headers: dict[str, str] = {}
+    rest = list(dict.fromkeys(symbol for symbol, _ in unknown[allowed:]))
+    if rest:
+        named = ", ".join(rest[:NAMED]) + (f" (and {len(rest) - NAMED} more)"
+                                           if len(rest) > NAMED else "")
+        if allowed < budget.per_request:
+            wait = budget.retry_after()
+            headers["Retry-After"] = str(wait)
+            problems.insert(0, f"at most {budget.per_minute} unknown symbols are looked up per "
+                               f"minute; not looked up: {named}; send them again in {wait} s.")
+        else:
+            problems.insert(0, f"at most {budget.per_request} unknown symbols are looked up per "
+                               f"request; not looked up: {named}; send them again in a later "
+                               f"request.")
     if problems:
-        raise IngestError(422, " ".join(problems[:5]), "unknown_token")
+        raise IngestError(422, " ".join(problems[:NAMED]), "unknown_token", headers)
     return resolved
+
+
+async def _known(symbol: str, token_id: int | None, store: Catalog,
+                 lookup: Lookup) -> Token | None:
+    """The token when the catalog alone decides it (no API call), None when it cannot."""
+    if token_id is None:
+        if not await store.tokens_by_symbol(symbol):
+            return None
+        return await lookup.resolve(symbol)  # answered from the catalog
+    known = await store.token(token_id)
+    if known is None:
+        if await store.tokens_by_symbol(symbol):
+            raise LookupFailed(f"No token with id {token_id} is known for {symbol}.")
+        return None
+    if known.symbol != symbol:
+        raise LookupFailed(f"Token id {token_id} is {known.symbol}, not {symbol}.")
+    return known
 
 
 async def _resolve(symbol: str, token_id: int | None, store: Catalog, lookup: Lookup) -> Token:

@@ -1,7 +1,9 @@
 """HTTP endpoints: /healthz, /readyz, /metrics and the signed push ingest /hooks/signals.
 
 Runs as a background job of `alertbot run` on ALERTBOT_HTTP_HOST:ALERTBOT_HTTP_PORT (port 0
-disables it). Every response body passes through the redactor.
+disables it). Every response body passes through the redactor. Connections are capped and
+reads are bounded in time (see limits.py); refusals are counted and summarised, never logged
+one traceback at a time.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,9 +26,19 @@ from alertbot.http.ingest import (
     MAX_BODY,
     IngestError,
     ReplayGuard,
+    ResolveBudget,
     parse_body,
     resolve_tokens,
     to_readings,
+)
+from alertbot.http.limits import (
+    SUMMARY_INTERVAL,
+    ConnectionGuard,
+    GuardedSite,
+    HttpLimits,
+    RefusalLog,
+    descriptor_cap,
+    server_logger,
 )
 from alertbot.observability.logs import Redactor, correlation_id
 from alertbot.observability.metrics import CONTENT_TYPE, Metrics, QuotaProbe
@@ -40,6 +52,8 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0
 INGEST_PATH = "/hooks/signals"
+LOGGED_STATUSES = (422,)
+"""Rejections logged one by one: only signed requests get this far, the rest are summarised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +72,8 @@ class WebServer:
                  metrics: Metrics, redactor: Redactor, health: Mapping[str, Probe],
                  webhook_secret: Callable[[], SecretStr | None], host: str = "127.0.0.1",
                  port: int = 0, quota: QuotaProbe | None = None, started: datetime | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, limits: HttpLimits | None = None,
+                 summary_every: float = SUMMARY_INTERVAL) -> None:
         self._store = store
         self._poller = poller
         self._lookup = lookup
@@ -74,14 +89,26 @@ class WebServer:
         self._started = started or clock.now()
         self._wall = wall
         self._replays = ReplayGuard()
+        self._resolutions = ResolveBudget()
         self._runner: web.AppRunner | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        limits = limits or HttpLimits()
+        cap = descriptor_cap(limits.max_connections)
+        if cap < limits.max_connections:
+            log.warning("ALERTBOT_HTTP_MAX_CONNECTIONS=%d would exceed the open-file limit; "
+                        "using %d", limits.max_connections, cap)
+            limits = HttpLimits(cap, limits.read_timeout)
+        self.limits = limits
+        self._summary_every = summary_every
+        self._refusals = RefusalLog(interval=summary_every, on_refusal=metrics.http_refused)
+        self._guard = ConnectionGuard(limits, self._refusals)
         self.port = 0
 
     # ------------------------------------------------------------------ lifecycle
 
     def application(self) -> web.Application:
         """Routes and handlers."""
-        application = web.Application(client_max_size=MAX_BODY)
+        application = web.Application(client_max_size=MAX_BODY, middlewares=[self._guarded])
         application.router.add_get("/healthz", self._healthz)
         application.router.add_get("/readyz", self._readyz)
         application.router.add_get("/metrics", self._metrics_page)
@@ -90,10 +117,14 @@ class WebServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (useful when `port` is 0 in tests)."""
+        timeout = self.limits.read_timeout
         runner = web.AppRunner(self.application(), access_log=None, handle_signals=False,
-                               shutdown_timeout=2.0)
+                               shutdown_timeout=2.0, keepalive_timeout=timeout,
+                               lingering_time=min(timeout, 2.0),
+                               logger=server_logger(self._refusals))
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = GuardedSite(runner, host, port, self._guard,
+                           backlog=min(128, self.limits.max_connections))
         try:
             await site.start()
         except BaseException:
@@ -101,13 +132,57 @@ class WebServer:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
+        self._flusher = asyncio.create_task(self._summaries())
         return self.port
 
     async def stop(self) -> None:
         """Stop listening (idempotent)."""
         runner, self._runner = self._runner, None
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.cancel()
         if runner is not None:
             await runner.cleanup()
+        self.log_refusals()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open right now."""
+        return len(self._guard)
+
+    def log_refusals(self, *, force: bool = True) -> None:
+        """Log the refusal summary line (when one is due, unless `force`)."""
+        line = self._refusals.due(force=force)
+        if line is not None:
+            log.warning(line)
+
+    async def _summaries(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self._summary_every))
+            self.log_refusals(force=False)
+
+    @web.middleware
+    async def _guarded(self, request: web.Request,
+                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                       ) -> web.StreamResponse:
+        """Mark the connection busy while a handler runs; no handler error escapes as a trace."""
+        connection = self._guard.connection(request)
+        if connection is not None:
+            connection.request_started()
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            self._refusals.note("error")
+            if self._refusals.first_error():
+                log.exception("HTTP %s %s failed", request.method, request.path)
+            response = web.json_response({"error": "internal error"}, status=500)
+            response.force_close()
+            return response
+        finally:
+            if connection is not None:
+                connection.request_finished()
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Background job: listen on the configured address until `stop`."""
@@ -212,20 +287,31 @@ class WebServer:
             # Without a secret nothing could be verified: the endpoint does not exist.
             raise web.HTTPNotFound(text="push ingest is off (ALERTBOT_WEBHOOK_SECRET unset)\n")
         token = correlation_id.set(f"push-{uuid.uuid4().hex[:8]}")
+        connection = self._guard.connection(request)
         try:
             summary = await self._accept(request, secret.get_secret_value())
         except IngestError as exc:
             self._metrics.ingest_result(exc.result)
+            # A connection the server closed itself (over the cap) was counted when closed.
+            if exc.result != "client_gone" or (connection is not None
+                                               and not connection.refused):
+                self._refusals.note(exc.result)
             message = self._redactor(exc.message)
-            log.info("push ingest rejected (%d): %s", exc.status, message)
-            return web.json_response({"error": message}, status=exc.status)
+            log.log(logging.INFO if exc.status in LOGGED_STATUSES else logging.DEBUG,
+                    "push ingest rejected (%d): %s", exc.status, message)
+            response = web.json_response({"error": message}, status=exc.status,
+                                         headers=exc.headers)
+            if exc.status not in LOGGED_STATUSES:
+                # The body may be unread or the client hostile: do not wait for more.
+                response.force_close()
+            return response
         finally:
             correlation_id.reset(token)
         self._metrics.ingest_result("accepted")
         return web.json_response(summary)
 
     async def _accept(self, request: web.Request, secret: str) -> dict[str, Any]:
-        body = await _read_limited(request)
+        body = await _read_limited(request, self.limits.read_timeout)
         now = self._wall()
         try:
             timestamp = verify(secret, request.headers.get(SIGNATURE_HEADER), body, now)
@@ -237,7 +323,7 @@ class WebServer:
         if not self._replays.first_use(sign(secret, body, timestamp), timestamp, now):
             raise IngestError(401, "signature already used (replayed request)", "replayed")
         pushed = parse_body(body, self._clock.now())
-        tokens = await resolve_tokens(pushed, self._store, self._lookup)
+        tokens = await resolve_tokens(pushed, self._store, self._lookup, self._resolutions)
         readings = to_readings(pushed, tokens)
         report = await self._poller.ingest(readings, tokens=list(dict.fromkeys(tokens.values())))
         self._metrics.count_changes(report.changes)
@@ -252,13 +338,29 @@ def _outcomes(outcomes: Mapping[Any, int]) -> dict[str, int]:
     return {str(k): v for k, v in sorted(outcomes.items(), key=lambda kv: str(kv[0]))}
 
 
-async def _read_limited(request: web.Request) -> bytes:
+async def _read_limited(request: web.Request, read_timeout: float) -> bytes:
     too_large = IngestError(413, f"request body larger than {MAX_BODY} bytes", "too_large")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise too_large
     body = bytearray()
-    async for chunk in request.content.iter_chunked(16 * 1024):
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise too_large
+    try:
+        async with asyncio.timeout(read_timeout):
+            async for chunk in request.content.iter_chunked(16 * 1024):
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise too_large
+    except TimeoutError:
+        raise IngestError(408, f"request body not received within {read_timeout:g} s",
+                          "timeout") from None
+    except ConnectionError:
+        raise IngestError(400, "the client went away before the body was complete",
+                          "client_gone") from None
+    except web.RequestPayloadError as exc:
+        raise IngestError(400, f"request body could not be read: {exc}", "malformed") from None
+    except RuntimeError:
+        # aiohttp's "Connection closed." when the body is read after the connection ended.
+        if request.transport is None or request.transport.is_closing():
+            raise IngestError(400, "the client went away before the body was complete",
+                              "client_gone") from None
+        raise
     return bytes(body)

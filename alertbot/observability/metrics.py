@@ -95,6 +95,10 @@ class Metrics(PollObserver, DispatchObserver):
                                     registry=r)
         self.ingest = Counter("alertbot_ingest_requests",
                               "Push ingest requests by result", ["result"], registry=r)
+        self.http_refusals = Counter("alertbot_http_refused",
+                                     "HTTP requests and connections refused, by reason "
+                                     "(timeout, over_capacity, too_large, bad_request, …)",
+                                     ["reason"], registry=r)
         self.ops_events = Counter("alertbot_ops_events",
                                   "Operator alerts raised, by code", ["code"], registry=r)
         self.scrape_errors = Counter("alertbot_metrics_scrape_errors",
@@ -153,6 +157,10 @@ class Metrics(PollObserver, DispatchObserver):
     def ingest_result(self, result: str) -> None:
         """A push ingest request ended with this result."""
         self.ingest.labels(result=result).inc()
+
+    def http_refused(self, reason: str) -> None:
+        """The HTTP server refused a request or closed a connection for this reason."""
+        self.http_refusals.labels(reason=reason).inc()
 
     # ------------------------------------------------------------------ scrape
 

@@ -111,3 +111,32 @@ def test_settings_ops_destination_needs_its_platform(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ALERTBOT_OPS_DESTINATION", "discord:123")
     with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN"):
         load_settings(None)
+
+
+def test_settings_http_limits_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(None)
+    assert settings.http_max_connections == 256
+    assert settings.http_read_timeout == timedelta(seconds=10)
+    monkeypatch.setenv("ALERTBOT_HTTP_MAX_CONNECTIONS", "50")
+    monkeypatch.setenv("ALERTBOT_HTTP_READ_TIMEOUT", "2.5s")
+    settings = load_settings(None)
+    assert settings.http_max_connections == 50
+    assert settings.http_read_timeout == timedelta(seconds=2.5)
+
+
+@pytest.mark.parametrize(("variable", "value", "fragment"), [
+    ("ALERTBOT_HTTP_MAX_CONNECTIONS", "0", "greater than or equal to 1"),
+    ("ALERTBOT_HTTP_MAX_CONNECTIONS", "lots", "valid integer"),
+    ("ALERTBOT_HTTP_READ_TIMEOUT", "soon", "expected seconds or a duration"),
+    ("ALERTBOT_HTTP_READ_TIMEOUT", "inf", "expected seconds or a duration"),
+    ("ALERTBOT_HTTP_READ_TIMEOUT", "0.01", "between 0.1 seconds and 1 hour"),
+    ("ALERTBOT_HTTP_READ_TIMEOUT", "2h", "between 0.1 seconds and 1 hour"),
+])
+def test_settings_bad_http_limit_names_the_variable(monkeypatch: pytest.MonkeyPatch,
+                                                    variable: str, value: str,
+                                                    fragment: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None)
+    (problem,) = excinfo.value.problems
+    assert problem.startswith(f"{variable}: ") and fragment in problem, problem

@@ -110,3 +110,24 @@ def test_replay_guard_bounded_by_limit() -> None:
     for i in range(5):
         assert guard.first_use(f"s{i}", 1000, now=1000.0)
     assert len(guard) == 3
+
+
+@pytest.mark.parametrize(("raw", "status", "message"), [
+    (b"[" * 30_000 + b"]" * 30_000, 400, "body is nested too deeply"),
+    (body({**GOOD, "token_id": 10**30}), 422, "token_id: must be at most 9223372036854775807"),
+    (body({**GOOD, "token_id": "9" * 5000}), 422, "token_id: must be at most"),
+    (body({**GOOD, "timestamp": "0001-01-01T00:00:00+01:00"}), 422,
+     "timestamp: is outside the range of dates"),
+    (body({**GOOD, "timestamp": "9999-12-31T23:59:59-01:00"}), 422,
+     "timestamp: is outside the range of dates"),
+    (body({**GOOD, "timestamp": "0001-01-01T00:00:00Z"}), 422, "timestamp: is before 2009-01-03"),
+    (body({**GOOD, "timestamp": "9999-12-31T23:59:59Z"}), 422, "timestamp: is in the future"),
+    (body({**GOOD, "value": 10**400}), 422, "value: a signal must be"),
+    (body({**GOOD, "kind": "tm_grade", "value": 10**400}), 422, "value: a grade must be"),
+])
+def test_parse_body_hostile_values_rejected_not_raised(raw: bytes, status: int,
+                                                       message: str) -> None:
+    with pytest.raises(IngestError) as caught:
+        parse_body(raw, NOW)
+    assert (caught.value.status, message in caught.value.message) == (status, True), \
+        caught.value.message
