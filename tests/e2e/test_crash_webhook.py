@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.e2e.process import Alertbot, clean_env, run_alertbot
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.support import eventually
 
 KILLS = 20
 IN_FLIGHT_SLACK = 0.1
@@ -33,8 +34,13 @@ async def test_crash_sigkill_loses_nothing_and_duplicates_only_in_flight(tmp_pat
 
         kills: list[float] = []
         for _ in range(KILLS):
+            before = len(receiver.received)
             bot = await Alertbot(["run"], env, tmp_path).start()
-            await asyncio.sleep(rng.uniform(0.5, 1.3))
+            # Kill while delivering: after this run's first request (a loaded machine starts
+            # slower), at a random moment of the burst.
+            await eventually(lambda n=before: len(receiver.received) > n, timeout=30,
+                             what="a delivery from the restarted bot")
+            await asyncio.sleep(rng.uniform(0.0, 0.8))
             kills.append(time.monotonic())
             assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL
         assert receiver.received, "nothing was delivered before the kills"
