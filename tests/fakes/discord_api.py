@@ -536,6 +536,7 @@ class FakeDiscord:
         self._global_window = SlidingWindow(*global_limit)
         self._channel_windows: dict[int, SlidingWindow] = {}
         self._webhook_windows: dict[int, SlidingWindow] = {}
+        self._broken_webhook_bodies = 0
         self._nonces: dict[tuple[int, str], tuple[float, dict[str, Any]]] = {}
         self._nonce_order: deque[tuple[float, tuple[int, str]]] = deque()
         self._sessions: dict[str, _Session] = {}
@@ -682,6 +683,13 @@ class FakeDiscord:
         self._failures.setdefault(route_kind, deque()).append(
             _Failure(status, code, text, retry_after, scope, times)
         )
+
+    def break_webhook_bodies(self, times: int = 1) -> None:
+        """Answer the next ``times`` webhook executions 200 with a truncated JSON body.
+
+        Nothing is posted: as when a proxy or an overloaded edge cuts the answer short.
+        """
+        self._broken_webhook_bodies += times
 
     def set_response_delay(self, route_kind: RouteKind, seconds: float) -> None:
         """Delay responses of one route kind (real seconds, after the request is recorded)."""
@@ -1656,6 +1664,10 @@ class FakeDiscord:
         if isinstance(admitted, web.Response):
             return admitted
         headers, payload, files = admitted
+        if self._broken_webhook_bodies > 0:
+            self._broken_webhook_bodies -= 1
+            return web.Response(body=b'{"id": "12', status=200,
+                                headers={**headers, "Content-Type": _JSON})
         wait_flag = request.query.get("wait", "false").lower() in ("1", "true")
         thread_id = int(request.query["thread_id"]) if request.query.get("thread_id") else None
         channel_id = thread_id or hook.channel_id

@@ -288,6 +288,24 @@ async def test_discord_webhook_wrong_token_raises_destination_gone(
     assert caught.value.destination_gone and "w" * 68 not in caught.value.reason
 
 
+async def test_discord_webhook_malformed_json_answer_is_retryable_not_gone(
+    fake_discord: FakeDiscord,
+) -> None:
+    hook = fake_discord.add_webhook()
+    fake_discord.break_webhook_bodies()
+    target = Target(Destination("discord", address_id(hook.url), str(THREAD_ID)), hook.url)
+    async with aiohttp.ClientSession() as session:
+        notifier = DiscordNotifier(session)
+        with pytest.raises(DeliveryError) as caught:
+            await notifier.send(target, render_change(flip()), key=KEY, silent=False)
+        error = caught.value
+        assert error.retryable and not error.destination_gone
+        assert "malformed" in error.reason and hook.token not in f"{error} {error!r}"
+        await notifier.send(target, render_change(flip()), key=KEY, silent=False)
+    [execution] = fake_discord.webhook_executions
+    assert execution.thread_id == THREAD_ID
+
+
 def test_validate_discord_webhook_url_rejects_other_hosts_without_echo() -> None:
     good = "https://discord.com/api/webhooks/123456789012345678/" + "t" * 68
     assert validate_discord_webhook_url(good) == good
