@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -495,3 +496,14 @@ async def test_complete_symbol_prefix_returns_known_tokens(world: World) -> None
     await world.store.upsert_tokens([BTC, ETH], NOW)
     assert [t.symbol for t in await world.core.complete_symbol("bt")] == ["BTC"]
     assert await world.core.complete_symbol("  ") == []
+
+
+async def test_commands_concurrent_quiet_and_mute_keep_both(world: World) -> None:
+    await asyncio.gather(world.core.handle(admin(), "quiet", "22:00-07:00 Europe/Berlin"),
+                         world.core.handle(admin(), "mute", "2h"),
+                         world.core.handle(admin(), "throttle", "4 30m"))
+    info = await world.store.destination(GROUP)
+    assert info is not None
+    assert info.policy.quiet == QuietHours(time(22), time(7), "Europe/Berlin")
+    assert info.policy.mute_until == NOW + timedelta(hours=2)
+    assert (info.policy.max_alerts, info.policy.window) == (4, timedelta(minutes=30))
