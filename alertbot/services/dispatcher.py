@@ -234,8 +234,11 @@ class Dispatcher:
                 if committed:
                     continue
                 return
-            sent = await self._store.sent_times(destination, now - info.policy.window)
-            plan = throttle.plan(info.policy, due, sent, now)
+            # Re-read: a moderator may have changed the policy while this lane ran.
+            current = await self._store.destination(destination)
+            policy = current.policy if current is not None else info.policy
+            sent = await self._store.sent_times(destination, now - policy.window)
+            plan = throttle.plan(policy, due, sent, now)
             singles = {d.row_id: d for d in plan.singles}
             by_row = {a.row_id: a for a in due}
             keys = PlanKeys(
