@@ -160,7 +160,11 @@ async def _cmd_lookup(app: App, args: argparse.Namespace) -> int:
     except LookupFailed as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILURE
-    snapshot = await app.lookup.snapshot(token)
+    try:
+        snapshot = await app.lookup.snapshot(token)
+    except LookupFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
     for message in (render_signal_lookup(snapshot),
                     render_grade_lookup(snapshot, app.rules.band_label)):
         print(message.title)

@@ -144,7 +144,10 @@ class CommandCore:
         token = await self._resolve(symbol)
         if isinstance(token, Reply):
             return token
-        snapshot = await self._lookup.snapshot(token, (Kind.SIGNAL, Kind.HOURLY))
+        try:
+            snapshot = await self._lookup.snapshot(token, (Kind.SIGNAL, Kind.HOURLY))
+        except LookupFailed as exc:
+            return fail(ReplyKind.NOT_FOUND, str(exc))
         return Reply(self._missing(snapshot.missing), message=render_signal_lookup(snapshot))
 
     async def grade(self, caller: Caller, symbol: str) -> Reply:
@@ -152,7 +155,10 @@ class CommandCore:
         token = await self._resolve(symbol)
         if isinstance(token, Reply):
             return token
-        snapshot = await self._lookup.snapshot(token, (Kind.TM_GRADE, Kind.FUNDAMENTAL))
+        try:
+            snapshot = await self._lookup.snapshot(token, (Kind.TM_GRADE, Kind.FUNDAMENTAL))
+        except LookupFailed as exc:
+            return fail(ReplyKind.NOT_FOUND, str(exc))
         return Reply(self._missing(snapshot.missing),
                      message=render_grade_lookup(snapshot, self._band_label))
 

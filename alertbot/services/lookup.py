@@ -99,7 +99,11 @@ class Lookup:
         return await _shared(self._resolving, symbol, call)
 
     async def snapshot(self, token: Token, kinds: Sequence[Kind] = ALL_KINDS) -> Snapshot:
-        """Current values of a token: stored when fresh, else fetched (cached, shared)."""
+        """Current values of a token: stored when fresh, else fetched (cached, shared).
+
+        Raises LookupFailed when the source rejects its credentials; other source failures
+        leave the kinds missing.
+        """
         now = self._clock.now()
         self._recent[token.token_id] = now
         states = await self._store.load_states([token.token_id])
@@ -143,6 +147,9 @@ class Lookup:
         try:
             batch = await self._source.fetch([token.token_id], kinds, now)
         except SourceError as exc:
+            if exc.auth:
+                # Not "no data": nothing will answer until the operator fixes the key.
+                raise LookupFailed(f"Cannot look {token.symbol} up: {exc}") from None
             log.warning("lookup of %s failed: %s", token.symbol, exc)
             return _Cached(now + timedelta(seconds=30), {}, kinds)
         entries = {r.kind: r for r in sorted(batch.readings, key=lambda r: r.source_ts)

@@ -34,7 +34,7 @@ from alertbot.domain.policy import (
     update_policy,
 )
 from alertbot.domain.why import explain
-from alertbot.ports.source import Batch
+from alertbot.ports.source import Batch, SourceError
 from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.lookup import Lookup
 from alertbot.store.sqlite import SqliteStore
@@ -507,3 +507,21 @@ async def test_commands_concurrent_quiet_and_mute_keep_both(world: World) -> Non
     assert info.policy.quiet == QuietHours(time(22), time(7), "Europe/Berlin")
     assert info.policy.mute_until == NOW + timedelta(hours=2)
     assert (info.policy.max_alerts, info.policy.window) == (4, timedelta(minutes=30))
+
+
+class RejectingSource(TableSource):
+    """The source's key was rejected: every fetch fails as a whole."""
+
+    async def fetch(self, token_ids: Sequence[int], kinds: Collection[Kind],
+                    now: datetime) -> Batch:
+        raise SourceError("Token Metrics rejected TOKENMETRICS_API_KEY (HTTP 401)", auth=True)
+
+
+async def test_commands_signal_with_rejected_key_says_so_not_no_data(world: World) -> None:
+    lookup = Lookup(world.store, RejectingSource(), world.clock, fresh_for=timedelta(minutes=5))
+    core = CommandCore(world.store, lookup, world.clock, band_label=Rules().band_label)
+    await world.store.upsert_tokens([BTC], NOW)
+    for command in ("signal", "grade"):
+        reply = await core.handle(member(), command, "BTC")
+        assert reply.kind is ReplyKind.NOT_FOUND and reply.message is None
+        assert "rejected TOKENMETRICS_API_KEY" in reply.text
