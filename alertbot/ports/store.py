@@ -450,6 +450,16 @@ class Meta(Protocol):
         """Set a bookkeeping value (replaces the previous one)."""
         ...
 
+    async def update_meta(self, key: str, change: Callable[[str | None], str | None]) -> str | None:
+        """Read, change and write one value atomically, also against other processes.
+
+        `change` gets the current value (None when never set) and returns the new one; None
+        or the same value writes nothing. Returns the value stored afterwards. Counters
+        that several processes share (API calls) are kept this way, never read and
+        written in two steps.
+        """
+        ...
+
 
 class Maintenance(Protocol):
     """Lifecycle, health and housekeeping of the database.
