@@ -193,8 +193,9 @@ async def test_telegram_send_rejected_token_holds_the_whole_platform(tg: FakeTel
             await sender.check()
     finally:
         await sender.close()
-    assert caught.value.rate_limited and caught.value.global_limit
-    assert "999:WRONG" not in caught.value.reason
+    error = caught.value
+    assert error.credentials and error.global_limit and not error.rate_limited
+    assert "TELEGRAM_BOT_TOKEN" in error.reason and "999:WRONG" not in error.reason
 
 
 async def test_telegram_check_names_the_bot(notifier: TelegramNotifier) -> None:
