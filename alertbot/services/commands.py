@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_SUBSCRIPTIONS = 100
 """Per destination: enough for any real channel, small enough to keep /subscriptions short."""
 WHY_LIMIT = 5
+INTERNAL_FAILURE = "Sorry, something went wrong on our side; please try again in a minute."
 
 ModeratorCheck = Callable[[], Awaitable[bool]]
 
@@ -107,8 +108,19 @@ class CommandCore:
         self._band_label = band_label
 
     async def handle(self, caller: Caller, command: str, text: str = "") -> Reply:
-        """Run a command by name (without the slash) with the text typed after it."""
+        """Run a command by name (without the slash) with the text typed after it.
+
+        A failure on our side (the store, a bug) is logged and answered as such, never as a
+        mistake of the caller.
+        """
         name = command.strip().lower().lstrip("/")
+        try:
+            return await self._handle(caller, name, text)
+        except Exception:
+            log.exception("/%s in %s failed", echo(name), caller.destination)
+            return fail(ReplyKind.INTERNAL, INTERNAL_FAILURE)
+
+    async def _handle(self, caller: Caller, name: str, text: str) -> Reply:
         args = split_args(text)
         if name in ("signal", "grade"):
             if len(args) != 1:

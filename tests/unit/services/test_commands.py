@@ -525,3 +525,11 @@ async def test_commands_signal_with_rejected_key_says_so_not_no_data(world: Worl
         reply = await core.handle(member(), command, "BTC")
         assert reply.kind is ReplyKind.NOT_FOUND and reply.message is None
         assert "rejected TOKENMETRICS_API_KEY" in reply.text
+
+
+async def test_handle_internal_failure_says_our_side_not_not_found(world: World) -> None:
+    await world.store.close()  # every store call now fails
+    for command, args in [("subscriptions", ""), ("why", ""), ("quiet", "off")]:
+        reply = await world.core.handle(admin(), command, args)
+        assert reply.kind is ReplyKind.INTERNAL, (command, reply)
+        assert "went wrong on our side" in reply.text and "not found" not in reply.text.lower()
