@@ -351,6 +351,8 @@ class _Failure:
     retry_after: float
     scope: str
     times: int
+    edge_headers: Mapping[str, str] | None = None
+    """Set: answer as Cloudflare's edge does (HTML body, no Via) with these headers."""
 
 
 @dataclass
@@ -682,6 +684,16 @@ class FakeDiscord:
         )
         self._failures.setdefault(route_kind, deque()).append(
             _Failure(status, code, text, retry_after, scope, times)
+        )
+
+    def edge_ban_next(self, route_kind: RouteKind, retry_after: str, times: int = 1) -> None:
+        """Answer the next requests 429 as Cloudflare's edge does: HTML, no Via header.
+
+        ``retry_after`` is the raw Retry-After header (delta-seconds or an HTTP-date);
+        discord.py raises HTTPException at once for such an answer (http.py, "Via").
+        """
+        self._failures.setdefault(route_kind, deque()).append(
+            _Failure(429, 0, "", 0.0, "user", times, edge_headers={"Retry-After": retry_after})
         )
 
     def break_webhook_bodies(self, times: int = 1) -> None:
@@ -1100,6 +1112,10 @@ class FakeDiscord:
             failure.times -= 1
             if failure.times <= 0:
                 queue.popleft()
+            if failure.edge_headers is not None:
+                return web.Response(status=failure.status, headers=failure.edge_headers,
+                                    text="<html><body>1015: You are being rate limited</body>"
+                                         "</html>", content_type="text/html")
             if failure.status == 429:
                 return self._rate_limited(
                     failure.retry_after, scope=failure.scope, request=request, code=failure.code

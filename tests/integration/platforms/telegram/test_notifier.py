@@ -142,6 +142,10 @@ FAULTS = [
     (Fault.server_error(502), {"retryable": True, "destination_gone": False},
      "Telegram unreachable: "),
     (Fault.server_error(500), {"retryable": True}, "Telegram unreachable: "),
+    # A 429 without parameters.retry_after (a proxy in front of the Bot API): PTB does not
+    # read HTTP headers, so it is retried with backoff, never dead-lettered.
+    (Fault.error(429, "Too Many Requests"), {"retryable": True, "destination_gone": False,
+                                             "rate_limited": False}, "Telegram unreachable: "),
 ]
 
 
