@@ -185,11 +185,11 @@ async def _shared(table: dict[_K, asyncio.Future[_T]], key: _K,
     table[key] = future
     try:
         result = await call()
-    except asyncio.CancelledError:
-        future.set_exception(_LeaderCancelled())
-        raise
-    except BaseException as exc:
+    except Exception as exc:
         future.set_exception(exc)
+        raise
+    except BaseException:  # cancelled (or the process is ending): another caller takes over
+        future.set_exception(_LeaderCancelled())
         raise
     finally:
         if table.get(key) is future:
