@@ -160,7 +160,11 @@ async def _cmd_lookup(app: App, args: argparse.Namespace) -> int:
     except LookupFailed as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILURE
-    snapshot = await app.lookup.snapshot(token)
+    try:
+        snapshot = await app.lookup.snapshot(token)
+    except LookupFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
     for message in (render_signal_lookup(snapshot),
                     render_grade_lookup(snapshot, app.rules.band_label)):
         print(message.title)
@@ -300,15 +304,21 @@ async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
     quiet = args.quiet
     if quiet and args.tz and quiet.strip().lower() != "off":
         quiet = f"{quiet} {args.tz}"
+
+    def change(current: Policy) -> Policy:
+        return update_policy(current, now, max_alerts=args.max_alerts, window=args.window,
+                             quiet=quiet, mute=args.mute, unmute=args.unmute,
+                             settle=args.settle, modes=args.mode)
+
     try:
-        updated = update_policy(policy, now, max_alerts=args.max_alerts, window=args.window,
-                                quiet=quiet, mute=args.mute, unmute=args.unmute,
-                                settle=args.settle, modes=args.mode)
+        change(policy)  # validate before writing
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if updated != policy:
-        policy = updated
-        await app.store.set_policy(destination, policy, now, actor="cli")
+    # Read, change and write in one transaction: a chat command at the same time keeps its
+    # fields. Held alerts are decided again under the new policy by the running bot.
+    result = await app.store.change_policy(destination, change, now, actor="cli")
+    policy = result.after
+    if result.changed:
         print(f"{destination} updated")
     elif info is None:
         print(f"{destination} has no settings yet (defaults apply)")

@@ -70,7 +70,8 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     lookup = Lookup(store, parts.lookups, clock,
                     fresh_for=max(parts.interval * 3, timedelta(minutes=2)))
     poller.also_watch = lookup.recent_tokens
-    commands = CommandCore(store, lookup, clock, band_label=rules.band_label)
+    commands = CommandCore(store, lookup, clock, band_label=rules.band_label,
+                           on_policy_change=dispatcher.wake)
     app = App(settings, clock, store, parts, rules, poller, dispatcher, lookup, commands,
               redactor, session, Metrics(), observers, notifiers=notifiers, closers=closers,
               env_file=env_file)

@@ -18,6 +18,8 @@ class ReplyKind(enum.StrEnum):
     """The caller may not do this here."""
     NOT_FOUND = "not_found"
     """Unknown symbol, nothing to remove, lookup unavailable."""
+    INTERNAL = "internal"
+    """Something failed on our side (a bug, the database); nothing the caller did."""
 
 
 @dataclass(frozen=True, slots=True)

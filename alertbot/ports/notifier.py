@@ -49,23 +49,29 @@ class DeliveryError(Exception):
     rate_limited: the platform asked us to slow down; not a failure of the alert.
     destination_gone: the chat no longer accepts messages; pause its subscriptions.
     rekey_to: the chat moved to a new id (Telegram group -> supergroup); move and resend.
+    credentials: the platform refused the bot's own token; nothing is wrong with the alert
+    or the chat. Every send to the platform waits `retry_after`, and the alert is retried
+    without using up its attempts, so fixing the token resumes delivery.
     Anything else is permanent and dead-letters the message.
     """
 
     def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None,
                  rate_limited: bool = False, destination_gone: bool = False,
-                 rekey_to: str | None = None, global_limit: bool = False) -> None:
+                 rekey_to: str | None = None, global_limit: bool = False,
+                 credentials: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.retryable = retryable or rate_limited
+        self.retryable = retryable or rate_limited or credentials
         self.retry_after = retry_after
         self.rate_limited = rate_limited
         self.destination_gone = destination_gone
         self.rekey_to = rekey_to
         self.global_limit = global_limit
+        self.credentials = credentials
 
     def __repr__(self) -> str:
-        flags = [name for name in ("retryable", "rate_limited", "destination_gone", "global_limit")
+        flags = [name for name in ("retryable", "rate_limited", "destination_gone", "global_limit",
+                                   "credentials")
                  if getattr(self, name)]
         return f"DeliveryError({self.reason!r}, {', '.join(flags) or 'permanent'})"
 

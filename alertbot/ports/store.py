@@ -12,7 +12,7 @@ database cannot be used (not open, unreachable). Methods are safe to repeat unle
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -98,6 +98,21 @@ class DestinationInfo:
     label: str = ""
     paused_reason: str = ""
     paused_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """A destination's policy before and after `Destinations.change_policy`."""
+
+    before: Policy
+    after: Policy
+    released: int = 0
+    """Held rows made due at once, to be decided again under the new policy."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was written."""
+        return self.before != self.after
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +323,18 @@ class Destinations(Protocol):
         """Replace a destination's policy and audit it (`detail`, else the policy described)."""
         ...
 
+    async def change_policy(self, destination: Destination,
+                            change: Callable[[Policy], Policy], now: datetime, actor: str = "",
+                            detail: Callable[[Policy], str] | None = None) -> PolicyChange:
+        """Apply `change` to the current policy in one transaction (read, change, write).
+
+        Concurrent changes of different fields therefore never undo each other. When the
+        policy changed, it is audited (`detail(after)`, else the policy described) and every
+        held row of the destination becomes due now, so the dispatcher decides it again
+        under the new policy. An exception from `change` (e.g. ValueError) writes nothing.
+        """
+        ...
+
     async def pause(self, destination: Destination, reason: str, now: datetime) -> int:
         """Stop delivering to a destination; its queued rows are dead-lettered. Returns them."""
         ...
@@ -421,6 +448,16 @@ class Meta(Protocol):
 
     async def set_meta(self, key: str, value: str) -> None:
         """Set a bookkeeping value (replaces the previous one)."""
+        ...
+
+    async def update_meta(self, key: str, change: Callable[[str | None], str | None]) -> str | None:
+        """Read, change and write one value atomically, also against other processes.
+
+        `change` gets the current value (None when never set) and returns the new one; None
+        or the same value writes nothing. Returns the value stored afterwards. Counters
+        that several processes share (API calls) are kept this way, never read and
+        written in two steps.
+        """
         ...
 
 

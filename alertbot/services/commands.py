@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from alertbot.domain.commands import COMMANDS, Reply, ReplyKind, fail, ok, split_args
 from alertbot.domain.models import (
@@ -34,7 +35,7 @@ from alertbot.domain.policy import (
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.domain.why import explain
 from alertbot.ports.clock import Clock
-from alertbot.ports.store import CommandStore
+from alertbot.ports.store import CommandStore, PolicyChange
 from alertbot.services.lookup import Lookup, LookupFailed
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_SUBSCRIPTIONS = 100
 """Per destination: enough for any real channel, small enough to keep /subscriptions short."""
 WHY_LIMIT = 5
+INTERNAL_FAILURE = "Sorry, something went wrong on our side; please try again in a minute."
 
 ModeratorCheck = Callable[[], Awaitable[bool]]
 
@@ -97,15 +99,28 @@ class CommandCore:
     """Handlers for every chat command; one instance serves every platform and chat."""
 
     def __init__(self, store: CommandStore, lookup: Lookup, clock: Clock, *,
-                 band_label: Callable[[float], str]) -> None:
+                 band_label: Callable[[float], str],
+                 on_policy_change: Callable[[], None] | None = None) -> None:
         self._store = store
+        self._on_policy_change = on_policy_change
         self._lookup = lookup
         self._clock = clock
         self._band_label = band_label
 
     async def handle(self, caller: Caller, command: str, text: str = "") -> Reply:
-        """Run a command by name (without the slash) with the text typed after it."""
+        """Run a command by name (without the slash) with the text typed after it.
+
+        A failure on our side (the store, a bug) is logged and answered as such, never as a
+        mistake of the caller.
+        """
         name = command.strip().lower().lstrip("/")
+        try:
+            return await self._handle(caller, name, text)
+        except Exception:
+            log.exception("/%s in %s failed", echo(name), caller.destination)
+            return fail(ReplyKind.INTERNAL, INTERNAL_FAILURE)
+
+    async def _handle(self, caller: Caller, name: str, text: str) -> Reply:
         args = split_args(text)
         if name in ("signal", "grade"):
             if len(args) != 1:
@@ -141,7 +156,10 @@ class CommandCore:
         token = await self._resolve(symbol)
         if isinstance(token, Reply):
             return token
-        snapshot = await self._lookup.snapshot(token, (Kind.SIGNAL, Kind.HOURLY))
+        try:
+            snapshot = await self._lookup.snapshot(token, (Kind.SIGNAL, Kind.HOURLY))
+        except LookupFailed as exc:
+            return fail(ReplyKind.NOT_FOUND, str(exc))
         return Reply(self._missing(snapshot.missing), message=render_signal_lookup(snapshot))
 
     async def grade(self, caller: Caller, symbol: str) -> Reply:
@@ -149,7 +167,10 @@ class CommandCore:
         token = await self._resolve(symbol)
         if isinstance(token, Reply):
             return token
-        snapshot = await self._lookup.snapshot(token, (Kind.TM_GRADE, Kind.FUNDAMENTAL))
+        try:
+            snapshot = await self._lookup.snapshot(token, (Kind.TM_GRADE, Kind.FUNDAMENTAL))
+        except LookupFailed as exc:
+            return fail(ReplyKind.NOT_FOUND, str(exc))
         return Reply(self._missing(snapshot.missing),
                      message=render_grade_lookup(snapshot, self._band_label))
 
@@ -253,37 +274,48 @@ class CommandCore:
         refused = await self._refuse_unless_moderator(caller, "change the throttle")
         if refused:
             return refused
+        now = self._clock.now()
+
+        def change(current: Policy) -> Policy:
+            return update_policy(current, now,
+                                 max_alerts=max_alerts if max_alerts.strip() else None,
+                                 window=window if window.strip() else None)
+
         try:
-            updated = update_policy(policy, self._clock.now(),
-                                    max_alerts=max_alerts if max_alerts.strip() else None,
-                                    window=window if window.strip() else None)
+            change(policy)  # validate before writing
         except ValueError as exc:
             return self._usage("throttle", str(exc))
-        budget = f"{updated.max_alerts} per {format_duration(updated.window)}"
-        await self._store.set_policy(caller.destination, updated, self._clock.now(),
-                                     actor=caller.actor, detail=f"throttle {budget}")
+        result = await self._change_policy(
+            caller, change, now,
+            lambda p: f"throttle {p.max_alerts} per {format_duration(p.window)}")
+        updated = result.after
         return ok(f"At most {updated.max_alerts} alerts per {format_duration(updated.window)} "
                    f"here now; the rest arrive as one digest.")
 
     async def quiet(self, caller: Caller, hours: str = "") -> Reply:
         """Show, set ("22:00-07:00 Europe/Berlin") or turn off ("off") quiet hours."""
-        info = await self._store.destination(caller.destination)
-        policy = info.policy if info else Policy()
         if not hours.strip():
+            info = await self._store.destination(caller.destination)
+            policy = info.policy if info else Policy()
             current = f"Quiet hours: {policy.quiet}." if policy.quiet else "Quiet hours: off."
             return ok(current, "Set with /quiet 22:00-07:00 Europe/Berlin, or /quiet off.")
         refused = await self._refuse_unless_moderator(caller, "set quiet hours")
         if refused:
             return refused
+        now = self._clock.now()
+
+        def change(current: Policy) -> Policy:
+            return update_policy(current, now, quiet=hours)
+
         try:
-            updated = update_policy(policy, self._clock.now(), quiet=hours)
+            change(Policy())  # validate before writing
         except ValueError as exc:
             return self._usage("quiet", str(exc))
-        if updated.quiet == policy.quiet:
+        result = await self._change_policy(caller, change, now,
+                                           lambda p: f"quiet {p.quiet or 'off'}")
+        updated = result.after
+        if not result.changed:
             return ok(f"Quiet hours are already {updated.quiet or 'off'}.")
-        detail = f"quiet {updated.quiet or 'off'}"
-        await self._store.set_policy(caller.destination, updated, self._clock.now(),
-                                     actor=caller.actor, detail=detail)
         if updated.quiet is None:
             return ok("Quiet hours are off.")
         return ok(f"Quiet hours: {updated.quiet}. Alerts in that time arrive as one digest "
@@ -296,18 +328,19 @@ class CommandCore:
         refused = await self._refuse_unless_moderator(caller, "mute alerts")
         if refused:
             return refused
-        info = await self._store.destination(caller.destination)
-        policy = info.policy if info else Policy()
         now = self._clock.now()
+
+        def change(current: Policy) -> Policy:
+            return update_policy(current, now, mute=duration)
+
         try:
-            updated = update_policy(policy, now, mute=duration)
+            change(Policy())  # validate before writing
         except ValueError as exc:
             return self._usage("mute", str(exc))
-        assert updated.mute_until is not None
-        until = f"{updated.mute_until:%Y-%m-%d %H:%M} UTC"
-        await self._store.set_policy(caller.destination, updated, now, actor=caller.actor,
-                                     detail=f"mute until {until}")
-        span = format_duration(updated.mute_until - now)
+        result = await self._change_policy(
+            caller, change, now, lambda p: f"mute until {_utc(p.mute_until)}")
+        until = _utc(result.after.mute_until)
+        span = format_duration((result.after.mute_until or now) - now)
         return ok(f"Muted for {span} (until {until}). Alerts meanwhile are not posted; "
                    f"/unmute ends it early.")
 
@@ -316,14 +349,27 @@ class CommandCore:
         refused = await self._refuse_unless_moderator(caller, "unmute alerts")
         if refused:
             return refused
-        info = await self._store.destination(caller.destination)
         now = self._clock.now()
-        if info is None or info.policy.mute_until is None or info.policy.mute_until <= now:
+
+        def change(current: Policy) -> Policy:
+            if current.mute_until is None or current.mute_until <= now:
+                return current
+            return update_policy(current, now, unmute=True)
+
+        result = await self._change_policy(caller, change, now, lambda p: "unmute")
+        if not result.changed:
             return ok("Alerts here are not muted.")
-        updated = update_policy(info.policy, now, unmute=True)
-        await self._store.set_policy(caller.destination, updated, now, actor=caller.actor,
-                                     detail="unmute")
         return ok("Unmuted: new alerts will be posted again.")
+
+    async def _change_policy(self, caller: Caller, change: Callable[[Policy], Policy],
+                             now: datetime, detail: Callable[[Policy], str]) -> PolicyChange:
+        # One transaction reads and writes, so concurrent commands never undo each other.
+        result = await self._store.change_policy(caller.destination, change, now,
+                                                 actor=caller.actor, detail=detail)
+        if result.changed and self._on_policy_change is not None:
+            # Held rows were made due: let the dispatcher decide them under the new policy.
+            self._on_policy_change()
+        return result
 
     # -- explanations
 
@@ -390,6 +436,10 @@ class CommandCore:
         if not missing:
             return ()
         return (f"Unavailable right now: {_kind_list(missing)}.",)
+
+
+def _utc(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at is not None else "never"
 
 
 def _kind_list(kinds: Sequence[Kind]) -> str:

@@ -284,8 +284,11 @@ class Dispatcher:
                 if committed:
                     continue
                 return
-            sent = await self._store.sent_times(destination, now - info.policy.window)
-            plan = throttle.plan(info.policy, due, sent, now)
+            # Re-read: a moderator may have changed the policy while this lane ran.
+            current = await self._store.destination(destination)
+            policy = current.policy if current is not None else info.policy
+            sent = await self._store.sent_times(destination, now - policy.window)
+            plan = throttle.plan(policy, due, sent, now)
             singles = {d.row_id: d for d in plan.singles}
             by_row = {a.row_id: a for a in due}
             keys = PlanKeys(
@@ -375,6 +378,15 @@ class Dispatcher:
                         "subscriptions", delivery, destination, error.reason)
             self._observer.paused(destination, error.reason)
             outcome = Reason.DESTINATION_GONE
+        elif error.credentials:
+            # The bot's token was refused: hold the whole platform, keep every alert due.
+            wait = max(error.retry_after or 60.0, 0.0)
+            self._pacer.pause(destination.platform, wait)
+            await self._store.mark_retry(destination, key, now + timedelta(seconds=wait),
+                                         error.reason, Reason.RETRY, False, now)
+            log.warning("delivery %s to %s refused: %s; retrying in %.0fs", delivery,
+                        destination, error.reason, wait)
+            outcome = Reason.RETRY
         elif error.rate_limited:
             wait = max(error.retry_after or 1.0, 0.0)
             scope = destination.platform if error.global_limit else str(destination)

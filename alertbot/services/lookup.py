@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from alertbot.domain.models import ALL_KINDS, Kind, Reading, Snapshot, Token, TrackedState
 from alertbot.ports.clock import Clock
@@ -25,6 +26,9 @@ SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9$._-]{1,20}$")
 DEFAULT_CACHE_TTL = timedelta(minutes=5)
 RECENT_LOOKUP_WINDOW = timedelta(hours=1)
 """Tokens looked up this recently ride along in the poll (free: ids are batched per call)."""
+
+_K = TypeVar("_K")
+_T = TypeVar("_T")
 
 
 class LookupFailed(Exception):
@@ -83,27 +87,23 @@ class Lookup:
         return candidates[0]
 
     async def _resolve_remote(self, symbol: str) -> list[Token]:
-        pending = self._resolving.get(symbol)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[list[Token]] = asyncio.get_running_loop().create_future()
-        self._resolving[symbol] = future
-        try:
-            tokens = await self._source.resolve(symbol)
+        async def call() -> list[Token]:
+            try:
+                tokens = await self._source.resolve(symbol)
+            except SourceError as exc:
+                raise LookupFailed(f"Cannot look {symbol} up right now: {exc}") from None
             if tokens:
                 await self._store.upsert_tokens(tokens, self._clock.now())
-            future.set_result(tokens)
             return tokens
-        except SourceError as exc:
-            future.set_exception(LookupFailed(f"Cannot look {symbol} up right now: {exc}"))
-            raise LookupFailed(f"Cannot look {symbol} up right now: {exc}") from None
-        finally:
-            self._resolving.pop(symbol, None)
-            if future.done() and not future.cancelled():
-                future.exception()  # mark retrieved
+
+        return await _shared(self._resolving, symbol, call)
 
     async def snapshot(self, token: Token, kinds: Sequence[Kind] = ALL_KINDS) -> Snapshot:
-        """Current values of a token: stored when fresh, else fetched (cached, shared)."""
+        """Current values of a token: stored when fresh, else fetched (cached, shared).
+
+        Raises LookupFailed when the source rejects its credentials; other source failures
+        leave the kinds missing.
+        """
         now = self._clock.now()
         self._recent[token.token_id] = now
         states = await self._store.load_states([token.token_id])
@@ -134,26 +134,22 @@ class Lookup:
         cached = self._cache.get(key)
         if cached is not None and cached.expires > now:
             return cached
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Cached] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
+
+        async def call() -> _Cached:
             result = await self._call(token, kinds, now)
             self._cache[key] = result
             self._prune(now)
-            future.set_result(result)
             return result
-        finally:
-            self._inflight.pop(key, None)
-            if not future.done():
-                future.cancel()
+
+        return await _shared(self._inflight, key, call)
 
     async def _call(self, token: Token, kinds: tuple[Kind, ...], now: datetime) -> _Cached:
         try:
             batch = await self._source.fetch([token.token_id], kinds, now)
         except SourceError as exc:
+            if exc.auth:
+                # Not "no data": nothing will answer until the operator fixes the key.
+                raise LookupFailed(f"Cannot look {token.symbol} up: {exc}") from None
             log.warning("lookup of %s failed: %s", token.symbol, exc)
             return _Cached(now + timedelta(seconds=30), {}, kinds)
         entries = {r.kind: r for r in sorted(batch.readings, key=lambda r: r.source_ts)
@@ -164,6 +160,48 @@ class Lookup:
     def _prune(self, now: datetime) -> None:
         for key in [k for k, v in self._cache.items() if v.expires <= now]:
             del self._cache[key]
+
+
+class _LeaderCancelled(Exception):
+    """The caller doing a shared call was cancelled; the callers waiting on it try again."""
+
+
+async def _shared(table: dict[_K, asyncio.Future[_T]], key: _K,
+                  call: Callable[[], Awaitable[_T]]) -> _T:
+    """Run `call` once for every concurrent caller with the same key.
+
+    The shared future always completes: with the result, with the caller's exception, or,
+    when the caller doing the call is cancelled, with `_LeaderCancelled`, on which a waiting
+    caller makes the call itself. A cancelled waiter leaves the others alone (shield), and
+    the entry is removed when the call ends, so a later caller retries a failure.
+    """
+    while (pending := table.get(key)) is not None:
+        try:
+            return await asyncio.shield(pending)
+        except _LeaderCancelled:
+            continue
+    future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+    future.add_done_callback(_retrieve)
+    table[key] = future
+    try:
+        result = await call()
+    except Exception as exc:
+        future.set_exception(exc)
+        raise
+    except BaseException:  # cancelled (or the process is ending): another caller takes over
+        future.set_exception(_LeaderCancelled())
+        raise
+    finally:
+        if table.get(key) is future:
+            del table[key]
+    future.set_result(result)
+    return result
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # Nobody may be waiting: mark the exception retrieved so asyncio does not log it.
+    if not future.cancelled():
+        future.exception()
 
 
 def _stored(token: Token, state: TrackedState) -> Reading:

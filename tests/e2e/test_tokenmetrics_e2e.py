@@ -111,3 +111,13 @@ async def test_check_good_key_exits_zero_with_plan(tmp_path: Path,
     assert code == 0, stdout + stderr
     [line] = [line for line in stdout.splitlines() if line.startswith("source:")]
     assert "accepted TOKENMETRICS_API_KEY" in line and "calls per cycle" in line
+
+
+async def test_cli_lookup_rejected_key_says_so_and_exits_1(
+        tmp_path: Path, fake: FakeTokenMetrics) -> None:
+    await subscribe_console(tmp_path, fake)  # BTC is now known: no resolve call is needed
+    code, stdout, stderr = await run_alertbot(["lookup", "BTC"], tm_env(tmp_path, fake, BAD_KEY),
+                                              tmp_path)
+    assert code == 1, stdout + stderr
+    assert "rejected TOKENMETRICS_API_KEY" in stderr
+    assert "Traceback" not in stderr and BAD_KEY not in stdout + stderr

@@ -351,6 +351,8 @@ class _Failure:
     retry_after: float
     scope: str
     times: int
+    edge_headers: Mapping[str, str] | None = None
+    """Set: answer as Cloudflare's edge does (HTML body, no Via) with these headers."""
 
 
 @dataclass
@@ -536,6 +538,7 @@ class FakeDiscord:
         self._global_window = SlidingWindow(*global_limit)
         self._channel_windows: dict[int, SlidingWindow] = {}
         self._webhook_windows: dict[int, SlidingWindow] = {}
+        self._broken_webhook_bodies = 0
         self._nonces: dict[tuple[int, str], tuple[float, dict[str, Any]]] = {}
         self._nonce_order: deque[tuple[float, tuple[int, str]]] = deque()
         self._sessions: dict[str, _Session] = {}
@@ -682,6 +685,23 @@ class FakeDiscord:
         self._failures.setdefault(route_kind, deque()).append(
             _Failure(status, code, text, retry_after, scope, times)
         )
+
+    def edge_ban_next(self, route_kind: RouteKind, retry_after: str, times: int = 1) -> None:
+        """Answer the next requests 429 as Cloudflare's edge does: HTML, no Via header.
+
+        ``retry_after`` is the raw Retry-After header (delta-seconds or an HTTP-date);
+        discord.py raises HTTPException at once for such an answer (http.py, "Via").
+        """
+        self._failures.setdefault(route_kind, deque()).append(
+            _Failure(429, 0, "", 0.0, "user", times, edge_headers={"Retry-After": retry_after})
+        )
+
+    def break_webhook_bodies(self, times: int = 1) -> None:
+        """Answer the next ``times`` webhook executions 200 with a truncated JSON body.
+
+        Nothing is posted: as when a proxy or an overloaded edge cuts the answer short.
+        """
+        self._broken_webhook_bodies += times
 
     def set_response_delay(self, route_kind: RouteKind, seconds: float) -> None:
         """Delay responses of one route kind (real seconds, after the request is recorded)."""
@@ -1092,6 +1112,10 @@ class FakeDiscord:
             failure.times -= 1
             if failure.times <= 0:
                 queue.popleft()
+            if failure.edge_headers is not None:
+                return web.Response(status=failure.status, headers=failure.edge_headers,
+                                    text="<html><body>1015: You are being rate limited</body>"
+                                         "</html>", content_type="text/html")
             if failure.status == 429:
                 return self._rate_limited(
                     failure.retry_after, scope=failure.scope, request=request, code=failure.code
@@ -1656,6 +1680,10 @@ class FakeDiscord:
         if isinstance(admitted, web.Response):
             return admitted
         headers, payload, files = admitted
+        if self._broken_webhook_bodies > 0:
+            self._broken_webhook_bodies -= 1
+            return web.Response(body=b'{"id": "12', status=200,
+                                headers={**headers, "Content-Type": _JSON})
         wait_flag = request.query.get("wait", "false").lower() in ("1", "true")
         thread_id = int(request.query["thread_id"]) if request.query.get("thread_id") else None
         channel_id = thread_id or hook.channel_id

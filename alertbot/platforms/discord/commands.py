@@ -107,7 +107,7 @@ class DiscordCommands:
                 reply = await task
             except Exception:
                 log.exception("/%s failed", _command_name(interaction))
-                reply = Reply((APOLOGY,), kind=ReplyKind.NOT_FOUND)
+                reply = Reply((APOLOGY,), kind=ReplyKind.INTERNAL)
             await self._send(interaction, reply, deferred)
         except discord.HTTPException as exc:
             # The interaction expired or was answered elsewhere; nothing more can be shown.

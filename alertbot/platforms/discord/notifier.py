@@ -164,17 +164,24 @@ class DiscordNotifier:
                                 destination_gone=True) from None
         thread_id = target.destination.thread_id
         try:
-            if thread_id:
+            thread = discord.Object(id=int(thread_id)) if thread_id else None
+        except ValueError:
+            raise DeliveryError("not a Discord thread id", destination_gone=True) from None
+        try:
+            if thread is not None:
                 sent = await webhook.send(embed=embed, wait=True, silent=silent,
                                           allowed_mentions=discord.AllowedMentions.none(),
-                                          thread=discord.Object(id=int(thread_id)))
+                                          thread=thread)
             else:
                 sent = await webhook.send(embed=embed, wait=True, silent=silent,
                                           allowed_mentions=discord.AllowedMentions.none())
-        except ValueError:
-            raise DeliveryError("not a Discord thread id", destination_gone=True) from None
         except SEND_ERRORS as exc:
             raise translate_error(exc, webhook=True) from None
+        except ValueError:
+            # json.JSONDecodeError: discord.py parses the answer itself. The message may or
+            # may not have been posted; webhooks carry no nonce, so a retry can duplicate.
+            raise DeliveryError("Discord answered the webhook with a malformed response",
+                                retryable=True) from None
         return Delivered(message_id=str(sent.id))
 
     async def start(self) -> None:

@@ -275,7 +275,7 @@ class TelegramCommands:
             reply = await self._core.handle(caller, name, args)
         except Exception:
             log.exception("/%s in %s failed", name, caller.destination)
-            reply = Reply((SORRY,), kind=ReplyKind.NOT_FOUND)
+            reply = Reply((SORRY,), kind=ReplyKind.INTERNAL)
         await self._send(caller.destination, reply_lines(reply), reply_to=message)
 
     def _caller(self, message: Message) -> Caller:

@@ -59,8 +59,9 @@ def translate_error(exc: TelegramError, redact: Redactor | None = None) -> Deliv
         reason = detail.removeprefix("Forbidden: ")
         return DeliveryError(f"Telegram refused: {reason}", destination_gone=True)
     if isinstance(exc, InvalidToken | EndPointNotFound):
-        # Nothing is wrong with the alert or the chat; hold every send until it is fixed.
-        return DeliveryError(UNAUTHORIZED_REASON, rate_limited=True,
+        # Nothing is wrong with the alert or the chat, and Telegram did not ask us to slow
+        # down: hold every send, never dead-letter, until the operator fixes the token.
+        return DeliveryError(UNAUTHORIZED_REASON, credentials=True,
                              retry_after=INVALID_TOKEN_WAIT, global_limit=True)
     if isinstance(exc, BadRequest):
         lowered = detail.lower()

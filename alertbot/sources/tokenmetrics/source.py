@@ -178,17 +178,18 @@ def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
 
 
 class CallBudget:
-    """The persisted per-month call counter, checked against the plan before calls are made.
+    """The per-month call counter kept in the store, checked against the plan before calls.
 
     Calls are counted before they are made (the estimate) and corrected afterwards, so
-    concurrent polls and lookups never overshoot, and a crash can only over-count.
+    concurrent polls and lookups never overshoot, and a crash can only over-count. Every
+    check and count is one atomic store update (`Meta.update_meta`), so the running bot and
+    CLI commands (`lookup`, `check`) on the same database all count, and none overspends.
     """
 
     def __init__(self, store: Meta, plan: QuotaPlan, key: str = USAGE_KEY) -> None:
         self._store = store
         self.plan = plan
         self._key = key
-        self._lock = asyncio.Lock()
         self.paused: Refusal | None = None
         """Why polling was last refused, until a poll is admitted again."""
 
@@ -198,24 +199,29 @@ class CallBudget:
 
     async def admit(self, purpose: Purpose, calls: int, now: datetime) -> None:
         """Count `calls` for a purpose, or raise SourceError when the budget does not allow."""
-        async with self._lock:
-            usage = await self.usage(now)
+        refusal: Refusal | None = None
+
+        def count(stored: str | None) -> str | None:
+            nonlocal refusal
+            usage = Usage.decode(stored, now)
             if purpose == "poll":
                 refusal = self.plan.refuse_poll(usage, calls, now)
-                self.paused = refusal
             else:
                 refusal = self.plan.refuse_lookup(usage, calls, now)
-            if refusal is not None:
-                raise SourceError(refusal.message, retry_after=refusal.retry_after)
-            await self._store.set_meta(self._key, usage.add(purpose, calls).encode())
+            return None if refusal is not None else usage.add(purpose, calls).encode()
+
+        await self._store.update_meta(self._key, count)
+        if purpose == "poll":
+            self.paused = refusal
+        if refusal is not None:
+            raise SourceError(refusal.message, retry_after=refusal.retry_after)
 
     async def settle(self, purpose: Purpose, delta: int, now: datetime) -> None:
         """Correct the count once the real number of calls is known."""
         if delta == 0:
             return
-        async with self._lock:
-            usage = await self.usage(now)
-            await self._store.set_meta(self._key, usage.add(purpose, delta).encode())
+        await self._store.update_meta(
+            self._key, lambda stored: Usage.decode(stored, now).add(purpose, delta).encode())
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -10,11 +10,12 @@ import aiosqlite
 
 from alertbot.domain.models import Destination, Policy, QuietHours, Reason
 from alertbot.domain.policy import describe_policy
-from alertbot.ports.store import DestinationInfo
+from alertbot.ports.store import DestinationInfo, PolicyChange
 from alertbot.store.sqlite.audit import write_audit, write_decisions
 from alertbot.store.sqlite.connection import SqliteConnection
 from alertbot.store.sqlite.rows import (
     DEAD,
+    HELD,
     PENDING,
     QUEUED,
     decode_modes,
@@ -38,6 +39,17 @@ def _policy_columns(policy: Policy) -> tuple[Any, ...]:
         policy.settle.total_seconds(),
         encode_modes(policy.modes),
     )
+
+
+def _policy_from(row: Sequence[Any]) -> Policy:
+    """A policy from its columns, in `_policy_columns` order."""
+    quiet = None
+    if row[2] and row[3]:
+        quiet = QuietHours(time.fromisoformat(row[2]), time.fromisoformat(row[3]),
+                           row[4] or "UTC")
+    return Policy(max_alerts=row[0], window=timedelta(seconds=row[1]), quiet=quiet,
+                  mute_until=opt_dt(row[5]), settle=timedelta(seconds=row[6]),
+                  modes=decode_modes(row[7]))
 
 
 async def insert_destination(db: aiosqlite.Connection, destination: Destination,
@@ -107,15 +119,7 @@ class SqliteDestinations(SqliteConnection):
         )
         infos = []
         for row in rows:
-            quiet = None
-            if row[5] and row[6]:
-                quiet = QuietHours(time.fromisoformat(row[5]), time.fromisoformat(row[6]),
-                                   row[7] or "UTC")
-            policy = Policy(
-                max_alerts=row[3], window=timedelta(seconds=row[4]), quiet=quiet,
-                mute_until=opt_dt(row[8]), settle=timedelta(seconds=row[9]),
-                modes=decode_modes(row[10]),
-            )
+            policy = _policy_from(tuple(row[3:11]))
             infos.append(DestinationInfo(Destination(row[0], row[1], row[2]), policy,
                                          address=row[11], label=row[12], paused_reason=row[13],
                                          paused_at=opt_dt(row[14])))
@@ -149,6 +153,40 @@ class SqliteDestinations(SqliteConnection):
             )
             await write_audit(db, destination, "policy",
                               detail or "; ".join(describe_policy(policy)), now, actor)
+
+    async def change_policy(self, destination: Destination,
+                            change: Callable[[Policy], Policy], now: datetime, actor: str = "",
+                            detail: Callable[[Policy], str] | None = None) -> PolicyChange:
+        """Read, change and write a policy in one IMMEDIATE transaction; release held rows."""
+        params = dest_params(destination)
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT max_alerts, window_s, quiet_start, quiet_end, quiet_tz, mute_until,"
+                " settle_s, modes FROM destinations"
+                " WHERE platform = ? AND chat_id = ? AND thread_id = ?", params,
+            ) as cur:
+                row = await cur.fetchone()
+            before = _policy_from(tuple(row)) if row is not None else Policy()
+            after = change(before)
+            if after == before:
+                return PolicyChange(before, after)
+            await insert_destination(db, destination, now)
+            await db.execute(
+                "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
+                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?"
+                " WHERE platform = ? AND chat_id = ? AND thread_id = ?",
+                (*_policy_columns(after), *params),
+            )
+            released = await db.execute(
+                f"UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE platform = ?"
+                f" AND chat_id = ? AND thread_id = ? AND state = {HELD} AND msg_key IS NULL"
+                " AND next_attempt_at > ?",
+                (ts(now), ts(now), *params, ts(now)),
+            )
+            await write_audit(db, destination, "policy",
+                              detail(after) if detail else "; ".join(describe_policy(after)),
+                              now, actor)
+        return PolicyChange(before, after, max(released.rowcount, 0))
 
     async def pause(self, destination: Destination, reason: str, now: datetime) -> int:
         """Pause a destination and dead-letter its queued rows."""

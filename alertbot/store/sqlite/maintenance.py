@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import aiosqlite
@@ -37,6 +37,18 @@ class SqliteMaintenance(SqliteConnection):
         """Set a bookkeeping value."""
         async with self._tx() as db:
             await write_meta(db, {key: value})
+
+    async def update_meta(self, key: str, change: Callable[[str | None], str | None]) -> str | None:
+        """Read and write in one IMMEDIATE transaction: other processes wait for it."""
+        async with self._tx() as db:
+            async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+            current = str(row[0]) if row else None
+            new = change(current)
+            if new is None or new == current:
+                return current
+            await write_meta(db, {key: new})
+            return new
 
     async def outbox_stats(self) -> OutboxStats:
         """Outbox depth by state and the oldest undelivered row."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import time, timedelta
+
+import pytest
 
 from alertbot.domain.models import (
     ALL_KINDS,
@@ -13,8 +17,19 @@ from alertbot.domain.models import (
     QuietHours,
     Reason,
 )
-from alertbot.ports.store import Store
-from tests.contract.store.helpers import BTC, CON, DC, NOW, TG, flip, queued
+from alertbot.domain.throttle import Decision, Plan
+from alertbot.ports.store import PlanKeys, Store
+from tests.contract.store.helpers import (
+    BTC,
+    CON,
+    DC,
+    LATER,
+    NOW,
+    TG,
+    flip,
+    one_row,
+    queued,
+)
 
 
 async def test_store_policy_round_trip(contract_store: Store) -> None:
@@ -89,3 +104,70 @@ async def test_store_rekey_moves_subscriptions_policy_and_queue(contract_store: 
     assert sub.kinds == (Kind.SIGNAL, Kind.HOURLY)
     assert await queued(store, new) == 1
     assert await store.destination(TG) is None
+
+
+async def test_store_change_policy_applies_to_the_current_policy_and_audits(
+    contract_store: Store,
+) -> None:
+    store = contract_store
+    await store.set_policy(TG, Policy(max_alerts=3), NOW)
+    result = await store.change_policy(
+        TG, lambda p: replace(p, mute_until=NOW + timedelta(hours=1)), NOW, actor="mod",
+        detail=lambda p: f"mute until {p.mute_until:%H:%M}")
+    assert (result.before, result.changed) == (Policy(max_alerts=3), True)
+    info = await store.destination(TG)
+    assert info is not None and info.policy == result.after
+    assert (info.policy.max_alerts, info.policy.mute_until) == (3, NOW + timedelta(hours=1))
+    audit = (await store.recent_audit(1))[0]
+    assert (audit.action, audit.detail, audit.actor) == ("policy", "mute until 13:00", "mod")
+
+
+async def test_store_change_policy_concurrent_changes_keep_every_field(
+    contract_store: Store,
+) -> None:
+    store = contract_store
+    quiet = QuietHours(time(22, 0), time(7, 0), "UTC")
+    await asyncio.gather(
+        store.change_policy(TG, lambda p: replace(p, quiet=quiet), NOW),
+        store.change_policy(TG, lambda p: replace(p, mute_until=LATER), NOW),
+        store.change_policy(TG, lambda p: replace(p, max_alerts=4), NOW),
+        store.change_policy(TG, lambda p: replace(p, modes={**p.modes, Kind.HOURLY: Mode.OFF}),
+                            NOW),
+        store.change_policy(TG, lambda p: replace(p, modes={**p.modes, Kind.SIGNAL: Mode.SILENT}),
+                            NOW),
+    )
+    info = await store.destination(TG)
+    assert info is not None
+    assert info.policy == Policy(max_alerts=4, quiet=quiet, mute_until=LATER,
+                                 modes={Kind.HOURLY: Mode.OFF, Kind.SIGNAL: Mode.SILENT})
+
+
+async def test_store_change_policy_no_change_or_error_writes_nothing(
+    contract_store: Store,
+) -> None:
+    store = contract_store
+
+    def broken(policy: Policy) -> Policy:
+        raise ValueError("bad quiet hours")
+
+    result = await store.change_policy(DC, lambda p: p, NOW)
+    assert not result.changed and result.after == Policy()
+    with pytest.raises(ValueError, match="bad quiet hours"):
+        await store.change_policy(DC, broken, NOW)
+    assert await store.destination(DC) is None
+    assert await store.recent_audit(5) == []
+
+
+async def test_store_change_policy_releases_held_rows_now(contract_store: Store) -> None:
+    store = contract_store
+    row = await one_row(store)
+    await store.apply_plan(TG, Plan(held=[Decision(row, Reason.HELD_QUIET,
+                                                   until=NOW + timedelta(hours=8))]),
+                           PlanKeys(), NOW)
+    assert await store.due_alerts(TG, NOW + timedelta(minutes=1)) == []
+    result = await store.change_policy(TG, lambda p: replace(p, quiet=None, max_alerts=5),
+                                       NOW + timedelta(minutes=1))
+    assert result.released == 1
+    [alert] = await store.due_alerts(TG, NOW + timedelta(minutes=1))
+    assert (alert.row_id, alert.held) == (row, True)
+    assert await store.next_due(["telegram"]) == NOW + timedelta(minutes=1)

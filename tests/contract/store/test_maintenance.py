@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,6 +31,27 @@ async def test_store_meta_set_replaces_and_missing_is_none(contract_store: Store
     await store.set_meta("replay.cursor", "43")
     assert await store.get_meta("replay.cursor") == "43"
     assert await store.get_meta("missing") is None
+
+
+async def test_store_update_meta_concurrent_increments_all_count(contract_store: Store) -> None:
+    store = contract_store
+
+    def increment(value: str | None) -> str:
+        return str(int(value or "0") + 1)
+
+    results = await asyncio.gather(*(store.update_meta("calls", increment) for _ in range(40)))
+    assert await store.get_meta("calls") == "40"
+    assert sorted(int(r or 0) for r in results) == list(range(1, 41))
+
+
+async def test_store_update_meta_none_or_same_writes_nothing(contract_store: Store) -> None:
+    store = contract_store
+    assert await store.update_meta("calls", lambda value: None) is None
+    assert await store.get_meta("calls") is None
+    await store.set_meta("calls", "7")
+    assert await store.update_meta("calls", lambda value: None) == "7"
+    assert await store.update_meta("calls", lambda value: value) == "7"
+    assert await store.get_meta("calls") == "7"
 
 
 async def test_store_ping_fails_after_close(contract_store: Store) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import aiohttp
 import pytest
@@ -103,3 +104,15 @@ def test_webhook_payload_is_plain_json() -> None:
 
     payload = message_payload(render([CHANGE]), "k")
     assert json.loads(json.dumps(payload)) == payload
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_webhook_notifier_retry_after_http_date_is_honoured(
+        receiver: WebhookReceiver, session: aiohttp.ClientSession, status: int) -> None:
+    now = 1_790_000_000.0
+    receiver.responses.append((status, {"Retry-After": format_datetime(
+        datetime.fromtimestamp(now + 90, UTC), usegmt=True)}))
+    notifier = WebhookNotifier(session, clock=lambda: now)
+    with pytest.raises(DeliveryError) as excinfo:
+        await notifier.send(Target(DEST, receiver.url), render([CHANGE]), key="k", silent=False)
+    assert excinfo.value.retryable and excinfo.value.retry_after == 90.0

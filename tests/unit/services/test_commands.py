@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -33,7 +34,7 @@ from alertbot.domain.policy import (
     update_policy,
 )
 from alertbot.domain.why import explain
-from alertbot.ports.source import Batch
+from alertbot.ports.source import Batch, SourceError
 from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.lookup import Lookup
 from alertbot.store.sqlite import SqliteStore
@@ -495,3 +496,40 @@ async def test_complete_symbol_prefix_returns_known_tokens(world: World) -> None
     await world.store.upsert_tokens([BTC, ETH], NOW)
     assert [t.symbol for t in await world.core.complete_symbol("bt")] == ["BTC"]
     assert await world.core.complete_symbol("  ") == []
+
+
+async def test_commands_concurrent_quiet_and_mute_keep_both(world: World) -> None:
+    await asyncio.gather(world.core.handle(admin(), "quiet", "22:00-07:00 Europe/Berlin"),
+                         world.core.handle(admin(), "mute", "2h"),
+                         world.core.handle(admin(), "throttle", "4 30m"))
+    info = await world.store.destination(GROUP)
+    assert info is not None
+    assert info.policy.quiet == QuietHours(time(22), time(7), "Europe/Berlin")
+    assert info.policy.mute_until == NOW + timedelta(hours=2)
+    assert (info.policy.max_alerts, info.policy.window) == (4, timedelta(minutes=30))
+
+
+class RejectingSource(TableSource):
+    """The source's key was rejected: every fetch fails as a whole."""
+
+    async def fetch(self, token_ids: Sequence[int], kinds: Collection[Kind],
+                    now: datetime) -> Batch:
+        raise SourceError("Token Metrics rejected TOKENMETRICS_API_KEY (HTTP 401)", auth=True)
+
+
+async def test_commands_signal_with_rejected_key_says_so_not_no_data(world: World) -> None:
+    lookup = Lookup(world.store, RejectingSource(), world.clock, fresh_for=timedelta(minutes=5))
+    core = CommandCore(world.store, lookup, world.clock, band_label=Rules().band_label)
+    await world.store.upsert_tokens([BTC], NOW)
+    for command in ("signal", "grade"):
+        reply = await core.handle(member(), command, "BTC")
+        assert reply.kind is ReplyKind.NOT_FOUND and reply.message is None
+        assert "rejected TOKENMETRICS_API_KEY" in reply.text
+
+
+async def test_handle_internal_failure_says_our_side_not_not_found(world: World) -> None:
+    await world.store.close()  # every store call now fails
+    for command, args in [("subscriptions", ""), ("why", ""), ("quiet", "off")]:
+        reply = await world.core.handle(admin(), command, args)
+        assert reply.kind is ReplyKind.INTERNAL, (command, reply)
+        assert "went wrong on our side" in reply.text and "not found" not in reply.text.lower()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import aiohttp
@@ -286,6 +287,45 @@ async def test_discord_webhook_wrong_token_raises_destination_gone(
             await DiscordNotifier(session).send(target, render_change(flip()), key=KEY,
                                                 silent=False)
     assert caught.value.destination_gone and "w" * 68 not in caught.value.reason
+
+
+@pytest.mark.parametrize("webhook", [False, True])
+async def test_discord_edge_ban_retry_after_http_date_is_honoured(
+    fake_discord: FakeDiscord, webhook: bool,
+) -> None:
+    when = datetime.now(UTC) + timedelta(minutes=10)
+    header = format_datetime(when, usegmt=True)
+    hook = fake_discord.add_webhook()
+    if webhook:
+        fake_discord.edge_ban_next("webhook", header)
+        target = Target(Destination("discord", address_id(hook.url)), hook.url)
+    else:
+        fake_discord.edge_ban_next("create_message", header)
+        target = Target(CHANNEL)
+    async with notifier_for(fake_discord) as notifier:
+        with pytest.raises(DeliveryError) as caught:
+            await notifier.send(target, render_change(flip()), key=KEY, silent=False)
+    error = caught.value
+    assert error.rate_limited and error.retry_after is not None
+    assert 500 < error.retry_after <= 600  # about ten minutes, however long the call took
+
+
+async def test_discord_webhook_malformed_json_answer_is_retryable_not_gone(
+    fake_discord: FakeDiscord,
+) -> None:
+    hook = fake_discord.add_webhook()
+    fake_discord.break_webhook_bodies()
+    target = Target(Destination("discord", address_id(hook.url), str(THREAD_ID)), hook.url)
+    async with aiohttp.ClientSession() as session:
+        notifier = DiscordNotifier(session)
+        with pytest.raises(DeliveryError) as caught:
+            await notifier.send(target, render_change(flip()), key=KEY, silent=False)
+        error = caught.value
+        assert error.retryable and not error.destination_gone
+        assert "malformed" in error.reason and hook.token not in f"{error} {error!r}"
+        await notifier.send(target, render_change(flip()), key=KEY, silent=False)
+    [execution] = fake_discord.webhook_executions
+    assert execution.thread_id == THREAD_ID
 
 
 def test_validate_discord_webhook_url_rejects_other_hosts_without_echo() -> None:

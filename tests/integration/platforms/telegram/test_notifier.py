@@ -142,6 +142,10 @@ FAULTS = [
     (Fault.server_error(502), {"retryable": True, "destination_gone": False},
      "Telegram unreachable: "),
     (Fault.server_error(500), {"retryable": True}, "Telegram unreachable: "),
+    # A 429 without parameters.retry_after (a proxy in front of the Bot API): PTB does not
+    # read HTTP headers, so it is retried with backoff, never dead-lettered.
+    (Fault.error(429, "Too Many Requests"), {"retryable": True, "destination_gone": False,
+                                             "rate_limited": False}, "Telegram unreachable: "),
 ]
 
 
@@ -193,8 +197,9 @@ async def test_telegram_send_rejected_token_holds_the_whole_platform(tg: FakeTel
             await sender.check()
     finally:
         await sender.close()
-    assert caught.value.rate_limited and caught.value.global_limit
-    assert "999:WRONG" not in caught.value.reason
+    error = caught.value
+    assert error.credentials and error.global_limit and not error.rate_limited
+    assert "TELEGRAM_BOT_TOKEN" in error.reason and "999:WRONG" not in error.reason
 
 
 async def test_telegram_check_names_the_bot(notifier: TelegramNotifier) -> None:

@@ -46,7 +46,8 @@ TRANSLATIONS: list[tuple[TelegramError, dict[str, object]]] = [
     (NetworkError("Bad Gateway"), {"retryable": True}),
     (Conflict("Conflict: terminated by other getUpdates request"), {"retryable": True}),
     (InvalidToken("The token `123:ABC` was rejected by the server."),
-     {"rate_limited": True, "global_limit": True, "retry_after": 60.0}),
+     {"credentials": True, "rate_limited": False, "retryable": True, "global_limit": True,
+      "retry_after": 60.0, "reason": "Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN)"}),
     (TelegramError("something new"), {"retryable": True}),
 ]
 
