@@ -105,9 +105,16 @@ def translate_error(exc: BaseException, *, webhook: bool = False,
     return DeliveryError(f"unexpected Discord error ({type(exc).__name__})", retryable=True)
 
 
+REJECTED_TOKEN_WAIT = 60.0
+"""Seconds every Discord send waits while the bot token is rejected."""
+
+
 def login_error(exc: BaseException) -> DeliveryError:
     """Why a send cannot go out while the bot fails to log in (always retryable)."""
     if isinstance(exc, discord.LoginFailure):
-        return DeliveryError("Discord rejected DISCORD_BOT_TOKEN", retryable=True)
+        # Nothing is wrong with the alert: hold every Discord send, never dead-letter, until
+        # the operator fixes the token.
+        return DeliveryError("Discord rejected DISCORD_BOT_TOKEN", credentials=True,
+                             retry_after=REJECTED_TOKEN_WAIT, global_limit=True)
     return DeliveryError(f"the Discord bot could not log in ({type(exc).__name__})",
                          retryable=True)

@@ -39,3 +39,15 @@ def test_missing_permissions_reason_unknown_lists_everything_needed() -> None:
     assert "View Channel, Send Messages in Threads, Embed Links in this thread" in reason
     assert missing_permissions_reason(["Embed Links"], thread=False).startswith(
         "the bot is missing Embed Links in this channel")
+
+
+def test_login_error_rejected_token_holds_the_platform_without_spending_attempts() -> None:
+    error = login_error(discord.LoginFailure("Improper token has been passed."))
+    assert error.credentials and error.global_limit and error.retryable
+    assert error.retry_after is not None and error.retry_after > 0
+    assert "DISCORD_BOT_TOKEN" in error.reason
+
+
+def test_login_error_connection_failure_is_a_plain_retry() -> None:
+    error = login_error(aiohttp.ServerDisconnectedError())
+    assert error.retryable and not error.credentials
