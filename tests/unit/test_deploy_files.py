@@ -379,3 +379,15 @@ def test_rules_pass_promtool() -> None:
                              str(DEPLOY / "prometheus" / "alertbot-rules.yml")],
                             capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gitignore_keeps_deploy_secrets_out_of_the_repository() -> None:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    secrets = [source["file"] for source in compose()["secrets"].values()]
+    assert secrets
+    for path in secrets:
+        relative = (DEPLOY / path).resolve().relative_to(ROOT)
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(relative)], cwd=ROOT,
+                                 check=False)
+        assert ignored.returncode == 0, f"{relative} would be committed"
