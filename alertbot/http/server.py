@@ -191,8 +191,10 @@ class WebServer:
             port = await self.start(host, self._port)
         except OSError as exc:
             # Alerts matter more than the endpoints: keep delivering, but say so loudly.
-            log.error("HTTP server cannot listen on %s:%d (%s); health, metrics and push "
-                      "ingest are unavailable", host, self._port, exc.strerror or exc)
+            log.error("HTTP server cannot listen on %s:%d (%s): set ALERTBOT_HTTP_PORT to a "
+                      "free port (0 turns the server off) or ALERTBOT_HTTP_HOST to another "
+                      "address; health, metrics and push ingest are unavailable meanwhile",
+                      host, self._port, exc.strerror or exc)
             return
         ingest = "on" if self._webhook_secret() else "off (ALERTBOT_WEBHOOK_SECRET unset)"
         log.info("HTTP on %s:%d: /healthz /readyz /metrics, push ingest %s", host, port, ingest)

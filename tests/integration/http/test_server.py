@@ -370,3 +370,15 @@ async def test_metrics_parse_and_counters_move_as_alerts_are_delivered(
 async def _sent(served: Served) -> bool:
     stats = await served.app.store.outbox_stats()
     return stats.by_state.get("sent", 0) == 2  # the webhook and the console
+
+
+async def test_serve_port_in_use_names_the_variable_and_keeps_running(
+        demo: Served, caplog: pytest.LogCaptureFixture) -> None:
+    taken = demo.server.port
+    server = web_server(demo.app, port=taken)
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(server.serve(stop), 10)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(f":{taken}" in e and "ALERTBOT_HTTP_PORT" in e for e in errors), errors
+    assert await demo.get("/healthz") == (200, "ok\n")
