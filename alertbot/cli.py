@@ -28,6 +28,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 PLATFORMS = ("telegram", "discord", "webhook", "console")
+DEFAULT_ENV_FILE = Path(".env")
 
 log = logging.getLogger("alertbot")
 
@@ -43,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                     "Telegram, webhooks or the console.",
     )
     parser.add_argument("--version", action="version", version=f"alertbot {__version__}")
-    parser.add_argument("--env-file", type=Path, default=Path(".env"),
-                        help="read variables from this file too (default: .env)")
+    parser.add_argument("--env-file", type=Path, default=None,
+                        help="read variables from this file too (default: .env when it exists)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run_p = sub.add_parser("run", help="the main job: poll, detect and deliver")
@@ -101,6 +102,13 @@ def _destination_args(parser: argparse.ArgumentParser, *, chat_required: bool = 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `alertbot` command."""
     args = _parser().parse_args(argv)
+    if args.env_file is None:
+        args.env_file = DEFAULT_ENV_FILE
+    elif not args.env_file.is_file():
+        # Named on purpose: a missing file must not silently mean "no settings from it".
+        print(f"alertbot: --env-file {args.env_file}: no such file (leave --env-file out to "
+              f"read {DEFAULT_ENV_FILE} when it exists)", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         settings = load_settings(args.env_file)
     except ConfigError as exc:

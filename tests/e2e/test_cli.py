@@ -99,3 +99,11 @@ async def test_cli_check_reports_each_service(env: dict[str, str], tmp_path: Pat
     code, out, _ = await cli(env, tmp_path, "check")
     assert code == 0
     assert "configuration: ok" in out and "database: ok" in out and "source: ok" in out
+
+
+async def test_cli_env_file_missing_named_and_exit_2(env: dict[str, str], tmp_path: Path) -> None:
+    code, out, err = await cli(env, tmp_path, "--env-file", "prod.env", "subscriptions")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "alertbot: --env-file prod.env: no such file (leave --env-file out to read .env when "
+        "it exists)"]
