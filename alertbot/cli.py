@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from alertbot.bootstrap.app import App
 from alertbot.bootstrap.build import build
 from alertbot.bootstrap.run import run
 from alertbot.config import ConfigError, Settings, load_settings
+from alertbot.domain.address import ADDRESS_ID_PREFIX
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
 from alertbot.domain.parsing import (
     parse_kinds,
@@ -29,6 +31,7 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 PLATFORMS = ("telegram", "discord", "webhook", "console")
 DEFAULT_ENV_FILE = Path(".env")
+_SNOWFLAKE = re.compile(r"\d{17,20}")
 
 log = logging.getLogger("alertbot")
 
@@ -190,10 +193,15 @@ def _destination(args: argparse.Namespace) -> Destination:
         raise UsageError("--chat must be a non-empty id")
     if args.platform == "telegram" and not (chat.lstrip("-").isdigit() or chat.startswith("@")):
         raise UsageError("--chat for telegram must be a numeric chat id or @channelname")
-    if args.platform == "discord" and not (chat.isdigit() or chat.startswith("wh-")):
-        raise UsageError("--chat for discord must be a numeric channel id (or the wh-… id "
-                         "of a Discord webhook subscription)")
-    return Destination(args.platform, chat, str(args.thread or "").strip())
+    if args.platform == "discord" and not (_SNOWFLAKE.fullmatch(chat)
+                                           or chat.startswith(ADDRESS_ID_PREFIX)):
+        raise UsageError("--chat for discord must be a channel id (17 to 20 digits), or the "
+                         "wh-… id of a Discord webhook subscription")
+    thread = str(args.thread or "").strip()
+    if thread and args.platform in ("telegram", "discord") and not thread.isdigit():
+        what = "a forum topic id" if args.platform == "telegram" else "a thread id"
+        raise UsageError(f"--thread for {args.platform} must be {what} (a whole number)")
+    return Destination(args.platform, chat, thread)
 
 
 async def _target_token(app: App, symbol: str) -> tuple[int, str]:
@@ -207,6 +215,9 @@ async def _target_token(app: App, symbol: str) -> tuple[int, str]:
 
 
 def _kinds(text: str | None) -> tuple[Kind, ...]:
+    if text is not None and not text.strip():
+        raise UsageError("--kinds: name at least one kind (signal, hourly, tm_grade, "
+                         "fundamental) or leave --kinds out for all")
     try:
         return parse_kinds(text)
     except ValueError as exc:
@@ -286,6 +297,10 @@ async def _cmd_unsubscribe(app: App, args: argparse.Namespace) -> int:
 
 
 async def _cmd_subscriptions(app: App, args: argparse.Namespace) -> int:
+    if args.chat and not args.platform:
+        raise UsageError("--chat needs --platform (telegram, discord, webhook or console)")
+    if args.thread and not (args.platform and args.chat):
+        raise UsageError("--thread needs --platform and --chat")
     destination = None
     if args.platform and args.chat:
         destination = _destination(args)
@@ -310,7 +325,9 @@ async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
     info = await app.store.destination(destination)
     policy = info.policy if info else Policy()
     quiet = args.quiet
-    if quiet and args.tz and quiet.strip().lower() != "off":
+    if args.tz and (not quiet or quiet.strip().lower() == "off"):
+        raise UsageError("--tz goes with --quiet HH:MM-HH:MM (the time zone of the quiet hours)")
+    if quiet and args.tz:
         quiet = f"{quiet} {args.tz}"
 
     def change(current: Policy) -> Policy:

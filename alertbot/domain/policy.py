@@ -91,7 +91,8 @@ def update_policy(policy: Policy, now: datetime, *, max_alerts: str | int | None
     if unmute:
         changes["mute_until"] = None
     if settle is not None:
-        changes["settle"] = parse_duration(settle, allow_zero=True)
+        changes["settle"] = (timedelta(0) if settle.strip().lower() == "off"
+                             else parse_duration(settle, allow_zero=True))
     if modes:
         merged = dict(policy.modes)
         for item in modes:

@@ -69,10 +69,13 @@ def is_webhook_destination(destination: Destination) -> bool:
 def validate_discord_webhook_url(url: str) -> str:
     """A Discord incoming-webhook URL; raises ValueError without echoing it."""
     text = validate_webhook_address(url)
-    if not _WEBHOOK_URL.match(text):
+    match = _WEBHOOK_URL.match(text)
+    if not match:
         raise ValueError("expected a Discord webhook URL "
                          "(https://discord.com/api/webhooks/ID/TOKEN)")
-    return text
+    # One canonical form: the same webhook under discordapp.com, ptb., canary. or an API
+    # version is the same destination.
+    return f"https://discord.com/api/webhooks/{match.group(1)}/{match.group(2)}"
 
 
 # ---------------------------------------------------------------------------------- notifier

@@ -1,0 +1,74 @@
+"""`alertbot` commands run in-process: validation refuses bad values with one line, exit 2."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from alertbot.cli import main
+
+_SCRUB = ("ALERTBOT_", "TOKENMETRICS_", "TELEGRAM_", "DISCORD_")
+HOOK = ("https://discord.com/api/webhooks/123456789012345678/"
+        "token_value-" + "A" * 60)
+
+
+@pytest.fixture(autouse=True)
+def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in list(os.environ):
+        if name.startswith(_SCRUB):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ALERTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("ALERTBOT_HTTP_PORT", "0")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["subscriptions", "--chat", "-100123"], "--chat needs --platform"),
+    (["subscriptions", "--thread", "7"], "--thread needs --platform and --chat"),
+    (["subscribe", "--platform", "telegram", "--chat", "-100123", "BTC", "--kinds", ""],
+     "--kinds: name at least one kind"),
+    (["subscribe", "--platform", "telegram", "--chat", "-100123", "--thread", "abc", "BTC"],
+     "--thread for telegram must be a forum topic id (a whole number)"),
+    (["subscribe", "--platform", "discord", "--chat", "123", "BTC"],
+     "--chat for discord must be a channel id (17 to 20 digits)"),
+    (["throttle", "--platform", "telegram", "--chat", "-100123", "--tz", "Europe/Berlin"],
+     "--tz goes with --quiet"),
+])
+def test_cli_bad_value_one_line_exit_2_nothing_changed(
+        capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    code, out, _ = run(capsys, "subscriptions")
+    assert code == 0 and out.strip() == "no subscriptions"
+
+
+def test_cli_throttle_settle_off_accepted_like_quiet_off(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "throttle", "--platform", "telegram", "--chat", "-100123",
+                         "--settle", "2h")
+    assert code == 0 and "flap guard: 2h" in out, err
+    code, out, err = run(capsys, "throttle", "--platform", "telegram", "--chat", "-100123",
+                         "--settle", "off")
+    assert code == 0 and "flap guard: off" in out, err
+
+
+def test_cli_discord_webhook_old_and_new_host_same_destination(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, first, err = run(capsys, "subscribe", "--platform", "discord", "--url", HOOK, "BTC")
+    assert code == 0, err
+    legacy = HOOK.replace("https://discord.com/", "https://discordapp.com/")
+    code, second, err = run(capsys, "subscribe", "--platform", "discord", "--url", legacy,
+                            "BTC")
+    assert code == 0 and "already subscribed" in second, (second, err)
+    assert first.split()[0] == second.split()[0]
+    assert "token_value" not in first + second + err
