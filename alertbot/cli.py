@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import re
 import sys
@@ -25,6 +26,7 @@ from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
 from alertbot.services.lookup import LookupFailed
+from alertbot.store.sqlite.instance import AlreadyRunning, single_run
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -124,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_dispatch(args, settings, redactor))
     except KeyboardInterrupt:
         return EXIT_OK
-    except UsageError as exc:
+    except (UsageError, AlreadyRunning) as exc:
         print(f"alertbot: {redactor(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     except (ConfigError, StoreError) as exc:
@@ -139,12 +141,19 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Reda
         if args.db_command == "backup":
             return await maintenance.backup(settings, args.path)
         return await maintenance.stats(settings)
-    app = await build(settings, redactor=redactor, env_file=args.env_file)
-    try:
-        handler = _COMMANDS[args.command]
-        return await handler(app, args)
-    finally:
-        await app.close()
+    with _run_lock(settings) if args.command == "run" else contextlib.nullcontext():
+        app = await build(settings, redactor=redactor, env_file=args.env_file)
+        try:
+            handler = _COMMANDS[args.command]
+            return await handler(app, args)
+        finally:
+            await app.close()
+
+
+def _run_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    from alertbot.store.sqlite.connection import sqlite_path
+
+    return single_run(sqlite_path(settings.database_url))
 
 
 async def _cmd_run(app: App, args: argparse.Namespace) -> int:

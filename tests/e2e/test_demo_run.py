@@ -73,3 +73,19 @@ async def test_run_several_bad_values_one_line_each(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert any("ALERTBOT_POLL_INTERVAL" in line for line in lines)
     assert any("ALERTBOT_LOG_LEVEL" in line for line in lines)
+
+
+async def test_run_second_on_same_sqlite_file_refused_first_unharmed(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    first = await Alertbot(["run"], env, tmp_path).start()
+    await first.wait_for_alerts(1, timeout=30)
+    code, out, err = await run_alertbot(["run", "--once"], env, tmp_path, timeout=30)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert "another `alertbot run`" in err and "ALERTBOT_DATABASE_URL" in err
+    code, _, err = await run_alertbot(["subscriptions"], env, tmp_path, timeout=30)
+    assert code == 0, err  # operator commands still run beside the bot
+    await first.wait_for_alerts(len(first.alert_keys()) + 1, timeout=30)
+    assert await first.stop() == 0
+    code, _, err = await run_alertbot(["run", "--once"], env, tmp_path, timeout=60)
+    assert code == 0, err
