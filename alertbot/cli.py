@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from alertbot import __version__
 from alertbot.bootstrap.app import App
@@ -42,8 +43,15 @@ class UsageError(Exception):
     """Bad command-line input: a one-line message, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help instead of reprinting the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alertbot",
         description="Posts changes in Token Metrics trading signals and grades to Discord, "
                     "Telegram, webhooks or the console.",

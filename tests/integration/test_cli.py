@@ -72,3 +72,19 @@ def test_cli_discord_webhook_old_and_new_host_same_destination(
     assert code == 0 and "already subscribed" in second, (second, err)
     assert first.split()[0] == second.split()[0]
     assert "token_value" not in first + second + err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["subscribe", "--platform", "nope", "BTC"],
+     "alertbot subscribe: argument --platform: invalid choice: 'nope'"),
+    (["frob"], "alertbot: argument COMMAND: invalid choice: 'frob'"),
+    (["throttle", "--platform", "telegram"], "the following arguments are required: --chat"),
+])
+def test_cli_usage_error_one_line_naming_help_exit_2(
+        capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(args)
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "--help" in lines[0], err
