@@ -35,6 +35,8 @@ KEY_LENGTH = 24
 """Idempotency keys fit Discord's 25-character nonce."""
 PACER_PRUNE_EVERY = 300.0
 """Seconds between dropping idle pacing buckets; longer than any platform window."""
+IDLE_POLL = 1.0
+"""Longest wait between looks at the outbox when nothing wakes the dispatcher."""
 
 
 def _b32(raw: str) -> str:
@@ -187,13 +189,13 @@ class Dispatcher:
 
     async def _idle_timeout(self, started: int) -> float:
         if len(self._lanes) >= self._max_lanes:
-            return 1.0
+            return IDLE_POLL
         next_due = await self._store.next_due(self.platforms)
         if next_due is None:
-            return 1.0
+            return IDLE_POLL
         wait = (next_due - self._clock.now()).total_seconds()
         # Rows due but busy in a lane: the lane's end wakes us, so no need to spin.
-        return min(1.0, max(wait, 0.05 if not started else 0.0))
+        return min(IDLE_POLL, max(wait, 0.05 if not started else 0.0))
 
     async def _drain(self) -> None:
         self._stopping = True
