@@ -159,7 +159,7 @@ class SqliteConnection:
                 db = self._conn
                 try:
                     if db.in_transaction:
-                        # Left open by a failed ROLLBACK; a new BEGIN would fail for ever.
+                        # Left open by a failed ROLLBACK or a cancelled BEGIN; BEGIN would fail.
                         await db.execute("ROLLBACK")
                     await db.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
