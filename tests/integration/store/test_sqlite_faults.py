@@ -6,14 +6,14 @@ import asyncio
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from alertbot.domain.models import ALL_KINDS, Destination, Token
+from alertbot.domain.models import ALL_KINDS, Destination, Policy, Token
 from alertbot.ports.store import StoreError
 from alertbot.store.sqlite import SqliteStore
 
@@ -115,3 +115,33 @@ async def test_sqlite_database_files_are_owner_only_under_any_umask(tmp_path: Pa
         os.umask(old)
     assert "private.db-wal" in modes
     assert modes == dict.fromkeys(modes, 0o600)
+
+
+WRITES: dict[str, Callable[[SqliteStore], Awaitable[object]]] = {
+    "upsert_tokens": lambda s: s.upsert_tokens(TOKENS[:1], NOW),
+    "record_poll": lambda s: s.record_poll([], [], NOW, {"k": "v"}),
+    "subscribe": lambda s: s.subscribe(Destination("telegram", "-2"), 1, ALL_KINDS, NOW),
+    "unsubscribe": lambda s: s.unsubscribe(Destination("telegram", "-1"), 1, ALL_KINDS, NOW),
+    "ensure_destination": lambda s: s.ensure_destination(Destination("telegram", "-2"), NOW),
+    "set_policy": lambda s: s.set_policy(Destination("telegram", "-1"), Policy(), NOW),
+    "pause": lambda s: s.pause(Destination("telegram", "-1"), "gone", NOW),
+    "rekey": lambda s: s.rekey(Destination("telegram", "-1"), Destination("telegram", "-3"),
+                               NOW),
+    "recover": lambda s: s.recover(NOW),
+    "claim": lambda s: s.claim("akey", NOW),
+    "add_audit": lambda s: s.add_audit(None, "test", "detail", "me"),
+    "set_meta": lambda s: s.set_meta("k", "v"),
+    "purge": lambda s: s.purge(NOW, NOW),
+}
+
+
+@pytest.mark.parametrize("call", sorted(WRITES))
+async def test_sqlite_every_write_on_read_only_database_raises_store_error(
+        faulty: SqliteStore, call: str) -> None:
+    await faulty.subscribe(Destination("telegram", "-1"), 1, ALL_KINDS, NOW)
+    await faulty._conn.execute("PRAGMA query_only = ON")
+    with pytest.raises(StoreError) as excinfo:
+        await WRITES[call](faulty)
+    assert isinstance(excinfo.value.__cause__, sqlite3.Error)
+    await faulty._conn.execute("PRAGMA query_only = OFF")
+    assert len(await faulty.subscriptions()) == 1
