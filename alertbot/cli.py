@@ -137,9 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, AlreadyRunning) as exc:
         print(f"alertbot: {redactor(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
-    except (ConfigError, StoreError) as exc:
+    except ConfigError as exc:
         print(f"alertbot: {redactor(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
+    except StoreError as exc:
+        # A database fault (locked, full, read-only): one line, and nothing was changed.
+        print(f"alertbot: {redactor(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:

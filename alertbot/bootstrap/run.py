@@ -12,6 +12,7 @@ from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Policy
 from alertbot.domain.parsing import format_duration
 from alertbot.platforms.console import DEFAULT_CHAT
 from alertbot.ports.source import SourceError
+from alertbot.ports.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ DEMO_CONSOLE_POLICY = Policy(max_alerts=6, window=timedelta(minutes=1))
 CONSOLE_DEFAULT = Destination("console", DEFAULT_CHAT)
 DEMO_SUBSCRIPTION_KEY = "demo.console_subscription"
 """Meta key set while the console subscription the demo created for itself exists."""
+START_RETRY_CAP = 30.0
+"""Longest pause between start-up attempts while the database is unavailable."""
 
 
 async def ensure_default_subscription(app: App) -> bool:
@@ -62,11 +65,15 @@ async def _retire_demo_subscription(app: App) -> None:
 
 async def run(app: App, *, once: bool = False) -> int:
     """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
-    await ensure_default_subscription(app)
+    await _first_run(app, once=once)
     try:
         await app.store.upsert_tokens(await app.source.universe(), app.clock.now())
     except SourceError as exc:  # the poller retries and reports it; starting must not fail
         log.warning("token universe not loaded yet: %s", exc)
+    except StoreError as exc:  # the poller stores the tokens it fetches
+        if once:
+            raise
+        log.warning("token catalog not saved at start, the poller will save it: %s", exc)
     source_name = app.source.name
     log.info("alertbot running: source %s, polling every %s, delivering to %s", source_name,
              format_duration(app.poller.interval), ", ".join(app.dispatcher.platforms))
@@ -89,6 +96,23 @@ async def run(app: App, *, once: bool = False) -> int:
             loop.remove_signal_handler(signum)
     log.info("alertbot stopped")
     return 0
+
+
+async def _first_run(app: App, *, once: bool) -> None:
+    """The first-run subscription, waiting out an unavailable database (one log line)."""
+    delay = 1.0
+    while True:
+        try:
+            await ensure_default_subscription(app)
+            return
+        except StoreError as exc:
+            if once:
+                raise
+            if delay == 1.0:
+                log.warning("database unavailable at start, retrying until it answers: %s",
+                            exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, START_RETRY_CAP)
 
 
 def _request_stop(stop: asyncio.Event, signum: int) -> None:

@@ -151,6 +151,9 @@ def setup_logging(level: str, fmt: str, redactor: Redactor) -> None:
     # Library chatter at INFO would drown the bot's own lines.
     for noisy in ("httpx", "telegram", "discord", "aiohttp.access", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # The SQLite driver logs every statement with its parameters at DEBUG, webhook URLs
+    # (secrets) included; its warnings and errors still come through.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
 def _log_unhandled(kind: type[BaseException], value: BaseException,

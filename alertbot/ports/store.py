@@ -6,7 +6,9 @@ combining protocols at the end. `Store` combines every role for the composition 
 
 Common to every role: each method is one transaction, so it happens completely or not at
 all and a crash at any point leaves a consistent database; it raises StoreError when the
-database cannot be used (not open, unreachable). Methods are safe to repeat unless noted.
+database cannot be used (not open, unreachable, locked by another writer for longer than the
+store waits, full, read-only), with the driver's error as `__cause__` and nothing changed;
+no driver exception escapes. Methods are safe to repeat unless noted.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from alertbot.domain.throttle import DueAlert, Plan
 
 
 class StoreError(Exception):
-    """The store cannot be used (unreachable, newer schema, bad URL)."""
+    """The store cannot be used (unreachable, locked, full, read-only, newer schema, bad URL).
+
+    Raised with the driver's error as `__cause__`; the failed call changed nothing, so the
+    caller may retry it later.
+    """
 
 
 class OutboxState(StrEnum):

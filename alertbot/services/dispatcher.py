@@ -6,6 +6,11 @@ re-sends exactly the same message (Discord bot messages are deduped by nonce, ou
 webhooks carry it as Idempotency-Key); what each platform makes of a repeat is in its
 notifier's docstring. A clean stop starts no new send and lets the ones in flight finish
 (`stop_bound`), so a planned restart repeats nothing.
+
+A store fault (StoreError: locked, full, read-only) pauses delivery instead of ending it: the
+loop and the lanes back off with a capped exponential delay, log one line (then at most one a
+minute), and resume when the store answers again. The outcome of a send already made is
+retried until it is recorded, so a fault never loses or repeats an alert.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import hashlib
 import logging
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from alertbot.domain import throttle
 from alertbot.domain.models import Change, Destination, Message, Reason
@@ -28,7 +34,7 @@ from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
 from alertbot.ports.observers import DispatchObserver
-from alertbot.ports.store import DispatchStore, PlanKeys
+from alertbot.ports.store import DispatchStore, PlanKeys, StoreError
 from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,12 @@ def stop_bound(drain_timeout: float = DRAIN_TIMEOUT, send_timeout: float = SEND_
     Service managers must allow more than this before they kill the process.
     """
     return max(drain_timeout, send_timeout + RECORD_GRACE)
+IDLE_POLL = 1.0
+"""Longest wait between looks at the outbox when nothing wakes the dispatcher."""
+STORE_LOG_EVERY = 60.0
+"""Seconds between repeated log lines while the store stays unavailable."""
+
+T = TypeVar("T")
 
 
 def _b32(raw: str) -> str:
@@ -89,6 +101,59 @@ class DeliveryRetry:
         return attempts >= self.max_attempts or now - first_created >= self.max_age
 
 
+@dataclass(frozen=True, slots=True)
+class StoreBackoff:
+    """Capped exponential pause of delivery while the store fails."""
+
+    base: float = 0.5
+    cap: float = 15.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to pause after `failures` consecutive failures (at least one)."""
+        return float(min(self.cap, self.base * 2.0 ** min(max(failures - 1, 0), 30)))
+
+
+class _StoreFault:
+    """Shared by the loop and every lane: one backoff, one log line, one recovery line."""
+
+    def __init__(self, backoff: StoreBackoff) -> None:
+        self._backoff = backoff
+        self.failures = 0
+        self.last: StoreError | None = None
+        self._until = 0.0
+        self._since = 0.0
+        self._logged: float | None = None
+
+    def failed(self, exc: StoreError, now: float) -> float:
+        """Record a failure; returns how long to pause from `now`."""
+        self.last = exc
+        if now >= self._until:
+            # Failures of lanes already waiting in this pause do not lengthen it.
+            self.failures += 1
+            if self.failures == 1:
+                self._since = now
+            self._until = now + self._backoff.delay(self.failures)
+        if self._logged is None or now - self._logged >= STORE_LOG_EVERY:
+            self._logged = now
+            log.warning("database unavailable, delivery paused (retrying in %.1fs, "
+                        "%d failures so far): %s", self._until - now, self.failures, exc)
+        return self._until - now
+
+    def recovered(self, now: float) -> None:
+        """The store accepted a write: delivery goes on."""
+        if self.failures:
+            log.warning("database available again after %.0fs; delivery resumed",
+                        now - self._since)
+        self.failures = 0
+        self.last = None
+        self._until = 0.0
+        self._logged = None
+
+    def remaining(self, now: float) -> float:
+        """Seconds left of the current pause."""
+        return max(0.0, self._until - now)
+
+
 class Dispatcher:
     """Delivers due outbox rows through the notifiers."""
 
@@ -96,7 +161,8 @@ class Dispatcher:
                  pacer: Pacer | None = None, retry: DeliveryRetry | None = None,
                  max_lanes: int = 64, send_timeout: float = SEND_TIMEOUT,
                  drain_timeout: float = DRAIN_TIMEOUT, observer: DispatchObserver | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 store_backoff: StoreBackoff | None = None) -> None:
         self._store = store
         # Shared, not copied: platform adapters install their notifiers after wiring.
         self._notifiers = notifiers
@@ -113,6 +179,7 @@ class Dispatcher:
         """Lanes between the start of a send and the record of its outcome."""
         self._wake = asyncio.Event()
         self._stopping = False
+        self._fault = _StoreFault(store_backoff or StoreBackoff())
 
     @property
     def platforms(self) -> list[str]:
@@ -135,21 +202,27 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop`, then let in-flight sends finish (bounded)."""
         await self._start_notifiers()
-        recovered = await self._store.recover(self._clock.now())
-        if recovered:
-            log.warning("recovered %d alerts that were being sent when the bot stopped",
-                        recovered)
         stopper = asyncio.create_task(stop.wait())
         loop = asyncio.get_running_loop()
         pruned = loop.time()
         try:
+            await self._recover(stopper)
             while not stop.is_set():
+                pause = self._fault.remaining(loop.time())
+                if pause > 0:
+                    await asyncio.wait({stopper}, timeout=pause)
+                    continue
                 if loop.time() - pruned >= PACER_PRUNE_EVERY:
                     pruned = loop.time()
                     self._pacer.forget_idle(older_than=PACER_PRUNE_EVERY)
-                started = await self._start_lanes()
-                timeout = await self._idle_timeout(started)
+                # Cleared before the queries: a commit while they run must wake the wait.
                 self._wake.clear()
+                try:
+                    started = await self._start_lanes()
+                    timeout = await self._idle_timeout(started)
+                except StoreError as exc:
+                    self._fault.failed(exc, loop.time())
+                    continue
                 waker = asyncio.create_task(self._wake.wait())
                 await asyncio.wait({waker, stopper}, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)
@@ -165,8 +238,26 @@ class Dispatcher:
             if not self._stopping:
                 await self._drain()
 
+    async def _recover(self, stopper: asyncio.Task[bool]) -> None:
+        """Make rows left `sending` by a crash due again, waiting out a store fault."""
+        loop = asyncio.get_running_loop()
+        while not stopper.done():
+            try:
+                recovered = await self._store.recover(self._clock.now())
+            except StoreError as exc:
+                await asyncio.wait({stopper}, timeout=self._fault.failed(exc, loop.time()))
+                continue
+            self._fault.recovered(loop.time())
+            if recovered:
+                log.warning("recovered %d alerts that were being sent when the bot stopped",
+                            recovered)
+            return
+
     async def run_until_idle(self, limit: float = 60.0) -> None:
-        """Deliver everything due within `limit` seconds (for `run --once`), then return."""
+        """Deliver everything due within `limit` seconds (for `run --once`), then return.
+
+        Raises StoreError when the store fails (a later run delivers what is left).
+        """
         await self._start_notifiers()
         await self._store.recover(self._clock.now())
         loop = asyncio.get_running_loop()
@@ -177,6 +268,8 @@ class Dispatcher:
                 await asyncio.wait(list(self._lanes.values()),
                                    timeout=max(0.0, deadline - loop.time()),
                                    return_when=asyncio.FIRST_COMPLETED)
+                if self._fault.last is not None:
+                    break
                 continue
             next_due = await self._store.next_due(self.platforms)
             if next_due is None:
@@ -186,6 +279,8 @@ class Dispatcher:
                 break  # held or backing off beyond the limit: a later run delivers it
             await asyncio.sleep(max(wait, 0.0))
         await self._drain()
+        if self._fault.last is not None:
+            raise self._fault.last
 
     async def _start_notifiers(self) -> None:
         for notifier in list(self._notifiers.values()):
@@ -214,13 +309,13 @@ class Dispatcher:
 
     async def _idle_timeout(self, started: int) -> float:
         if len(self._lanes) >= self._max_lanes:
-            return 1.0
+            return IDLE_POLL
         next_due = await self._store.next_due(self.platforms)
         if next_due is None:
-            return 1.0
+            return IDLE_POLL
         wait = (next_due - self._clock.now()).total_seconds()
         # Rows due but busy in a lane: the lane's end wakes us, so no need to spin.
-        return min(1.0, max(wait, 0.05 if not started else 0.0))
+        return min(IDLE_POLL, max(wait, 0.05 if not started else 0.0))
 
     async def _abort(self) -> None:
         self._stopping = True
@@ -260,6 +355,13 @@ class Dispatcher:
     # ------------------------------------------------------------------ one destination
 
     async def _lane(self, destination: Destination) -> None:
+        try:
+            await self._run_lane(destination)
+        except StoreError as exc:
+            # Nothing of this lane is half done: a claimed send records its outcome itself.
+            self._fault.failed(exc, asyncio.get_running_loop().time())
+
+    async def _run_lane(self, destination: Destination) -> None:
         notifier = self._notifiers[destination.platform]
         info = await self._store.destination(destination)
         if info is None:
@@ -298,6 +400,7 @@ class Dispatcher:
                                    for d in plan.digest]) if plan.digest else None,
             )
             recorded = await self._store.apply_plan(destination, plan, keys, now)
+            self._fault.recovered(asyncio.get_running_loop().time())
             for reason, count in recorded.items():
                 self._observer.decided(destination, reason, count)
             if not plan.messages:
@@ -312,6 +415,7 @@ class Dispatcher:
         # the request: waiting for the store (one connection shared by every lane) after the
         # slot let the request leave later than the slot the pacer counted.
         await self._store.claim(key, self._clock.now())
+        self._fault.recovered(asyncio.get_running_loop().time())
         limits = notifier.limits(destination)
         slot = await self._pacer.acquire(limits, scopes=(destination.platform, str(destination)))
         if self.stopping():
@@ -353,7 +457,8 @@ class Dispatcher:
             error = DeliveryError(f"unexpected {type(exc).__name__}", retryable=True)
             return await self._failed(target, key, error, attempts, first_created, delivery)
         now = self._clock.now()
-        delivered = await self._store.mark_sent(destination, key, result.message_id, now)
+        delivered = await self._persist(
+            lambda: self._store.mark_sent(destination, key, result.message_id, now))
         log.debug("delivery %s: %s accepted %s (%d alerts)", delivery, destination, key,
                   len(delivered))
         self._observer.delivered(destination, delivered, now)
@@ -365,15 +470,15 @@ class Dispatcher:
         now = self._clock.now()
         if error.rekey_to:
             new = Destination(destination.platform, error.rekey_to, destination.thread_id)
-            moved = await self._store.rekey(destination, new, now)
+            moved = await self._persist(lambda: self._store.rekey(destination, new, now))
             log.warning("delivery %s: %s moved to %s; %d alerts re-queued", delivery,
                         destination, new, moved)
             outcome = Reason.REKEYED
             self.wake()
         elif error.destination_gone:
-            await self._store.mark_dead(destination, key, error.reason,
-                                        Reason.DESTINATION_GONE, now)
-            await self._store.pause(destination, error.reason, now)
+            await self._persist(lambda: self._store.mark_dead(
+                destination, key, error.reason, Reason.DESTINATION_GONE, now))
+            await self._persist(lambda: self._store.pause(destination, error.reason, now))
             log.warning("delivery %s: %s no longer accepts messages (%s); paused its "
                         "subscriptions", delivery, destination, error.reason)
             self._observer.paused(destination, error.reason)
@@ -391,22 +496,42 @@ class Dispatcher:
             wait = max(error.retry_after or 1.0, 0.0)
             scope = destination.platform if error.global_limit else str(destination)
             self._pacer.pause(scope, wait)
-            await self._store.mark_retry(destination, key, now + timedelta(seconds=wait),
-                                         error.reason, Reason.RATE_LIMITED, False, now)
+            await self._persist(lambda: self._store.mark_retry(
+                destination, key, now + timedelta(seconds=wait), error.reason,
+                Reason.RATE_LIMITED, False, now))
             log.info("delivery %s: %s rate limited, retrying in %.1fs", delivery, destination,
                      wait)
             outcome = Reason.RATE_LIMITED
         elif error.retryable and not self._retry.exhausted(attempts + 1, first_created, now):
             wait = max(self._retry.delay(attempts, self._rng), error.retry_after or 0.0)
-            await self._store.mark_retry(destination, key, now + timedelta(seconds=wait),
-                                         error.reason, Reason.RETRY, True, now)
+            await self._persist(lambda: self._store.mark_retry(
+                destination, key, now + timedelta(seconds=wait), error.reason, Reason.RETRY,
+                True, now))
             log.warning("delivery %s to %s failed (%s); attempt %d, retrying in %.1fs",
                         delivery, destination, error.reason, attempts + 1, wait)
             outcome = Reason.RETRY
         else:
-            await self._store.mark_dead(destination, key, error.reason, Reason.DEAD, now)
+            await self._persist(lambda: self._store.mark_dead(
+                destination, key, error.reason, Reason.DEAD, now))
             log.error("delivery %s to %s failed permanently after %d attempts: %s", delivery,
                       destination, attempts + 1, error.reason)
             outcome = Reason.DEAD
         self._observer.failed(destination, outcome)
         return outcome
+
+    async def _persist(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Record the outcome of a send already made, retrying through a store fault.
+
+        The row is claimed (`sending`); giving up would leave it for the next start to send
+        again. Only cancellation (the drain's deadline) ends the retries, and then the
+        restart's recovery sends it under the same key.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                result = await write()
+            except StoreError as exc:
+                await asyncio.sleep(self._fault.failed(exc, loop.time()))
+                continue
+            self._fault.recovered(loop.time())
+            return result

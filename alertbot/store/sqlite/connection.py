@@ -2,11 +2,17 @@
 
 Every role module subclasses SqliteConnection, so SqliteStore (all roles together) holds
 exactly one connection guarded by one lock.
+
+Every database fault leaves the store as StoreError with the driver's error as `__cause__`
+(`_tx` and `_read` translate them). A write lock held by another connection is waited out:
+SQLite's busy timeout first, then a few retries with growing pauses, during which the lock is
+given back so other callers are not stuck behind the wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import sqlite3
@@ -21,6 +27,12 @@ import aiosqlite
 from alertbot.ports.store import StoreError
 
 BUSY_TIMEOUT_MS = 5000
+BUSY_RETRIES = 3
+"""Further attempts to start a write transaction after the busy timeout ran out."""
+BUSY_BACKOFF = 0.1
+"""Seconds before the first retry; doubled for each further one."""
+DATABASE_MODE = 0o600
+"""The database holds delivery addresses (secrets); SQLite gives -wal/-shm the same mode."""
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -63,6 +75,11 @@ class SqliteConnection:
             parent = await asyncio.to_thread(_parent_dir, self._path)
             if parent is not None:
                 raise StoreError(f"database directory does not exist: {parent}")
+            try:
+                await asyncio.to_thread(_create_private, self._path)
+            except OSError as exc:
+                raise StoreError(f"cannot create database {self._path}: "
+                                 f"{exc.strerror or exc}") from exc
         try:
             self._db = await aiosqlite.connect(self._path, isolation_level=None)
             await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -136,21 +153,44 @@ class SqliteConnection:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            db = self._conn
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            else:
-                await db.execute("COMMIT")
+        """One write transaction; a fault rolls it back and raises StoreError."""
+        for attempt in range(BUSY_RETRIES + 1):
+            async with self._lock:
+                db = self._conn
+                try:
+                    if db.in_transaction:
+                        # Left open by a failed ROLLBACK or a cancelled BEGIN; BEGIN would fail.
+                        await db.execute("ROLLBACK")
+                    await db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or attempt == BUSY_RETRIES:
+                        raise self._fault(exc) from exc
+                except sqlite3.Error as exc:
+                    raise self._fault(exc) from exc
+                else:
+                    try:
+                        yield db
+                        await db.execute("COMMIT")
+                    except sqlite3.Error as exc:
+                        await _rollback(db)
+                        raise self._fault(exc) from exc
+                    except BaseException:
+                        await _rollback(db)
+                        raise
+                    return
+            # Outside the lock, so readers go on while another connection writes.
+            await asyncio.sleep(BUSY_BACKOFF * 2 ** attempt)
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            yield self._conn
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise self._fault(exc) from exc
+
+    def _fault(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"database {os.path.basename(self._path)}: {exc}")
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         async with self._read() as db, db.execute(sql, params) as cur:
@@ -159,6 +199,34 @@ class SqliteConnection:
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         async with self._read() as db, db.execute(sql, params) as cur:
             return await cur.fetchone()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    """Roll back if a transaction is still open; never hide the error being handled."""
+    # SQLite may already have rolled back by itself (e.g. on SQLITE_FULL); a ROLLBACK then
+    # fails with "no transaction is active" and would replace the real error.
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
+
+
+def _create_private(path: str) -> None:
+    """Create the database file owner-only (regardless of umask); leave an existing one."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, DATABASE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, DATABASE_MODE)
+    finally:
+        os.close(fd)
 
 
 def _parent_dir(path: str) -> str | None:
