@@ -15,7 +15,7 @@ from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
 from alertbot.ports.observers import PollObserver, PollReport
 from alertbot.ports.source import Source, SourceError
-from alertbot.ports.store import PollStore
+from alertbot.ports.store import PollStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,11 @@ class Poller:
                 log.warning("poll %s failed: %s", cycle, exc)
                 if exc.retry_after:
                     wait = max(wait, exc.retry_after)
+            except StoreError as exc:
+                # Expected while the database is locked, full or read-only: nothing was
+                # committed, the next cycle fetches the same data again.
+                self.last_error = str(exc)
+                log.warning("poll %s not saved: %s", cycle, exc)
             except Exception as exc:  # a bug must not stop polling
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("poll %s crashed", cycle)

@@ -7,6 +7,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from alertbot.domain.detect import Outcome, Rules
 from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Reading, Token
 from alertbot.ports.source import Batch, SourceError
@@ -160,3 +162,27 @@ async def test_poller_uses_catalog_tokens_for_links(store: SqliteStore) -> None:
     await poller.ingest([Reading(bare, Kind.SIGNAL, 1, DAY)], tokens=[BTC])
     report = await poller.ingest([Reading(bare, Kind.SIGNAL, -1, DAY + timedelta(days=1))])
     assert report.changes[0].token.link == "https://app.tokenmetrics.com/bitcoin"
+
+
+async def test_poller_store_fault_one_line_per_cycle_no_traceback_then_recovers(
+        store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+    clock = ManualClock()
+    await store.subscribe(CHAT, BTC.token_id, ALL_KINDS, clock.at)
+    source = ScriptedSource(readings=[signal(BTC, 1, 0)])
+    poller = poller_for(store, source, clock)
+    await store._conn.execute("PRAGMA query_only = ON")  # the database refuses writes
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await eventually(lambda: len(source.fetched) >= 2, what="two cycles on a read-only store")
+    assert poller.last_error.startswith("database")
+    failures = [r for r in caplog.records if "poll" in r.getMessage()
+                and r.levelname in ("WARNING", "ERROR")]
+    assert failures and all(r.exc_info is None for r in failures), "a traceback per poll"
+    await store._conn.execute("PRAGMA query_only = OFF")
+
+    async def stored() -> bool:
+        return bool(await store.load_states([BTC.token_id]))
+
+    await eventually(stored, what="states stored once the database accepts writes")
+    stop.set()
+    await task
