@@ -278,6 +278,7 @@ async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
     kinds = _kinds(args.kinds)
     token_id, described = await _target_token(app, args.symbol)
     now = app.clock.now()
+    replaced = False
     if args.url is not None:
         from alertbot.domain.address import validate_webhook_address
 
@@ -287,6 +288,8 @@ async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
             address = validate_webhook_address(args.url)
         except ValueError as exc:
             raise UsageError(f"--url: {exc}") from None
+        previous = await app.store.destination(destination)
+        replaced = bool(previous and previous.address and previous.address != address)
         await app.store.ensure_destination(destination, now, address=address)
     elif destination.platform == "webhook":
         info = await app.store.destination(destination)
@@ -296,6 +299,8 @@ async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
     names = ", ".join(k.value for k in kinds)
     verb = "subscribed" if changed else "already subscribed"
     print(f"{destination} {verb} to {described}: {names}")
+    if replaced:
+        print(f"{destination} address replaced: alerts still queued for it go to the new URL")
     return EXIT_OK
 
 

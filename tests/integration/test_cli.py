@@ -88,3 +88,20 @@ def test_cli_usage_error_one_line_naming_help_exit_2(
     assert caught.value.code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "--help" in lines[0], err
+
+
+def test_cli_subscribe_webhook_new_url_replaces_the_address_and_says_so(
+        capsys: pytest.CaptureFixture[str], workspace: Path) -> None:
+    base = ["subscribe", "--platform", "webhook", "--chat", "hook", "BTC", "--url"]
+    code, _, err = run(capsys, *base, "http://127.0.0.1:9/first-secret")
+    assert code == 0, err
+    code, out, err = run(capsys, *base, "http://127.0.0.1:9/second-secret")
+    assert code == 0, err
+    assert "webhook:hook address replaced" in out
+    assert "secret" not in out + err
+    import sqlite3
+    with sqlite3.connect(workspace / "cli.db") as db:
+        address = db.execute("SELECT address FROM destinations WHERE chat_id = 'hook'")
+        assert address.fetchone()[0] == "http://127.0.0.1:9/second-secret"
+    code, out, _ = run(capsys, *base, "http://127.0.0.1:9/second-secret")
+    assert code == 0 and "address replaced" not in out
