@@ -531,6 +531,7 @@ class FakeDiscord:
         self._channel_errors: dict[int, tuple[int, int, str]] = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[str, float] = {}
+        self._drops: Counter[str] = Counter()
         self._webhooks: dict[int, FakeWebhook] = {}
         self._deleted_webhooks: set[int] = set()
         self._global_window = SlidingWindow(*global_limit)
@@ -682,6 +683,12 @@ class FakeDiscord:
         self._failures.setdefault(route_kind, deque()).append(
             _Failure(status, code, text, retry_after, scope, times)
         )
+
+    def drop_next(self, route_kind: RouteKind, times: int = 1) -> None:
+        """Close the connection instead of answering the next ``times`` requests of a kind."""
+        # What a proxy restart or an idle-connection reset looks like to the client: aiohttp
+        # raises ServerDisconnectedError, which is neither an HTTPException nor an OSError.
+        self._drops[route_kind] += times
 
     def set_response_delay(self, route_kind: RouteKind, seconds: float) -> None:
         """Delay responses of one route kind (real seconds, after the request is recorded)."""
@@ -1058,6 +1065,12 @@ class FakeDiscord:
             request.method, request.path, dict(request.query), kind, now, self._authorized(request)
         )
         self.requests.append(record)
+        if self._drops[kind] > 0:
+            self._drops[kind] -= 1
+            assert request.transport is not None
+            request.transport.abort()
+            self._notify()
+            return web.Response(status=599)  # never reaches the client: the socket is gone
         response: web.StreamResponse | None = self._gate(request, kind, now)
         if response is None:
             try:
