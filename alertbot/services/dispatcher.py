@@ -24,6 +24,7 @@ from alertbot.domain.models import Change, Destination, Message, Reason
 from alertbot.domain.render import render
 from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
 from alertbot.ports.observers import DispatchObserver
 from alertbot.ports.store import DispatchStore, PlanKeys
@@ -165,6 +166,7 @@ class Dispatcher:
             try:
                 await notifier.start()
             except Exception:  # a broken adapter must not stop the others from delivering
+                reraise_if_cancelling()
                 log.exception("the %s notifier failed to start", notifier.platform)
 
     async def _start_lanes(self) -> int:
@@ -289,6 +291,7 @@ class Dispatcher:
             error = DeliveryError(f"no answer within {self._send_timeout:.0f}s", retryable=True)
             return await self._failed(target, key, error, attempts, first_created, delivery)
         except Exception as exc:  # a notifier bug must not lose or loop the alert
+            reraise_if_cancelling()
             log.exception("delivery %s to %s crashed", delivery, destination)
             error = DeliveryError(f"unexpected {type(exc).__name__}", retryable=True)
             return await self._failed(target, key, error, attempts, first_created, delivery)

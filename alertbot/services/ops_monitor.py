@@ -21,6 +21,7 @@ from alertbot.domain.ops_events import OpsCode, OpsEvent
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics, QuotaProbe
 from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.observers import DispatchObserver, PollObserver, PollReport
 from alertbot.ports.store import OpsStore
 
@@ -114,6 +115,7 @@ class OpsMonitor(PollObserver, DispatchObserver):
             try:
                 await self.check()
             except Exception:  # a failing check must not stop the bot
+                reraise_if_cancelling()
                 log.exception("operator alert check failed")
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(
                 self._kick.wait())]
