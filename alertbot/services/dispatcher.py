@@ -115,6 +115,7 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop`, then let in-flight sends finish (bounded)."""
+        self._stopping = False  # a run after a failed one (the supervisor's restart) sends again
         await self._start_notifiers()
         recovered = await self._store.recover(self._clock.now())
         if recovered:

@@ -336,3 +336,19 @@ async def test_dispatcher_cancelled_while_notifier_starts_is_cancelled(
     finally:
         task.cancel()
         await asyncio.wait({task})
+
+
+async def test_dispatcher_run_again_after_a_run_ended_delivers(store: SqliteStore) -> None:
+    notifier = ScriptedNotifier()
+    dispatcher = make_dispatcher(store, notifier)
+    stopped = asyncio.Event()
+    stopped.set()
+    await dispatcher.run(stopped)  # what a failed run leaves behind: a drained dispatcher
+    await add_changes(store, 2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await eventually(lambda: len(notifier.sent) == 2, what="both alerts after the restart")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
