@@ -8,6 +8,7 @@ import signal
 from datetime import timedelta
 
 from alertbot.bootstrap.app import App
+from alertbot.bootstrap.supervisor import Supervisor
 from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Policy
 from alertbot.domain.parsing import format_duration
 from alertbot.platforms.console import DEFAULT_CHAT
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 DEMO_CONSOLE_POLICY = Policy(max_alerts=6, window=timedelta(minutes=1))
 """The embedded default shows throttling within a minute instead of an hour."""
 CONSOLE_DEFAULT = Destination("console", DEFAULT_CHAT)
+JOB_PROBE_PREFIX = "job "
+"""/readyz names each supervised job's probe `job <name>`."""
 
 
 async def ensure_default_subscription(app: App) -> bool:
@@ -53,12 +56,12 @@ async def run(app: App, *, once: bool = False) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
+    jobs = {"poller": app.poller.run, "dispatcher": app.dispatcher.run, **app.jobs}
+    supervisor = Supervisor(app.clock, observer=app.observers, redact=app.redactor)
+    for name in jobs:
+        app.health[f"{JOB_PROBE_PREFIX}{name}"] = supervisor.probe(name)
     try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(app.poller.run(stop), name="poller")
-            group.create_task(app.dispatcher.run(stop), name="dispatcher")
-            for name, job in app.jobs.items():
-                group.create_task(job(stop), name=name)
+        await supervisor.run(jobs, stop)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
