@@ -42,7 +42,7 @@ class Backoff:
     cap: float = 60.0
     jitter: float = 0.2
     """Fraction of the delay added or removed at random, so restarts do not align."""
-    healthy_after: float = 30.0
+    healthy_after: float = 10.0
     """A restarted job that runs this long without failing counts as recovered."""
 
     def delay(self, failures: int, rng: random.Random) -> float:
