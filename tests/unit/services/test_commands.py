@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -495,3 +496,23 @@ async def test_complete_symbol_prefix_returns_known_tokens(world: World) -> None
     await world.store.upsert_tokens([BTC, ETH], NOW)
     assert [t.symbol for t in await world.core.complete_symbol("bt")] == ["BTC"]
     assert await world.core.complete_symbol("  ") == []
+
+
+async def test_caller_moderator_check_cancelled_propagates_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def admin_lookup() -> bool:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            # What an HTTP client does when the request under it is torn down.
+            raise ConnectionResetError("connection lost") from None
+        return True
+
+    caller = Caller(Destination("telegram", "-100"), "7", is_moderator=admin_lookup)
+    task = asyncio.create_task(caller.moderator())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert task in done and task.cancelled(), "the refusal swallowed the cancellation"
