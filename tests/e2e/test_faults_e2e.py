@@ -45,6 +45,19 @@ STORE_FAULTS: dict[str, str] = {}
 """A locked database belongs here once the store reports it (another part of issue 12)."""
 
 
+JOB_FAILED = "alertbot: job discord failed and is being restarted"
+JOB_RECOVERED = "alertbot: job discord runs again"
+
+
+def titles(discord: FakeDiscord) -> list[str]:
+    return [str(e.get("title", "")) for m in discord.messages_in(DEFAULT_CHANNEL_ID)
+            for e in m.embeds]
+
+
+def btc_alerts(discord: FakeDiscord) -> list[str]:
+    return [t for t in titles(discord) if t.startswith("BTC ")]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,7 +92,8 @@ async def test_faults_run_stays_up_reports_each_fault_and_delivers_every_alert(
             DISCORD_BOT_TOKEN=discord.token, DISCORD_API_URL=discord.api_base,
             DISCORD_GATEWAY_URL=discord.gateway_url, DISCORD_GUILD_IDS=str(DEFAULT_GUILD_ID),
             TELEGRAM_BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.root,
-            ALERTBOT_HTTP_PORT=str(port), ALERTBOT_POLL_INTERVAL="0.5")
+            ALERTBOT_HTTP_PORT=str(port), ALERTBOT_POLL_INTERVAL="0.5",
+            ALERTBOT_OPS_DESTINATION=f"discord:{DEFAULT_CHANNEL_ID}")
         for platform, chat in (("discord", str(DEFAULT_CHANNEL_ID)), ("telegram", str(GROUP))):
             code, _, err = await run_alertbot(
                 ["subscribe", "--platform", platform, "--chat", chat, "BTC"], env, tmp_path)
@@ -122,7 +136,7 @@ async def test_faults_run_stays_up_reports_each_fault_and_delivers_every_alert(
             await eventually(lambda: len(tm.calls_to("/trading-signals")) >=
                              MALFORMED_POLLS + 2, what="two good polls", timeout=STARTUP)
             tm.flip(BTC, today)
-            await discord.wait_for_messages(1, timeout=STARTUP, channel_id=DEFAULT_CHANNEL_ID)
+            await discord.wait_until(lambda: bool(btc_alerts(discord)), timeout=STARTUP)
             await telegram.wait_until(lambda: bool(telegram.sent_to(GROUP)), timeout=STARTUP)
 
             async def recovered() -> bool:
@@ -138,6 +152,7 @@ async def test_faults_run_stays_up_reports_each_fault_and_delivers_every_alert(
                 raise AssertionError(f"{exc}: {bodies[-1]}") from None
             await eventually(lambda: queued(tmp_path) == 0, what="an empty outbox",
                              timeout=STARTUP)
+            await discord.wait_until(lambda: JOB_RECOVERED in titles(discord), timeout=STARTUP)
             status, metrics_text = 0, ""
             async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 status, metrics_text = resp.status, await resp.text()
@@ -152,7 +167,9 @@ async def test_faults_run_stays_up_reports_each_fault_and_delivers_every_alert(
     # Discord: exactly once (one message per sent row, by nonce); Telegram: at least once.
     discord_messages = discord.messages_in(DEFAULT_CHANNEL_ID)
     assert sorted(m.nonce for m in discord_messages) == sorted(sent_keys(tmp_path, "discord"))
-    assert len(discord_messages) == 1 and "BTC" in discord_messages[0].embeds[0]["title"]
+    assert len(btc_alerts(discord)) == 1
+    # The operator hears of the failure streak once, and of its end once.
+    assert titles(discord).count(JOB_FAILED) == 1 and titles(discord).count(JOB_RECOVERED) == 1
     telegram_alerts = telegram.sent_to(GROUP)
     assert len(sent_keys(tmp_path, "telegram")) == 1 and telegram_alerts
     assert all("BTC" in m.visible_text for m in telegram_alerts)
