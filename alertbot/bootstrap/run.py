@@ -38,17 +38,21 @@ async def ensure_default_subscription(app: App) -> bool:
     return True
 
 
-async def run(app: App, *, once: bool = False) -> int:
-    """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
+async def prepare(app: App) -> None:
+    """Start-up: the embedded default's subscription and the source's token universe."""
     await ensure_default_subscription(app)
     try:
         await app.store.upsert_tokens(await app.source.universe(), app.clock.now())
     except SourceError as exc:  # the poller retries and reports it; starting must not fail
         log.warning("token universe not loaded yet: %s", exc)
-    source_name = app.source.name
-    log.info("alertbot running: source %s, polling every %s, delivering to %s", source_name,
+
+
+async def run(app: App, *, once: bool = False) -> int:
+    """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
+    log.info("alertbot running: source %s, polling every %s, delivering to %s", app.source.name,
              format_duration(app.poller.interval), ", ".join(app.dispatcher.platforms))
     if once:
+        await prepare(app)
         await app.poller.poll_once()
         await app.dispatcher.run_until_idle()
         return 0
@@ -56,7 +60,19 @@ async def run(app: App, *, once: bool = False) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
-    jobs = {"poller": app.poller.run, "dispatcher": app.dispatcher.run, **app.jobs}
+    prepared = asyncio.Event()
+
+    async def startup(stop: asyncio.Event) -> None:
+        # A job like the others, so a failing start-up is retried and shown by /readyz
+        # while the HTTP server, the dispatcher and the chat adapters already run.
+        await prepare(app)
+        prepared.set()
+
+    async def poller(stop: asyncio.Event) -> None:
+        if await _first_of(prepared, stop) is prepared:
+            await app.poller.run(stop)
+
+    jobs = {"startup": startup, "poller": poller, "dispatcher": app.dispatcher.run, **app.jobs}
     supervisor = Supervisor(app.clock, observer=app.observers, redact=app.redactor)
     for name in jobs:
         app.health[f"{JOB_PROBE_PREFIX}{name}"] = supervisor.probe(name)
@@ -67,6 +83,17 @@ async def run(app: App, *, once: bool = False) -> int:
             loop.remove_signal_handler(signum)
     log.info("alertbot stopped")
     return 0
+
+
+async def _first_of(*events: asyncio.Event) -> asyncio.Event:
+    """Wait until one of `events` is set; that event."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return next(e for e in events if e.is_set())
 
 
 def _request_stop(stop: asyncio.Event, signum: int) -> None:
