@@ -8,6 +8,7 @@ import signal
 from datetime import timedelta
 
 from alertbot.bootstrap.app import App
+from alertbot.bootstrap.supervisor import Supervisor
 from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Policy
 from alertbot.domain.parsing import format_duration
 from alertbot.platforms.console import DEFAULT_CHAT
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 DEMO_CONSOLE_POLICY = Policy(max_alerts=6, window=timedelta(minutes=1))
 """The embedded default shows throttling within a minute instead of an hour."""
 CONSOLE_DEFAULT = Destination("console", DEFAULT_CHAT)
+JOB_PROBE_PREFIX = "job "
+"""/readyz names each supervised job's probe `job <name>`."""
 DEMO_SUBSCRIPTION_KEY = "demo.console_subscription"
 """Meta key set while the console subscription the demo created for itself exists."""
 START_RETRY_CAP = 30.0
@@ -63,8 +66,8 @@ async def _retire_demo_subscription(app: App) -> None:
              " %d queued demo alerts dropped)", app.source.name, removed, dropped)
 
 
-async def run(app: App, *, once: bool = False) -> int:
-    """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
+async def prepare(app: App, *, once: bool = False) -> None:
+    """Start-up: the embedded default's subscription and the source's token universe."""
     await _first_run(app, once=once)
     try:
         await app.store.upsert_tokens(await app.source.universe(), app.clock.now())
@@ -74,28 +77,6 @@ async def run(app: App, *, once: bool = False) -> int:
         if once:
             raise
         log.warning("token catalog not saved at start, the poller will save it: %s", exc)
-    source_name = app.source.name
-    log.info("alertbot running: source %s, polling every %s, delivering to %s", source_name,
-             format_duration(app.poller.interval), ", ".join(app.dispatcher.platforms))
-    if once:
-        await app.poller.poll_once()
-        await app.dispatcher.run_until_idle()
-        return 0
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, _request_stop, stop, signum)
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(app.poller.run(stop), name="poller")
-            group.create_task(app.dispatcher.run(stop), name="dispatcher")
-            for name, job in app.jobs.items():
-                group.create_task(job(stop), name=name)
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-    log.info("alertbot stopped")
-    return 0
 
 
 async def _first_run(app: App, *, once: bool) -> None:
@@ -113,6 +94,55 @@ async def _first_run(app: App, *, once: bool) -> None:
                             exc)
         await asyncio.sleep(delay)
         delay = min(delay * 2, START_RETRY_CAP)
+
+
+async def run(app: App, *, once: bool = False) -> int:
+    """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
+    log.info("alertbot running: source %s, polling every %s, delivering to %s", app.source.name,
+             format_duration(app.poller.interval), ", ".join(app.dispatcher.platforms))
+    if once:
+        await prepare(app, once=True)
+        await app.poller.poll_once()
+        await app.dispatcher.run_until_idle()
+        return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _request_stop, stop, signum)
+    prepared = asyncio.Event()
+
+    async def startup(stop: asyncio.Event) -> None:
+        # A job like the others, so a failing start-up is retried and shown by /readyz
+        # while the HTTP server, the dispatcher and the chat adapters already run.
+        await prepare(app)
+        prepared.set()
+
+    async def poller(stop: asyncio.Event) -> None:
+        if await _first_of(prepared, stop) is prepared:
+            await app.poller.run(stop)
+
+    jobs = {"startup": startup, "poller": poller, "dispatcher": app.dispatcher.run, **app.jobs}
+    supervisor = Supervisor(app.clock, observer=app.observers, redact=app.redactor)
+    for name in jobs:
+        app.health[f"{JOB_PROBE_PREFIX}{name}"] = supervisor.probe(name)
+    try:
+        await supervisor.run(jobs, stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    log.info("alertbot stopped")
+    return 0
+
+
+async def _first_of(*events: asyncio.Event) -> asyncio.Event:
+    """Wait until one of `events` is set; that event."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return next(e for e in events if e.is_set())
 
 
 def _request_stop(stop: asyncio.Event, signum: int) -> None:

@@ -35,6 +35,8 @@ class OpsCode(enum.StrEnum):
     DEAD_LETTERED = "dead_lettered"
     POLLS_STALE = "polls_stale"
     POLLS_RECOVERED = "polls_recovered"
+    JOB_FAILED = "job_failed"
+    JOB_RECOVERED = "job_recovered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,19 @@ def polls_recovered(stale_since: datetime, now: datetime) -> OpsEvent:
     """Polling works again."""
     return OpsEvent(OpsCode.POLLS_RECOVERED, stale_since.isoformat(), "polls succeed again",
                     f"stale from {stale_since:%Y-%m-%d %H:%M} UTC", now, problem=False)
+
+
+def job_failed(name: str, since: datetime, error: str) -> OpsEvent:
+    """A background job raised; one event per failure streak (keyed by its start)."""
+    return OpsEvent(OpsCode.JOB_FAILED, f"{name}|{since.isoformat()}",
+                    f"job {name} failed and is being restarted", error, since)
+
+
+def job_recovered(name: str, failed_since: datetime, now: datetime) -> OpsEvent:
+    """A job that kept failing runs cleanly again."""
+    return OpsEvent(OpsCode.JOB_RECOVERED, f"{name}|{failed_since.isoformat()}",
+                    f"job {name} runs again", f"failing from {failed_since:%Y-%m-%d %H:%M} UTC",
+                    now, problem=False)
 
 
 def is_stale(last_success: datetime | None, started: datetime, interval_s: float,

@@ -22,7 +22,7 @@ from prometheus_client import (
 
 from alertbot import __version__
 from alertbot.domain.models import Change, Destination, Reason
-from alertbot.ports.observers import DispatchObserver, PollObserver, PollReport
+from alertbot.ports.observers import DispatchObserver, JobObserver, PollObserver, PollReport
 from alertbot.ports.store import OutboxState, OutboxStats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -45,7 +45,7 @@ class QuotaUsage:
 QuotaProbe = Callable[[datetime], Awaitable[QuotaUsage | None]]
 
 
-class Metrics(PollObserver, DispatchObserver):
+class Metrics(PollObserver, DispatchObserver, JobObserver):
     """Every metric alertbot exports; also the observer that feeds them."""
 
     def __init__(self) -> None:
@@ -101,6 +101,9 @@ class Metrics(PollObserver, DispatchObserver):
                                      ["reason"], registry=r)
         self.ops_events = Counter("alertbot_ops_events",
                                   "Operator alerts raised, by code", ["code"], registry=r)
+        self.job_restarts = Counter("alertbot_job_restarts",
+                                    "Background job failures the supervisor restarted, by job",
+                                    ["job"], registry=r)
         self.scrape_errors = Counter("alertbot_metrics_scrape_errors",
                                      "Scrapes where stored state could not be read",
                                      registry=r)
@@ -153,6 +156,10 @@ class Metrics(PollObserver, DispatchObserver):
     def ops_event(self, code: str) -> None:
         """An operator alert was raised."""
         self.ops_events.labels(code=code).inc()
+
+    def job_failed(self, name: str, since: datetime, error: str, restarts: int) -> None:
+        """A supervised job raised and will be restarted."""
+        self.job_restarts.labels(job=name).inc()
 
     def ingest_result(self, result: str) -> None:
         """A push ingest request ended with this result."""

@@ -60,17 +60,30 @@ class DispatchObserver:
         """A destination's secret address was read (so logs can redact it)."""
 
 
-class Observers(PollObserver, DispatchObserver):
+class JobObserver:
+    """Hooks for a supervised background job's failures; the default does nothing."""
+
+    def job_failed(self, name: str, since: datetime, error: str, restarts: int) -> None:
+        """A job raised; `since` is when its current failure streak began."""
+
+    def job_recovered(self, name: str, since: datetime, now: datetime) -> None:
+        """A job that failed since `since` has run cleanly again."""
+
+
+class Observers(PollObserver, DispatchObserver, JobObserver):
     """Fan-out: every hook reaches every registered observer; one failing never stops the
     others nor the poller or dispatcher that called it."""
 
     def __init__(self) -> None:
         self._poll: list[PollObserver] = []
         self._dispatch: list[DispatchObserver] = []
+        self._jobs: list[JobObserver] = []
         self._addresses: list[Callable[[str], None]] = []
 
-    def add(self, observer: PollObserver | DispatchObserver) -> None:
+    def add(self, observer: PollObserver | DispatchObserver | JobObserver) -> None:
         """Register an observer for the hooks it implements."""
+        if isinstance(observer, JobObserver):
+            self._jobs.append(observer)
         if isinstance(observer, PollObserver):
             self._poll.append(observer)
         if isinstance(observer, DispatchObserver):
@@ -116,6 +129,18 @@ class Observers(PollObserver, DispatchObserver):
         for d in self._dispatch:
             with _guard(d):
                 d.paused(destination, reason)
+
+    def job_failed(self, name: str, since: datetime, error: str, restarts: int) -> None:
+        """Forward."""
+        for j in self._jobs:
+            with _guard(j):
+                j.job_failed(name, since, error, restarts)
+
+    def job_recovered(self, name: str, since: datetime, now: datetime) -> None:
+        """Forward."""
+        for j in self._jobs:
+            with _guard(j):
+                j.job_recovered(name, since, now)
 
     def address_loaded(self, destination: Destination, address: str) -> None:
         """Forward a loaded secret address to the callbacks (log redaction)."""

@@ -35,6 +35,7 @@ from alertbot.domain.policy import (
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.domain.why import explain
 from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.store import CommandStore, PolicyChange
 from alertbot.services.lookup import Lookup, LookupFailed
 
@@ -86,6 +87,7 @@ class Caller:
         try:
             return await self.is_moderator()
         except Exception:
+            reraise_if_cancelling()
             # A failed permission lookup must refuse, never crash the command.
             log.warning("moderator check for %s in %s failed", self.user_id, self.destination,
                         exc_info=True)

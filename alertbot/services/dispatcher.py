@@ -32,6 +32,7 @@ from alertbot.domain.models import Change, Destination, Message, Reason
 from alertbot.domain.render import render
 from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
 from alertbot.ports.observers import DispatchObserver
 from alertbot.ports.store import DispatchStore, PlanKeys, StoreError
@@ -201,6 +202,7 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop`, then let in-flight sends finish (bounded)."""
+        self._stopping = False  # a run after a failed one (the supervisor's restart) sends again
         await self._start_notifiers()
         stopper = asyncio.create_task(stop.wait())
         loop = asyncio.get_running_loop()
@@ -287,6 +289,7 @@ class Dispatcher:
             try:
                 await notifier.start()
             except Exception:  # a broken adapter must not stop the others from delivering
+                reraise_if_cancelling()
                 log.exception("the %s notifier failed to start", notifier.platform)
 
     async def _start_lanes(self) -> int:
@@ -453,6 +456,7 @@ class Dispatcher:
             error = DeliveryError(f"no answer within {self._send_timeout:.0f}s", retryable=True)
             return await self._failed(target, key, error, attempts, first_created, delivery)
         except Exception as exc:  # a notifier bug must not lose or loop the alert
+            reraise_if_cancelling()
             log.exception("delivery %s to %s crashed", delivery, destination)
             error = DeliveryError(f"unexpected {type(exc).__name__}", retryable=True)
             return await self._failed(target, key, error, attempts, first_created, delivery)

@@ -21,7 +21,8 @@ from alertbot.domain.ops_events import OpsCode, OpsEvent
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics, QuotaProbe
 from alertbot.ports.clock import Clock
-from alertbot.ports.observers import DispatchObserver, PollObserver, PollReport
+from alertbot.ports.lifecycle import reraise_if_cancelling
+from alertbot.ports.observers import DispatchObserver, JobObserver, PollObserver, PollReport
 from alertbot.ports.store import OpsStore
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def parse_destination(text: str) -> Destination:
     return Destination(platform, chat)
 
 
-class OpsMonitor(PollObserver, DispatchObserver):
+class OpsMonitor(PollObserver, DispatchObserver, JobObserver):
     """Raises ops events and stores them through the outbox for one destination."""
 
     def __init__(self, store: OpsStore, clock: Clock, destination: Destination,
@@ -103,6 +104,16 @@ class OpsMonitor(PollObserver, DispatchObserver):
             self._dead.setdefault(destination, self._clock.now())
             self._kick.set()
 
+    def job_failed(self, name: str, since: datetime, error: str, restarts: int) -> None:
+        """A supervised job raised: one alert per failure streak (the id is its start)."""
+        self._pending.append(ops.job_failed(name, since, self._redact(error)))
+        self._kick.set()
+
+    def job_recovered(self, name: str, since: datetime, now: datetime) -> None:
+        """A supervised job that kept failing runs cleanly again."""
+        self._pending.append(ops.job_recovered(name, since, now))
+        self._kick.set()
+
     # ------------------------------------------------------------------ job
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -114,6 +125,7 @@ class OpsMonitor(PollObserver, DispatchObserver):
             try:
                 await self.check()
             except Exception:  # a failing check must not stop the bot
+                reraise_if_cancelling()
                 log.exception("operator alert check failed")
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(
                 self._kick.wait())]

@@ -13,6 +13,7 @@ from alertbot.domain.detect import Rules, detect
 from alertbot.domain.models import Kind, Reading, Token, TrackedState, mask_to_kinds
 from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.observers import PollObserver, PollReport
 from alertbot.ports.source import Source, SourceError
 from alertbot.ports.store import PollStore, StoreError
@@ -167,6 +168,7 @@ class Poller:
                 self.last_error = str(exc)
                 log.warning("poll %s not saved: %s", cycle, exc)
             except Exception as exc:  # a bug must not stop polling
+                reraise_if_cancelling()
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("poll %s crashed", cycle)
             elapsed = asyncio.get_running_loop().time() - started

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.store import Maintenance, PurgeResult
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Retention:
             try:
                 await self.purge_once()
             except Exception:  # retention must never stop the bot
+                reraise_if_cancelling()
                 log.exception("retention pass failed")
             await _wait(stop, self._every)
 

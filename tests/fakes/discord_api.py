@@ -533,6 +533,8 @@ class FakeDiscord:
         self._channel_errors: dict[int, tuple[int, int, str]] = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[str, float] = {}
+        self._drops: Counter[str] = Counter()
+        self._canned: dict[str, deque[Any]] = {}
         self._webhooks: dict[int, FakeWebhook] = {}
         self._deleted_webhooks: set[int] = set()
         self._global_window = SlidingWindow(*global_limit)
@@ -702,6 +704,17 @@ class FakeDiscord:
         Nothing is posted: as when a proxy or an overloaded edge cuts the answer short.
         """
         self._broken_webhook_bodies += times
+
+    def drop_next(self, route_kind: RouteKind, times: int = 1) -> None:
+        """Close the connection instead of answering the next ``times`` requests of a kind."""
+        # What a proxy restart or an idle-connection reset looks like to the client: aiohttp
+        # raises ServerDisconnectedError, which is neither an HTTPException nor an OSError.
+        self._drops[route_kind] += times
+
+    def answer_next(self, route_kind: RouteKind, body: Any, times: int = 1) -> None:
+        """Answer the next ``times`` requests of a kind with 200 and ``body`` as JSON."""
+        # A payload of the wrong shape: what the client makes of an answer it cannot parse.
+        self._canned.setdefault(route_kind, deque()).extend([body] * times)
 
     def set_response_delay(self, route_kind: RouteKind, seconds: float) -> None:
         """Delay responses of one route kind (real seconds, after the request is recorded)."""
@@ -1078,7 +1091,16 @@ class FakeDiscord:
             request.method, request.path, dict(request.query), kind, now, self._authorized(request)
         )
         self.requests.append(record)
+        if self._drops[kind] > 0:
+            self._drops[kind] -= 1
+            assert request.transport is not None
+            request.transport.abort()
+            self._notify()
+            return web.Response(status=599)  # never reaches the client: the socket is gone
         response: web.StreamResponse | None = self._gate(request, kind, now)
+        canned = self._canned.get(kind)
+        if response is None and canned:
+            response = web.json_response(canned.popleft())
         if response is None:
             try:
                 response = await handler(request)

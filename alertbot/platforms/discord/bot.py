@@ -15,6 +15,7 @@ from collections.abc import Collection, Sequence
 from contextlib import suppress
 from typing import Any
 
+import aiohttp
 import discord
 import discord.gateway
 import discord.http
@@ -38,6 +39,10 @@ LOGIN_RETRY_MAX = 60.0
 LEFT_GUILD_REASON = ("the bot was removed from this Discord server; invite it again and run "
                      "/subscribe to resume")
 CHECK_TIMEOUT = 20.0
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientError, OSError, TimeoutError, discord.HTTPException)
+"""Failures of a REST call that a later try can cure; ServerDisconnectedError is a
+ClientError, neither an OSError nor an HTTPException."""
 
 
 def point_discord_at(api_url: str, gateway_url: str) -> None:
@@ -67,6 +72,25 @@ def command_tree_hash(tree: app_commands.CommandTree[Any], application_id: int,
     return f"{scope}|{hashlib.sha256(raw.encode()).hexdigest()}"
 
 
+UNREACHABLE = "unreachable"
+"""sync_commands' answer when a connection failure stopped it (try again later)."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A connection failure, a Discord 5xx or a 429; other HTTP errors need a fix."""
+    if isinstance(exc, discord.HTTPException):
+        return exc.status >= 500 or exc.status == 429
+    return True
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `stop`; whether it was set."""
+    with suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()
+
+
 def _scope(guild_ids: Sequence[int]) -> str:
     return ",".join(str(g) for g in sorted(set(guild_ids))) or "global"
 
@@ -75,7 +99,8 @@ class DiscordBot:
     """The logged-in discord.py client with slash commands, command sync and guild events."""
 
     def __init__(self, token: str, store: PlatformStore, core: CommandCore, clock: Clock, *,
-                 guild_ids: Sequence[int] = (), guild_ready_timeout: float = 2.0) -> None:
+                 guild_ids: Sequence[int] = (), guild_ready_timeout: float = 2.0,
+                 retry_initial: float = 1.0) -> None:
         self.client = discord.Client(intents=_intents(),
                                      allowed_mentions=discord.AllowedMentions.none(),
                                      max_ratelimit_timeout=MAX_RATELIMIT_WAIT,
@@ -92,6 +117,7 @@ class DiscordBot:
         self._clock = clock
         self._guild_ids = tuple(guild_ids)
         self._problem = "not connected yet"
+        self._retry_initial = retry_initial
         self._stopped = False
         self.client.event(self.on_ready)
         self.client.event(self.on_resumed)
@@ -149,23 +175,28 @@ class DiscordBot:
         try:
             if not await self._login_until_stopped(stop):
                 return
-            await self.sync_commands()
+            if not await self._sync_until_stopped(stop):
+                return
             gateway = asyncio.create_task(self.client.connect(reconnect=True),
                                           name="discord gateway")
             stopper = asyncio.create_task(stop.wait())
-            await asyncio.wait({gateway, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if gateway.done():
+            try:
+                await asyncio.wait({gateway, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                if not gateway.done():
+                    # The REST session stays open until the app closes, so the dispatcher
+                    # can finish in-flight sends while it drains.
+                    gateway.cancel()
+                    # wait() never raises the child's CancelledError, so a cancellation of
+                    # this job itself still propagates.
+                    await asyncio.wait({gateway})
+            if not stop.is_set() and not gateway.cancelled():
                 exc = gateway.exception()
                 self._problem = f"gateway stopped ({type(exc).__name__ if exc else 'closed'})"
                 if exc is not None and not self.client.is_closed():
                     log.error("Discord gateway stopped: %s", exc)
-            else:
-                # The REST session stays open until the app closes, so the dispatcher can
-                # finish in-flight sends while it drains.
-                gateway.cancel()
-                with suppress(asyncio.CancelledError):
-                    await gateway
+                    raise exc
         finally:
             self.connected.clear()
 
@@ -180,14 +211,17 @@ class DiscordBot:
                 await self.client.login(self._token)
             except BaseException:
                 # A failed login leaves discord.py's HTTP session open; the next try opens
-                # a new one.
+                # a new one. Shielded: a cancelled login must still release its session.
                 with suppress(Exception):
-                    await self.client.http.close()
+                    await asyncio.shield(self.client.http.close())
+                # Closing the session closed its connector too, and static_login would
+                # build the next session on it ("Session is closed"): let it make a new one.
+                self.client.http.connector = discord.utils.MISSING
                 raise
             self.logged_in.set()
 
     async def _login_until_stopped(self, stop: asyncio.Event) -> bool:
-        delay = 1.0
+        delay = self._retry_initial
         while not stop.is_set():
             try:
                 await self.ensure_login()
@@ -197,12 +231,24 @@ class DiscordBot:
                 log.error("Discord rejected DISCORD_BOT_TOKEN (401); Discord is disabled until "
                           "the token is fixed")
                 return False
-            except (discord.HTTPException, OSError, TimeoutError) as exc:
+            except CONNECTION_ERRORS as exc:
                 self._problem = f"cannot reach Discord ({type(exc).__name__})"
-                log.warning("Discord login failed (%s); retrying in %.0fs",
+                log.warning("Discord login failed (%s); retrying in %.1fs",
                             type(exc).__name__, delay)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            if await _stopped_within(stop, delay):
+                return False
+            delay = min(delay * 2, LOGIN_RETRY_MAX)
+        return False
+
+    async def _sync_until_stopped(self, stop: asyncio.Event) -> bool:
+        """Sync the commands, retrying while Discord cannot be reached; False if stopped."""
+        delay = self._retry_initial
+        while not stop.is_set():
+            if await self.sync_commands() != UNREACHABLE:
+                return True
+            self._problem = "command sync cannot reach Discord, retrying"
+            if await _stopped_within(stop, delay):
+                return False
             delay = min(delay * 2, LOGIN_RETRY_MAX)
         return False
 
@@ -226,7 +272,15 @@ class DiscordBot:
             else:
                 await self.tree.sync()
             await self._clear_old_scope(previous, scope, application_id)
-        except (discord.HTTPException, app_commands.AppCommandError) as exc:
+        except CONNECTION_ERRORS as exc:
+            if _retryable(exc):
+                log.warning("Discord: command sync could not reach Discord (%s: %s); retrying",
+                            type(exc).__name__, exc)
+                return UNREACHABLE
+            log.warning("Discord: command sync failed (%s); will retry at the next start",
+                        exc)
+            return "sync failed"
+        except app_commands.AppCommandError as exc:
             log.warning("Discord: command sync failed (%s); will retry at the next start",
                         exc)
             return "sync failed"
@@ -276,7 +330,7 @@ async def check_discord(store: Destinations, token: str | None, guild_ids: Seque
         application_id = client.application_id
     except discord.LoginFailure:
         raise RuntimeError("Discord rejected DISCORD_BOT_TOKEN (401)") from None
-    except (discord.HTTPException, OSError, TimeoutError) as exc:
+    except CONNECTION_ERRORS as exc:
         raise RuntimeError(f"cannot reach the Discord API ({type(exc).__name__})") from None
     finally:
         await client.close()

@@ -25,6 +25,7 @@ from alertbot.platforms.discord.permissions import (
     missing_permissions,
 )
 from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.store import Destinations
 from alertbot.services.commands import Caller, CommandCore
 
@@ -106,6 +107,7 @@ class DiscordCommands:
             try:
                 reply = await task
             except Exception:
+                reraise_if_cancelling()
                 log.exception("/%s failed", _command_name(interaction))
                 reply = Reply((APOLOGY,), kind=ReplyKind.INTERNAL)
             await self._send(interaction, reply, deferred)
@@ -168,6 +170,7 @@ class DiscordCommands:
         try:
             tokens = await self._core.complete_symbol(current, AUTOCOMPLETE_MAX)
         except Exception:
+            reraise_if_cancelling()
             log.warning("symbol autocomplete failed", exc_info=True)
             tokens = []
         symbols = [t.symbol.upper() for t in tokens]

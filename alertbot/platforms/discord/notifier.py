@@ -119,7 +119,10 @@ class DiscordNotifier:
                                 "destinations can be served", retryable=True)
         if self._login is not None:
             try:
-                await asyncio.wait_for(self._login(), self._login_wait)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the login's
+                # error when it is cancelled at the same moment, swallowing the cancellation.
+                async with asyncio.timeout(self._login_wait):
+                    await self._login()
             except SEND_ERRORS as exc:
                 raise login_error(exc) from None
         return self._client

@@ -48,6 +48,7 @@ from alertbot.platforms.telegram.errors import UNAUTHORIZED_REASON, translate_er
 from alertbot.platforms.telegram.format import Line, html_chunks, reply_lines
 from alertbot.platforms.telegram.limits import pacing_scopes, telegram_limits
 from alertbot.ports.clock import Clock
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.store import Destinations
 from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.pacing import Pacer
@@ -274,6 +275,7 @@ class TelegramCommands:
         try:
             reply = await self._core.handle(caller, name, args)
         except Exception:
+            reraise_if_cancelling()
             log.exception("/%s in %s failed", name, caller.destination)
             reply = Reply((SORRY,), kind=ReplyKind.INTERNAL)
         await self._send(caller.destination, reply_lines(reply), reply_to=message)

@@ -1,17 +1,23 @@
-"""First-run defaults of `alertbot run`: the demo's console subscription and going live."""
+"""`alertbot run` in process: first-run defaults, going live, supervised start-up."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import os
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from alertbot.bootstrap.build import build
-from alertbot.bootstrap.run import CONSOLE_DEFAULT, ensure_default_subscription
+from alertbot.bootstrap.run import CONSOLE_DEFAULT, ensure_default_subscription, run
 from alertbot.config import load_settings
-from alertbot.domain.models import ALL_KINDS, ALL_TOKENS
+from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Kind, Reading, Token
+from alertbot.ports.source import Source
+from tests.support import eventually
 
 _SCRUB = ("ALERTBOT_", "TOKENMETRICS_", "TELEGRAM_", "DISCORD_")
 
@@ -56,3 +62,51 @@ async def test_ensure_default_subscription_live_source_removes_only_the_demo_sub
     assert info is not None and not info.paused_reason
     removed = [r for r in caplog.records if "removed the demo's console" in r.getMessage()]
     assert len(removed) == 1
+
+
+class FirstUniverseFails:
+    """The demo source, except that its first universe() answer is an unexpected error."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls = 0
+
+    async def universe(self) -> list[Token]:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("catalog row without a symbol")
+        return await self.inner.universe()
+
+    async def resolve(self, symbol: str) -> list[Token]:
+        return await self.inner.resolve(symbol)
+
+    async def fetch(self, token_ids: Sequence[int], kinds: Collection[Kind],
+                    now: datetime) -> list[Reading]:
+        return await self.inner.fetch(token_ids, kinds, now)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_run_failing_startup_step_is_restarted_and_polling_begins(tmp_path: Path) -> None:
+    settings = load_settings(env_file=None, ALERTBOT_DATABASE_URL=f"sqlite:///{tmp_path}/a.db",
+                             ALERTBOT_DEMO="1", ALERTBOT_POLL_INTERVAL="0.2")
+    app = await build(settings)
+    flaky = FirstUniverseFails(app.source)
+    app.source_parts = dataclasses.replace(app.source_parts, source=flaky)
+    task = asyncio.create_task(run(app))
+    try:
+        await eventually(lambda: "job startup" in app.health and
+                         (app.health["job startup"]() or "").startswith("down since"),
+                         what="/readyz naming the failed start-up", timeout=10)
+        assert "ValueError: catalog row without a symbol" in (app.health["job startup"]() or "")
+        await eventually(lambda: app.poller.last_success is not None,
+                         what="a successful poll after the restarted start-up", timeout=20)
+        assert flaky.calls == 2 and not task.done()
+        assert app.health["job startup"]() is None
+        assert await app.store.destinations(limit=1)
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+        await app.close()

@@ -333,3 +333,50 @@ async def test_dispatcher_unconfigured_platform_waits(store: SqliteStore) -> Non
     await make_dispatcher(store, notifier).run_until_idle(2)
     assert notifier.sent == []
     assert (await store.outbox_stats()).by_state == {"pending": 1}
+
+
+class CancelTurnsIntoError(ScriptedNotifier):
+    """A start() whose client library turns its cancellation into an ordinary error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starting = asyncio.Event()
+
+    async def start(self) -> None:
+        self.starting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            # What aiohttp does when the connection under a cancelled request is torn down.
+            raise ConnectionResetError("connection lost") from None
+
+
+async def test_dispatcher_cancelled_while_notifier_starts_is_cancelled(
+    store: SqliteStore
+) -> None:
+    notifier = CancelTurnsIntoError()
+    task = asyncio.create_task(make_dispatcher(store, notifier).run(asyncio.Event()))
+    await asyncio.wait_for(notifier.starting.wait(), 5)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    try:
+        assert task in done and task.cancelled(), "the dispatcher swallowed its cancellation"
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+
+
+async def test_dispatcher_run_again_after_a_run_ended_delivers(store: SqliteStore) -> None:
+    notifier = ScriptedNotifier()
+    dispatcher = make_dispatcher(store, notifier)
+    stopped = asyncio.Event()
+    stopped.set()
+    await dispatcher.run(stopped)  # what a failed run leaves behind: a drained dispatcher
+    await add_changes(store, 2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await eventually(lambda: len(notifier.sent) == 2, what="both alerts after the restart")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)

@@ -190,3 +190,19 @@ async def test_ops_alerts_throttled_like_any_alert(harness: Harness) -> None:
     harness.clock.at += timedelta(hours=1)
     [digest] = await harness.deliver()
     assert digest == "2 more changes"
+
+
+async def test_ops_job_failure_streak_alerted_once_then_recovered(harness: Harness) -> None:
+    monitor = harness.monitor()
+    since = harness.clock.now()
+    for restarts in range(1, 4):
+        monitor.job_failed("poller", since, "ValueError: tm-secret-key-1234 broke", restarts)
+        harness.clock.advance(30)
+        await monitor.check()
+    [title] = await harness.deliver()
+    assert title == "alertbot: job poller failed and is being restarted"
+    (_, message), = harness.recorder.sent
+    assert "ValueError" in message.text and "tm-secret-key-1234" not in message.text
+    monitor.job_recovered("poller", since, harness.clock.now())
+    await monitor.check()
+    assert await harness.deliver() == ["alertbot: job poller runs again"]

@@ -533,3 +533,23 @@ async def test_handle_internal_failure_says_our_side_not_not_found(world: World)
         reply = await world.core.handle(admin(), command, args)
         assert reply.kind is ReplyKind.INTERNAL, (command, reply)
         assert "went wrong on our side" in reply.text and "not found" not in reply.text.lower()
+
+
+async def test_caller_moderator_check_cancelled_propagates_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def admin_lookup() -> bool:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            # What an HTTP client does when the request under it is torn down.
+            raise ConnectionResetError("connection lost") from None
+        return True
+
+    caller = Caller(Destination("telegram", "-100"), "7", is_moderator=admin_lookup)
+    task = asyncio.create_task(caller.moderator())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert task in done and task.cancelled(), "the refusal swallowed the cancellation"
