@@ -3,12 +3,14 @@
 In one run Discord drops the login connection (aiohttp's ServerDisconnectedError) and then
 answers the command sync with a payload of the wrong shape (the Discord job raises and is
 restarted), Telegram answers 500 to polling and to sends for a while, and Token Metrics serves
-malformed bodies for three polls. A locked database is the store's part of this scenario
-(see STORE_FAULTS below).
+malformed bodies for three polls. Then another process holds the database's write lock for
+30 s while the flip that must be alerted happens; polls cannot be saved meanwhile, /readyz
+says so, and the alert goes out once the lock is released.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import sqlite3
@@ -42,7 +44,9 @@ FAULT_LINES = {
 }
 """What /readyz says while each fault lasts (the start of its line)."""
 STORE_FAULTS: dict[str, str] = {}
-"""A locked database belongs here once the store reports it (another part of issue 12)."""
+"""Checked separately: the store lock comes after the other faults are over."""
+STORE_LOCK = 30.0
+"""Seconds another process holds the database's write lock."""
 
 
 JOB_FAILED = "alertbot: job discord failed and is being restarted"
@@ -135,7 +139,32 @@ async def test_faults_run_stays_up_reports_each_fault_and_delivers_every_alert(
             # The baseline needs one good poll after the malformed ones; then BTC flips.
             await eventually(lambda: len(tm.calls_to("/trading-signals")) >=
                              MALFORMED_POLLS + 2, what="two good polls", timeout=STARTUP)
-            tm.flip(BTC, today)
+            # Another process takes the write lock, and the flip happens while it is held.
+            locker = sqlite3.connect(tmp_path / "alertbot.db", timeout=30,
+                                     isolation_level=None, check_same_thread=False)
+            try:
+                await asyncio.to_thread(locker.execute, "BEGIN EXCLUSIVE")
+                locked_at = asyncio.get_running_loop().time()
+                tm.flip(BTC, today)
+
+                async def lock_reported() -> bool:
+                    lines = (await readyz())[1].splitlines()
+                    # The database check times out behind the lock; polls go stale.
+                    return (any(line.startswith("database: FAILED") for line in lines)
+                            and any(line.startswith("polls: FAILED") for line in lines))
+
+                try:
+                    await eventually(lock_reported, what="/readyz naming the locked database",
+                                     timeout=STORE_LOCK - 5, interval=0.2)
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}: {bodies[-1]}") from None
+                assert not btc_alerts(discord), "alerted while the database was locked"
+                assert bot.proc is not None and bot.proc.returncode is None, bot.stderr
+                held = asyncio.get_running_loop().time() - locked_at
+                await asyncio.sleep(max(0.0, STORE_LOCK - held))
+            finally:
+                await asyncio.to_thread(locker.execute, "ROLLBACK")
+                locker.close()
             await discord.wait_until(lambda: bool(btc_alerts(discord)), timeout=STARTUP)
             await telegram.wait_until(lambda: bool(telegram.sent_to(GROUP)), timeout=STARTUP)
 
