@@ -217,6 +217,10 @@ class TelegramCommands:
                 await app.stop()
         with suppress(Exception):
             await app.shutdown()
+        with suppress(Exception):
+            # After a failed initialize (a rejected token) the Application counts as never
+            # started and its shutdown skips the bot's HTTP clients; this closes them.
+            await app.bot.shutdown()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Background job: start (retrying with backoff), serve until `stop`, then shut down."""

@@ -90,6 +90,10 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             await self.close()
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+        except BaseException:
+            # A refused schema must not leave the connection (and its thread) open.
+            await self.close()
+            raise
 
     async def _migrate(self) -> None:
         db = self._conn
