@@ -40,9 +40,10 @@ def describe_policy(policy: Policy) -> list[str]:
 def parse_max_alerts(text: str) -> int:
     """"5" -> 5, within 1..1000; raises ValueError with a user-presentable message."""
     raw = text.strip()
-    if not raw.isdigit():
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    if not (raw.isascii() and raw.isdigit()):
         raise ValueError(f"'{echo(raw)}' is not a whole number of alerts, e.g. 5")
-    value = int(raw)
+    value = int(raw) if len(raw) <= 9 else MAX_MAX_ALERTS + 1
     if not MIN_MAX_ALERTS <= value <= MAX_MAX_ALERTS:
         raise ValueError(f"the alert budget must be between {MIN_MAX_ALERTS} and "
                          f"{MAX_MAX_ALERTS}")
