@@ -28,6 +28,12 @@ _KIND_ALIASES = {
 MAX_DURATION = timedelta(days=366)
 
 
+def shown(text: str, limit: int) -> str:
+    """User input as it may be quoted in an error: one line, printable, at most `limit` long."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
     """"90" (seconds), "90s", "5m", "2h", "1d", "1h30m" -> timedelta, at most a year.
 
@@ -49,7 +55,7 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
             pos = match.end()
         if pos == 0 or raw[pos:].strip():
             raise ValueError(
-                f"'{text.strip()[:20]}' is not a duration; use e.g. 30s, 5m, 2h or 1d"
+                f"'{shown(text, 20)}' is not a duration; use e.g. 30s, 5m, 2h or 1d"
             ) from None
     if seconds == 0 and not allow_zero:
         raise ValueError("a duration must be longer than zero")
@@ -85,7 +91,7 @@ def parse_kinds(text: str | None) -> tuple[Kind, ...]:
         kind = _KIND_ALIASES.get(part)
         if kind is None:
             names = ", ".join(k.value for k in ALL_KINDS)
-            raise ValueError(f"unknown kind '{part[:20]}'; choose from {names}")
+            raise ValueError(f"unknown kind '{shown(part, 20)}'; choose from {names}")
         if kind not in found:
             found.append(kind)
     return tuple(k for k in ALL_KINDS if k in found)
@@ -95,7 +101,7 @@ def parse_clock(text: str) -> time:
     """"07:30" -> time."""
     match = _CLOCK.match(text.strip())
     if not match:
-        raise ValueError(f"'{text.strip()[:10]}' is not a time; use HH:MM, e.g. 22:00")
+        raise ValueError(f"'{shown(text, 10)}' is not a time; use HH:MM, e.g. 22:00")
     return time(int(match.group(1)), int(match.group(2)))
 
 
@@ -105,7 +111,7 @@ def parse_timezone(text: str) -> str:
     if name.upper() in ("UTC", "Z", "GMT"):
         return "UTC"
     if not re.fullmatch(r"[A-Za-z0-9_+\-/]{1,64}", name) or ".." in name:
-        raise ValueError(f"unknown time zone '{name[:40]}'; use a name like Europe/Berlin")
+        raise ValueError(f"unknown time zone '{shown(name, 40)}'; use a name like Europe/Berlin")
     try:
         ZoneInfo(name)
         return name
@@ -114,7 +120,7 @@ def parse_timezone(text: str) -> str:
     for candidate in available_timezones():
         if candidate.lower() == name.lower():
             return candidate
-    raise ValueError(f"unknown time zone '{name[:40]}'; use a name like Europe/Berlin")
+    raise ValueError(f"unknown time zone '{shown(name, 40)}'; use a name like Europe/Berlin")
 
 
 def parse_quiet(text: str, default_tz: str = "UTC") -> QuietHours:
@@ -142,7 +148,7 @@ def parse_mode(text: str) -> tuple[Kind, Mode]:
         mode = Mode(mode_text.strip().lower())
     except ValueError:
         raise ValueError(
-            f"unknown mode '{mode_text.strip()[:10]}'; use on, silent or off"
+            f"unknown mode '{shown(mode_text, 10)}'; use on, silent or off"
         ) from None
     return kinds[0], mode
 
@@ -168,7 +174,7 @@ def parse_timestamp(value: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"'{text[:40]}' is not an ISO-8601 timestamp") from None
+            raise ValueError(f"'{shown(text, 40)}' is not an ISO-8601 timestamp") from None
     else:
         raise ValueError("timestamp must be an ISO-8601 string")
     if parsed.tzinfo is None:

@@ -7,7 +7,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from alertbot.domain.models import ALL_KINDS, Policy
-from alertbot.domain.parsing import format_duration, parse_duration, parse_mode, parse_quiet
+from alertbot.domain.parsing import (
+    format_duration,
+    parse_duration,
+    parse_mode,
+    parse_quiet,
+    shown,
+)
 
 MIN_MAX_ALERTS = 1
 MAX_MAX_ALERTS = 1000
@@ -19,8 +25,8 @@ MAX_ECHO = 20
 
 
 def echo(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
+    """User input as it may be quoted back in an error (one printable line, cut short)."""
+    return shown(text, MAX_ECHO)
 
 
 def describe_policy(policy: Policy) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alertbot.domain.models import ALL_KINDS, Kind, Reading, Snapshot, Token, TrackedState
+from alertbot.domain.parsing import shown
 from alertbot.domain.validity import MAX_TOKEN_ID
 from alertbot.ports.clock import Clock
 from alertbot.ports.source import Source, SourceError
@@ -42,10 +43,10 @@ def parse_symbol(text: str) -> int | str:
     # isdigit() alone accepts "²" and other digits int() refuses.
     if raw.isascii() and raw.isdigit():
         if len(raw) > len(str(MAX_TOKEN_ID)) or not 0 < int(raw) <= MAX_TOKEN_ID:
-            raise InvalidSymbol(f"{raw[:20]} is not a valid token id.")
+            raise InvalidSymbol(f"{shown(raw, 20)} is not a valid token id.")
         return int(raw)
     if not SYMBOL_PATTERN.fullmatch(raw):
-        raise InvalidSymbol(f"'{raw[:20]}' is not a token symbol.")
+        raise InvalidSymbol(f"'{shown(raw, 20)}' is not a token symbol.")
     return raw.upper()
 
 
