@@ -94,6 +94,9 @@ def parse_kinds(text: str | None) -> tuple[Kind, ...]:
             raise ValueError(f"unknown kind '{shown(part, 20)}'; choose from {names}")
         if kind not in found:
             found.append(kind)
+    if not found:  # only separators, e.g. ","
+        names = ", ".join(k.value for k in ALL_KINDS)
+        raise ValueError(f"name at least one kind: {names}, or all")
     return tuple(k for k in ALL_KINDS if k in found)
 
 

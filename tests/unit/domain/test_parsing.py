@@ -98,3 +98,9 @@ def test_parse_duration_float_spellings_and_huge_values_raise_value_error(
         text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", [",", " , ,", ",\t"])
+def test_parse_kinds_only_separators_raises_instead_of_no_kinds(text: str) -> None:
+    with pytest.raises(ValueError, match="at least one kind"):
+        parse_kinds(text)
