@@ -19,6 +19,13 @@ VARIABLES = [
     "TELEGRAM_API_URL", "DISCORD_BOT_TOKEN", "DISCORD_API_URL", "DISCORD_GATEWAY_URL",
     "DISCORD_GUILD_IDS",
 ]
+MARKER = "s3cr3t-marker"
+
+
+def _secret(name: str) -> bool:
+    return any(word in name for word in ("SECRET", "_TOKEN", "API_KEY"))
+
+
 values = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
             max_size=40),
@@ -35,12 +42,12 @@ def test_load_settings_any_values_settings_or_config_error(
         env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # Secrets carry a marker, so an error quoting one is caught whatever else it quotes.
+    env = {name: f"{MARKER}{value}" if _secret(name) else value for name, value in env.items()}
     try:
         loaded = load_settings(env_file=None, **env)
     except ConfigError as exc:
         assert exc.problems and all(line.strip() for line in exc.problems)
-        secrets = [v.strip() for n, v in env.items()
-                   if any(word in n for word in ("SECRET", "TOKEN", "KEY"))]
-        assert not [s for s in secrets if len(s) >= 12 and s in str(exc)]
+        assert MARKER not in str(exc)
         return
     assert isinstance(loaded, Settings)
