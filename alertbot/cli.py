@@ -26,7 +26,7 @@ from alertbot.domain.policy import describe_policy, update_policy
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
-from alertbot.services.lookup import LookupFailed
+from alertbot.services.lookup import InvalidSymbol, LookupFailed
 from alertbot.store.sqlite.instance import AlreadyRunning, single_run
 
 EXIT_OK = 0
@@ -34,7 +34,7 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 PLATFORMS = ("telegram", "discord", "webhook", "console")
 DEFAULT_ENV_FILE = Path(".env")
-_SNOWFLAKE = re.compile(r"\d{17,20}")
+_SNOWFLAKE = re.compile(r"[0-9]{17,20}")
 
 log = logging.getLogger("alertbot")
 
@@ -44,9 +44,10 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that point at --help instead of reprinting the usage."""
+    """argparse with one-line errors (exit 2) instead of the usage block."""
 
     def error(self, message: str) -> NoReturn:
+        """Print one line naming the problem and where help is, then exit 2."""
         self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
     thr = sub.add_parser("throttle", help="show or set a destination's noise controls")
     _destination_args(thr)
-    thr.add_argument("--max", type=int, dest="max_alerts", help="alerts per window")
+    thr.add_argument("--max", dest="max_alerts", help="alerts per window")
     thr.add_argument("--window", help="window length, e.g. 1h")
     thr.add_argument("--quiet", help="HH:MM-HH:MM [TZ], or 'off'")
     thr.add_argument("--tz", help="time zone of the quiet hours, e.g. Europe/Berlin")
@@ -189,6 +190,8 @@ async def _cmd_check(app: App, args: argparse.Namespace) -> int:
 async def _cmd_lookup(app: App, args: argparse.Namespace) -> int:
     try:
         token = await app.lookup.resolve(args.symbol)
+    except InvalidSymbol as exc:
+        raise UsageError(str(exc)) from None
     except LookupFailed as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILURE
@@ -212,17 +215,23 @@ def _destination(args: argparse.Namespace) -> Destination:
     chat = str(args.chat).strip()
     if not chat or len(chat) > 200:
         raise UsageError("--chat must be a non-empty id")
-    if args.platform == "telegram" and not (chat.lstrip("-").isdigit() or chat.startswith("@")):
+    if args.platform == "telegram" and not (_id_digits(chat.removeprefix("-"))
+                                            or chat.startswith("@")):
         raise UsageError("--chat for telegram must be a numeric chat id or @channelname")
     if args.platform == "discord" and not (_SNOWFLAKE.fullmatch(chat)
                                            or chat.startswith(ADDRESS_ID_PREFIX)):
         raise UsageError("--chat for discord must be a channel id (17 to 20 digits), or the "
                          "wh-… id of a Discord webhook subscription")
     thread = str(args.thread or "").strip()
-    if thread and args.platform in ("telegram", "discord") and not thread.isdigit():
+    if thread and args.platform in ("telegram", "discord") and not _id_digits(thread):
         what = "a forum topic id" if args.platform == "telegram" else "a thread id"
         raise UsageError(f"--thread for {args.platform} must be {what} (a whole number)")
     return Destination(args.platform, chat, thread)
+
+
+def _id_digits(text: str) -> bool:
+    # isdigit() alone accepts "²"; platform ids are ASCII digits of a 64-bit integer.
+    return text.isascii() and text.isdigit() and len(text) <= 20
 
 
 async def _target_token(app: App, symbol: str) -> tuple[int, str]:

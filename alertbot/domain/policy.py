@@ -7,7 +7,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from alertbot.domain.models import ALL_KINDS, Policy
-from alertbot.domain.parsing import format_duration, parse_duration, parse_mode, parse_quiet
+from alertbot.domain.parsing import (
+    format_duration,
+    parse_duration,
+    parse_mode,
+    parse_quiet,
+    shown,
+)
 
 MIN_MAX_ALERTS = 1
 MAX_MAX_ALERTS = 1000
@@ -19,8 +25,8 @@ MAX_ECHO = 20
 
 
 def echo(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
+    """User input as it may be quoted back in an error (one printable line, cut short)."""
+    return shown(text, MAX_ECHO)
 
 
 def describe_policy(policy: Policy) -> list[str]:
@@ -40,9 +46,10 @@ def describe_policy(policy: Policy) -> list[str]:
 def parse_max_alerts(text: str) -> int:
     """"5" -> 5, within 1..1000; raises ValueError with a user-presentable message."""
     raw = text.strip()
-    if not raw.isdigit():
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    if not (raw.isascii() and raw.isdigit()):
         raise ValueError(f"'{echo(raw)}' is not a whole number of alerts, e.g. 5")
-    value = int(raw)
+    value = int(raw) if len(raw) <= 9 else MAX_MAX_ALERTS + 1
     if not MIN_MAX_ALERTS <= value <= MAX_MAX_ALERTS:
         raise ValueError(f"the alert budget must be between {MIN_MAX_ALERTS} and "
                          f"{MAX_MAX_ALERTS}")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from alertbot.domain.models import Kind, Reading, Token
 from alertbot.domain.parsing import parse_direction, parse_timestamp
 from alertbot.domain.signing import DEFAULT_TOLERANCE
+from alertbot.domain.validity import timestamp_problem
 from alertbot.ports.store import Catalog
 from alertbot.services.lookup import SYMBOL_PATTERN, Lookup, LookupFailed
 
@@ -179,9 +180,11 @@ def parse_body(body: bytes, now: datetime,
         except ValidationError as exc:
             problems.extend(f"{prefix}{_describe(err)}" for err in exc.errors())
             continue
-        if reading.timestamp - now > timedelta(seconds=tolerance):
-            # A future timestamp would make every genuine later reading look stale.
-            problems.append(f"{prefix}timestamp: is in the future")
+        # The polled readings' rule, with the signature tolerance as the allowed skew.
+        problem = timestamp_problem(reading.timestamp, now,
+                                    max_skew=timedelta(seconds=tolerance))
+        if problem is not None:
+            problems.append(f"{prefix}timestamp: {problem}")
             continue
         readings.append(reading)
     if problems:

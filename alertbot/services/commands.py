@@ -37,7 +37,7 @@ from alertbot.domain.why import explain
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.store import CommandStore, PolicyChange
-from alertbot.services.lookup import Lookup, LookupFailed
+from alertbot.services.lookup import InvalidSymbol, Lookup, LookupFailed
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class CommandCore:
 
     async def signal(self, caller: Caller, symbol: str) -> Reply:
         """Latest daily and hourly signal of a token, with when each fired."""
-        token = await self._resolve(symbol)
+        token = await self._resolve(symbol, "signal")
         if isinstance(token, Reply):
             return token
         try:
@@ -166,7 +166,7 @@ class CommandCore:
 
     async def grade(self, caller: Caller, symbol: str) -> Reply:
         """TM grade and fundamental grade of a token, with bands and the recent change."""
-        token = await self._resolve(symbol)
+        token = await self._resolve(symbol, "grade")
         if isinstance(token, Reply):
             return token
         try:
@@ -200,7 +200,7 @@ class CommandCore:
         wanted = await self._moderator_kinds(caller, "subscribe", kinds)
         if isinstance(wanted, Reply):
             return wanted
-        resolved = await self._target(target)
+        resolved = await self._target(target, "subscribe")
         if isinstance(resolved, Reply):
             return resolved
         token_id, described = resolved
@@ -232,7 +232,7 @@ class CommandCore:
             token_id: int | None = None
             described = "every subscription"
         else:
-            resolved = await self._target(target)
+            resolved = await self._target(target, "unsubscribe")
             if isinstance(resolved, Reply):
                 return resolved
             token_id, described = resolved
@@ -408,18 +408,20 @@ class CommandCore:
         rule = _MODERATOR_RULE.get(caller.platform, "moderators")
         return fail(ReplyKind.REFUSED, f"Sorry, only {rule} can {action}.")
 
-    async def _resolve(self, symbol: str) -> Token | Reply:
+    async def _resolve(self, symbol: str, command: str) -> Token | Reply:
         if not symbol.strip():
             return fail(ReplyKind.USAGE, "Name a token, e.g. BTC.")
         try:
             return await self._lookup.resolve(symbol)
+        except InvalidSymbol as exc:
+            return self._usage(command, str(exc))
         except LookupFailed as exc:
             return fail(ReplyKind.NOT_FOUND, str(exc))
 
-    async def _target(self, target: str) -> tuple[int, str] | Reply:
+    async def _target(self, target: str, command: str) -> tuple[int, str] | Reply:
         if target.strip().lower() == "all":
             return ALL_TOKENS, "all tokens"
-        token = await self._resolve(target)
+        token = await self._resolve(target, command)
         if isinstance(token, Reply):
             return token
         return token.token_id, f"{token.symbol} ({token.name})"

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from alertbot.domain.models import ALL_KINDS, Kind, Reading, Snapshot, Token, TrackedState
+from alertbot.domain.parsing import shown
+from alertbot.domain.validity import MAX_TOKEN_ID
 from alertbot.ports.clock import Clock
 from alertbot.ports.source import Source, SourceError
 from alertbot.ports.store import LookupStore
@@ -33,6 +35,23 @@ _T = TypeVar("_T")
 
 class LookupFailed(Exception):
     """A user-facing reason why a symbol or lookup cannot be answered."""
+
+
+class InvalidSymbol(LookupFailed):
+    """The text is neither a token symbol nor a token id: bad input, not an unknown token."""
+
+
+def parse_symbol(text: str) -> int | str:
+    """A token id (int) or an upper-case symbol from typed text; raises InvalidSymbol."""
+    raw = text.strip().lstrip("$")
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    if raw.isascii() and raw.isdigit():
+        if len(raw) > len(str(MAX_TOKEN_ID)) or not 0 < int(raw) <= MAX_TOKEN_ID:
+            raise InvalidSymbol(f"{shown(raw, 20)} is not a valid token id.")
+        return int(raw)
+    if not SYMBOL_PATTERN.fullmatch(raw):
+        raise InvalidSymbol(f"'{shown(raw, 20)}' is not a token symbol.")
+    return raw.upper()
 
 
 @dataclass(slots=True)
@@ -65,16 +84,17 @@ class Lookup:
         return set(self._recent)
 
     async def resolve(self, text: str) -> Token:
-        """A token from a symbol (or a numeric token id); raises LookupFailed."""
-        raw = text.strip().lstrip("$")
-        if raw.isdigit():
-            token = await self._store.token(int(raw))
+        """A token from a symbol (or a numeric token id); raises LookupFailed.
+
+        InvalidSymbol (a LookupFailed) means the text can never name a token.
+        """
+        parsed = parse_symbol(text)
+        if isinstance(parsed, int):
+            token = await self._store.token(parsed)
             if token is None:
-                raise LookupFailed(f"No token with id {raw} is known.")
+                raise LookupFailed(f"No token with id {parsed} is known.")
             return token
-        if not SYMBOL_PATTERN.match(raw):
-            raise LookupFailed(f"'{raw[:20]}' is not a token symbol.")
-        symbol = raw.upper()
+        symbol = parsed
         candidates = await self._store.tokens_by_symbol(symbol)
         if not candidates:
             candidates = await self._resolve_remote(symbol)

@@ -9,8 +9,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from alertbot.domain.detect import Rules, detect
+from alertbot.domain.detect import Outcome, Rules, detect
 from alertbot.domain.models import Kind, Reading, Token, TrackedState, mask_to_kinds
+from alertbot.domain.validity import timestamp_problem
 from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
@@ -83,7 +84,8 @@ class Poller:
             if unknown:
                 await self._store.upsert_tokens(unknown, now)
                 self._catalog.update((t.token_id, t) for t in unknown)
-            readings = [self._with_catalog_token(r) for r in readings]
+            readings = [self._with_catalog_token(r) for r in self._in_window(readings, now,
+                                                                             report)]
             await self._load_states({(r.token.token_id, r.kind) for r in readings})
             states: dict[tuple[int, Kind], TrackedState] = {}
             for reading in sorted(readings, key=lambda r: r.source_ts):
@@ -117,6 +119,21 @@ class Poller:
         if result.outbox_rows:
             self._on_committed()
         return report
+
+    @staticmethod
+    def _in_window(readings: Sequence[Reading], now: datetime,
+                   report: PollReport) -> list[Reading]:
+        """Readings whose source time is plausible; the rest are counted as invalid."""
+        kept: list[Reading] = []
+        for reading in readings:
+            problem = timestamp_problem(reading.source_ts, now)
+            if problem is None:
+                kept.append(reading)
+                continue
+            report.outcomes[Outcome.INVALID] += 1
+            log.warning("ignored %s %s reading: its time %s %s", reading.token.symbol,
+                        reading.kind.value, reading.source_ts.isoformat(), problem)
+        return kept
 
     async def _load_states(self, keys: set[tuple[int, Kind]]) -> None:
         """Fill the state cache for series not seen yet (the poller is their only writer)."""

@@ -63,6 +63,28 @@ async def test_cli_bad_input_exits_2_and_changes_nothing(env: dict[str, str], tm
     assert listed.strip() == "no subscriptions"
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["throttle", "--platform", "console", "--chat", "a", "--mute", "1e20"], "not a duration"),
+    (["throttle", "--platform", "console", "--chat", "a", "--mute", "inf"], "not a duration"),
+    (["throttle", "--platform", "console", "--chat", "a", "--window", "1e400"],
+     "not a duration"),
+    (["throttle", "--platform", "console", "--chat", "a", "--max", "99999999999999999999"],
+     "between 1 and 1000"),
+    (["throttle", "--platform", "console", "--chat", "a", "--max", "²"], "not a whole number"),
+    (["throttle", "--platform", "telegram", "--chat", "²", "--max", "5"], "numeric chat id"),
+    (["lookup", "²"], "not a token symbol"),
+    (["lookup", "99999999999999999999"], "not a valid token id"),
+    (["subscribe", "--platform", "telegram", "--chat", "-1", "99999999999999999999"],
+     "not a valid token id"),
+])
+async def test_cli_numeric_edge_cases_exit_2_with_one_line(env: dict[str, str],
+                                                           tmp_path: Path, args: list[str],
+                                                           message: str) -> None:
+    code, _, err = await cli(env, tmp_path, *args)
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 async def test_cli_throttle_sets_and_shows_policy(env: dict[str, str], tmp_path: Path) -> None:
     code, out, _ = await cli(env, tmp_path, "throttle", "--platform", "console", "--chat", "ops",
                              "--max", "3", "--window", "30m", "--quiet", "22:00-07:00", "--tz",

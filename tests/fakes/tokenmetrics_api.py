@@ -610,7 +610,8 @@ class FakeTokenMetrics:
             filtered=filtered,
         )
         if isinstance(stamp, str):
-            with contextlib.suppress(ValueError):
+            # Hostile dates (year 0001 with an offset) are served verbatim, unsorted.
+            with contextlib.suppress(ValueError, OverflowError):
                 raw.ts = _to_datetime(stamp)
                 raw.day = raw.ts.date()
         self._raw[path].append(raw)

@@ -9,7 +9,9 @@ so lookups defer at once and every other command defers if the core has not answ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -17,6 +19,7 @@ import discord
 from discord import app_commands
 
 from alertbot.domain.commands import COMMANDS, CommandSpec, Reply, ReplyKind
+from alertbot.domain.flood import FloodGuard, Verdict, slow_down_text
 from alertbot.domain.models import Destination
 from alertbot.platforms.discord.embeds import alert_embed, clip, no_pings, reply_content
 from alertbot.platforms.discord.permissions import (
@@ -82,8 +85,11 @@ class DiscordCommands:
     """Slash command bindings; `install` adds them to a command tree."""
 
     def __init__(self, core: CommandCore, store: Destinations, clock: Clock, *,
-                 defer_after: float = DEFER_AFTER) -> None:
+                 defer_after: float = DEFER_AFTER, flood: FloodGuard | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._core = core
+        self._flood = flood or FloodGuard()
+        self._monotonic = monotonic
         self._store = store
         self._clock = clock
         self._defer_after = defer_after
@@ -92,7 +98,23 @@ class DiscordCommands:
 
     async def answer(self, interaction: discord.Interaction[Any],
                      work: Coroutine[Any, Any, Reply], *, defer_now: bool = False) -> None:
-        """Run `work` and answer with its reply, deferring first if it may be slow."""
+        """Run `work` and answer with its reply, deferring first if it may be slow.
+
+        A user over the flood budget gets one private "slow down", then no answer at all
+        until the window has room (`work` is not run).
+        """
+        key = f"{PLATFORM}:{interaction.user.id}"
+        verdict = self._flood.check(key, self._monotonic())
+        if verdict is not Verdict.ALLOW:
+            work.close()
+            if verdict is Verdict.WARN:
+                log.info("%s is over the command budget; ignoring its commands for a while",
+                         key)
+                text = slow_down_text(self._flood.retry_in(key, self._monotonic()))
+                with contextlib.suppress(discord.HTTPException):
+                    await interaction.response.send_message(
+                        text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+            return
         task = asyncio.ensure_future(work)
         deferred = False
         try:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from datetime import timedelta
 from typing import Any
@@ -42,6 +42,7 @@ from telegram.ext import (
 )
 
 from alertbot.domain.commands import COMMAND_NAMES, COMMANDS, Reply, ReplyKind
+from alertbot.domain.flood import FloodGuard, Verdict, slow_down_text
 from alertbot.domain.models import Destination
 from alertbot.platforms.telegram.client import api_base_url, api_file_url, send_html
 from alertbot.platforms.telegram.errors import UNAUTHORIZED_REASON, translate_error
@@ -64,6 +65,8 @@ PRESENT_STATUSES = frozenset({ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINIST
                               ChatMemberStatus.RESTRICTED})
 POLL_ERROR_WINDOW = 90.0
 """Seconds a polling error keeps health failing (PTB retries at least every 30 s)."""
+MAX_PENDING_UPDATES = 256
+"""Updates accepted for processing at once (most wait for their sender's earlier ones)."""
 START_RETRY_MAX = 60.0
 INVALID_TOKEN_RETRY = 300.0
 SORRY = "Something went wrong on our side; please try again in a minute."
@@ -102,31 +105,60 @@ def bot_commands(*, moderator: bool) -> list[BotCommand]:
     return [BotCommand(c.name, c.description) for c in COMMANDS if moderator or not c.moderator]
 
 
-class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Updates of different chats run concurrently; the updates of one chat run in order.
+Gate = Callable[[Update], Verdict]
+Warn = Callable[[Update], Coroutine[Any, Any, None]]
+LockKey = tuple[int, int | None]
 
-    A reply waiting for a busy group's pacing must not hold up every other chat, yet a chat's
-    own updates (removed, then added again; subscribe, then unsubscribe) must not overtake
-    each other.
+
+def _allow_all(update: Update) -> Verdict:
+    return Verdict.ALLOW
+
+
+async def _no_warning(update: Update) -> None:
+    return None
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Updates of different senders run concurrently; one sender's updates in a chat in order.
+
+    A reply waiting for a busy group's pacing must not hold up every other chat, and one
+    member's burst must not hold up a moderator in the same chat, yet one person's commands
+    (subscribe, then unsubscribe) and the chat's membership changes (removed, then added
+    again) must not overtake each other. Commands over the sender's flood budget are dropped
+    (or answered once with "slow down") before they queue or take a concurrency slot.
     """
 
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: Counter[int] = Counter()
+    def __init__(self, max_concurrent_updates: int, *, gate: Gate = _allow_all,
+                 warn: Warn = _no_warning) -> None:
+        # PTB's own slots only bound how many updates wait; handlers run under `_running`,
+        # taken after the sender's lock, so updates queued behind their sender's earlier
+        # ones hold no slot that other senders need.
+        super().__init__(max(max_concurrent_updates, MAX_PENDING_UPDATES))
+        self._running = asyncio.Semaphore(max_concurrent_updates)
+        self.gate = gate
+        self.warn = warn
+        self._locks: dict[LockKey, asyncio.Lock] = {}
+        self._users: Counter[LockKey] = Counter()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Await the handler coroutine once earlier updates of the same chat are done."""
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
+        """Gate the update, wait for its sender's earlier updates and a slot, then run it."""
+        if not isinstance(update, Update) or update.effective_chat is None:
+            async with self._running:
+                await coroutine
             return
-        key = chat.id
+        verdict = self.gate(update)
+        if verdict is not Verdict.ALLOW:
+            if isinstance(coroutine, Coroutine):
+                coroutine.close()  # never run: it must not warn about not being awaited
+            if verdict is Verdict.DROP:
+                return
+        key = _lock_key(update)
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] += 1
         try:
-            async with lock:
-                await coroutine
+            async with lock, self._running:
+                # Created here, so a warning cancelled while it waits is never left unawaited.
+                await (coroutine if verdict is Verdict.ALLOW else self.warn(update))
         finally:
             self._users[key] -= 1
             if not self._users[key]:
@@ -136,8 +168,19 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
     async def initialize(self) -> None:
         """Nothing to allocate."""
 
+
     async def shutdown(self) -> None:
         """Nothing to release."""
+
+
+def _lock_key(update: Update) -> LockKey:
+    chat = update.effective_chat
+    assert chat is not None
+    message = update.message or update.channel_post
+    if message is None:
+        return (chat.id, None)  # membership changes: ordered chat-wide
+    sender = message.sender_chat or message.from_user
+    return (chat.id, sender.id if sender is not None else None)
 
 
 class TelegramCommands:
@@ -146,8 +189,11 @@ class TelegramCommands:
     def __init__(self, core: CommandCore, store: Destinations, clock: Clock, *, token: str,
                  api_root: str, pacer: Pacer | None = None,
                  on_rekey: Callable[[], None] = lambda: None, poll_timeout: float = 10.0,
-                 concurrency: int = 8) -> None:
+                 concurrency: int = 8, flood: FloodGuard | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._core = core
+        self._flood = flood or FloodGuard()
+        self._monotonic = monotonic
         self._store = store
         self._clock = clock
         self._pacer = pacer
@@ -159,7 +205,8 @@ class TelegramCommands:
             .token(token)
             .base_url(api_base_url(api_root))
             .base_file_url(api_file_url(api_root))
-            .concurrent_updates(PerChatUpdateProcessor(concurrency))
+            .concurrent_updates(PerChatUpdateProcessor(concurrency, gate=self._gate,
+                                                       warn=self._slow_down))
             .build()
         )
         app = self.application
@@ -283,6 +330,31 @@ class TelegramCommands:
             log.exception("/%s in %s failed", name, caller.destination)
             reply = Reply((SORRY,), kind=ReplyKind.INTERNAL)
         await self._send(caller.destination, reply_lines(reply), reply_to=message)
+
+    def _sender_key(self, update: Update) -> str | None:
+        """The flood-budget key of a command for this bot, or None for anything else."""
+        message = update.message or update.channel_post
+        if message is None or parse_command(message, self.application.bot.username) is None:
+            return None
+        sender = message.sender_chat or message.from_user
+        return f"{PLATFORM}:{sender.id}" if sender is not None else None
+
+    def _gate(self, update: Update) -> Verdict:
+        key = self._sender_key(update)
+        if key is None:
+            return Verdict.ALLOW
+        verdict = self._flood.check(key, self._monotonic())
+        if verdict is Verdict.WARN:
+            log.info("%s is over the command budget; ignoring its commands for a while", key)
+        return verdict
+
+    async def _slow_down(self, update: Update) -> None:
+        message = update.effective_message
+        key = self._sender_key(update)
+        if message is None or key is None:
+            return
+        text = slow_down_text(self._flood.retry_in(key, self._monotonic()))
+        await self._send(destination_of(message), [Line(text)], reply_to=message)
 
     def _caller(self, message: Message) -> Caller:
         chat = message.chat

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alertbot.domain.models import Kind, Reading, Token
 from alertbot.domain.parsing import parse_direction, parse_timestamp
+from alertbot.domain.validity import MAX_TOKEN_ID, timestamp_problem
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class _Row(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    token_id: int = Field(alias="TOKEN_ID", gt=0)
+    token_id: int = Field(alias="TOKEN_ID", gt=0, le=MAX_TOKEN_ID)
     token_name: str = Field("", alias="TOKEN_NAME")
     token_symbol: str = Field("", alias="TOKEN_SYMBOL")
     symbol: str = Field("", alias="SYMBOL")
@@ -65,6 +66,10 @@ class _Row(BaseModel):
         if isinstance(value, str) and value.strip().isdigit():
             return int(value.strip())
         return value
+
+    def source_time(self) -> datetime | None:
+        """When the source says this row's value holds (None: the row has no date)."""
+        return None
 
     def token(self) -> Token:
         """The token this row describes."""
@@ -106,6 +111,10 @@ class SignalRow(_Row):
     def _ts(cls, value: Any) -> datetime:
         return parse_timestamp(value)
 
+    def source_time(self) -> datetime | None:
+        """The row's DATE."""
+        return self.date
+
     @field_validator("trading_signal", "token_trend", mode="before")
     @classmethod
     def _direction(cls, value: Any) -> float:
@@ -139,6 +148,10 @@ class HourlyRow(_Row):
     def _ts(cls, value: Any) -> datetime:
         return parse_timestamp(value)
 
+    def source_time(self) -> datetime | None:
+        """The row's TIMESTAMP."""
+        return self.timestamp
+
     @field_validator("signal", mode="before")
     @classmethod
     def _direction(cls, value: Any) -> float:
@@ -158,6 +171,10 @@ class GradeRow(_Row):
     @classmethod
     def _ts(cls, value: Any) -> datetime | None:
         return None if value in (None, "") else parse_timestamp(value)
+
+    def source_time(self) -> datetime | None:
+        """The row's DATE, if it has one."""
+        return self.date
 
     @field_validator("tm_grade", "fundamental_grade", mode="after")
     @classmethod
@@ -184,23 +201,32 @@ class ParseReport:
 
 
 def _validate(model: type[RowT], rows: Iterable[Any], endpoint: str,
-                          report: ParseReport) -> list[RowT]:
+              report: ParseReport, now: datetime | None = None) -> list[RowT]:
     parsed: list[RowT] = []
     for raw in rows:
         try:
             row = model.model_validate(raw)
         except ValidationError as exc:
-            ident = _raw_token_id(raw)
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
             )
-            message = f"skipped malformed row for token {ident} from {endpoint}: {problems}"
-            log.warning(message)
-            report.skipped.append(message)
+            _skip(report, raw, endpoint, problems)
+            continue
+        stamp = row.source_time()
+        problem = None if now is None or stamp is None else timestamp_problem(stamp, now)
+        if problem is not None:
+            # Dropped before the newest row is chosen, so a genuine row still counts.
+            _skip(report, raw, endpoint, f"{stamp:%Y-%m-%d %H:%M} {problem}")
             continue
         parsed.append(row)
         report.tokens.setdefault(row.token_id, row.token())
     return parsed
+
+
+def _skip(report: ParseReport, raw: Any, endpoint: str, problems: str) -> None:
+    message = f"skipped malformed row for token {_raw_token_id(raw)} from {endpoint}: {problems}"
+    log.warning(message)
+    report.skipped.append(message)
 
 
 def _raw_token_id(raw: Any) -> str:
@@ -218,10 +244,14 @@ def _by_token(rows: Sequence[RowT]) -> dict[int, list[RowT]]:
     return grouped
 
 
-def parse_signals(rows: Iterable[Any], report: ParseReport | None = None) -> ParseReport:
-    """Daily signal readings: the newest row's trend; fired_at from the newest non-zero signal."""
+def parse_signals(rows: Iterable[Any], report: ParseReport | None = None, *,
+                  now: datetime | None = None) -> ParseReport:
+    """Daily signal readings: the newest row's trend; fired_at from the newest non-zero signal.
+
+    With `now`, rows dated outside the validity window are skipped as malformed.
+    """
     report = report or ParseReport()
-    valid = _validate(SignalRow, rows, ENDPOINTS[Kind.SIGNAL], report)
+    valid = _validate(SignalRow, rows, ENDPOINTS[Kind.SIGNAL], report, now)
     for token_rows in _by_token(valid).values():
         token_rows.sort(key=lambda r: r.date, reverse=True)
         newest = next((r for r in token_rows if r.trend != 0), None)
@@ -233,10 +263,14 @@ def parse_signals(rows: Iterable[Any], report: ParseReport | None = None) -> Par
     return report
 
 
-def parse_hourly(rows: Iterable[Any], report: ParseReport | None = None) -> ParseReport:
-    """Hourly readings: the newest non-zero SIGNAL (zero rows mean no new signal)."""
+def parse_hourly(rows: Iterable[Any], report: ParseReport | None = None, *,
+                 now: datetime | None = None) -> ParseReport:
+    """Hourly readings: the newest non-zero SIGNAL (zero rows mean no new signal).
+
+    With `now`, rows dated outside the validity window are skipped as malformed.
+    """
     report = report or ParseReport()
-    valid = _validate(HourlyRow, rows, ENDPOINTS[Kind.HOURLY], report)
+    valid = _validate(HourlyRow, rows, ENDPOINTS[Kind.HOURLY], report, now)
     for token_rows in _by_token(valid).values():
         token_rows.sort(key=lambda r: r.timestamp, reverse=True)
         fired = next((r for r in token_rows if r.signal != 0), None)
@@ -249,9 +283,12 @@ def parse_hourly(rows: Iterable[Any], report: ParseReport | None = None) -> Pars
 
 def parse_grades(kind: Kind, rows: Iterable[Any], fetched_at: datetime,
                  report: ParseReport | None = None) -> ParseReport:
-    """TM or fundamental grade readings; rows without a DATE are stamped with the fetch time."""
+    """TM or fundamental grade readings; rows without a DATE are stamped with the fetch time.
+
+    Rows dated outside the validity window around `fetched_at` are skipped as malformed.
+    """
     report = report or ParseReport()
-    valid = _validate(GradeRow, rows, ENDPOINTS[kind], report)
+    valid = _validate(GradeRow, rows, ENDPOINTS[kind], report, fetched_at)
     for token_rows in _by_token(valid).values():
         token_rows.sort(key=lambda r: r.date or fetched_at, reverse=True)
         for row in token_rows:
@@ -276,9 +313,9 @@ def parse_tokens(rows: Iterable[Any], report: ParseReport | None = None) -> Pars
 
 def parse_kind(kind: Kind, rows: Iterable[Any], fetched_at: datetime,
                report: ParseReport | None = None) -> ParseReport:
-    """Dispatch to the parser of a kind."""
+    """Dispatch to the parser of a kind; rows dated after `fetched_at` (beyond the skew) skip."""
     if kind is Kind.SIGNAL:
-        return parse_signals(rows, report)
+        return parse_signals(rows, report, now=fetched_at)
     if kind is Kind.HOURLY:
-        return parse_hourly(rows, report)
+        return parse_hourly(rows, report, now=fetched_at)
     return parse_grades(kind, rows, fetched_at, report)

@@ -186,3 +186,28 @@ async def test_poller_store_fault_one_line_per_cycle_no_traceback_then_recovers(
     await eventually(stored, what="states stored once the database accepts writes")
     stop.set()
     await task
+
+
+async def test_poller_ingest_future_dated_reading_is_invalid_and_not_stored(
+        store: SqliteStore) -> None:
+    clock = ManualClock(DAY + timedelta(days=2))
+    await store.subscribe(CHAT, ALL_TOKENS, ALL_KINDS, DAY)
+    poller = poller_for(store, ScriptedSource(), clock)
+    await poller.ingest([signal(BTC, -1, 0)])
+    future = Reading(BTC, Kind.SIGNAL, 1.0, datetime(2099, 1, 1, tzinfo=UTC))
+
+    report = await poller.ingest([future])
+
+    assert report.outcomes[Outcome.INVALID] == 1 and report.changes == []
+    (state,) = (await store.load_states([BTC.token_id])).values()
+    assert state.value == -1 and state.source_ts == DAY
+    genuine = await poller.ingest([signal(BTC, 1, 1)])
+    assert [c.to_label for c in genuine.changes] == ["bullish"]
+
+
+async def test_poller_ingest_reading_before_2009_is_invalid(store: SqliteStore) -> None:
+    poller = poller_for(store, ScriptedSource(), ManualClock())
+    report = await poller.ingest([Reading(BTC, Kind.SIGNAL, 1.0,
+                                          datetime(1999, 1, 1, tzinfo=UTC))])
+    assert report.outcomes[Outcome.INVALID] == 1
+    assert await store.load_states([BTC.token_id]) == {}

@@ -28,7 +28,7 @@ def test_parse_duration_accepts_units(text: str, seconds: float) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("", "expected a duration"), ("abc", "not a duration"), ("5x", "not a duration"),
     ("5m junk", "not a duration"), ("x5m", "not a duration"), ("-5", "negative"),
-    ("0", "longer than zero"), ("400d", "longer than a year"), ("nan", "negative"),
+    ("0", "longer than zero"), ("400d", "longer than a year"), ("nan", "not a duration"),
 ])
 def test_parse_duration_rejects_with_reason(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -86,3 +86,21 @@ def test_parse_mode_kind_mode_pair_parsed_others_rejected() -> None:
     for bad in ("hourly", "hourly=loud", "all=off"):
         with pytest.raises(ValueError):
             parse_mode(bad)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("inf", "not a duration"), ("1e20", "not a duration"), ("1e400", "not a duration"),
+    ("infinity", "not a duration"), ("9" * 400, "longer than a year"),
+    ("9" * 400 + "s", "longer than a year"), ("1e5s", "not a duration"),
+    ("٣", "not a duration"), ("²", "not a duration"),
+])
+def test_parse_duration_float_spellings_and_huge_values_raise_value_error(
+        text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", [",", " , ,", ",\t"])
+def test_parse_kinds_only_separators_raises_instead_of_no_kinds(text: str) -> None:
+    with pytest.raises(ValueError, match="at least one kind"):
+        parse_kinds(text)

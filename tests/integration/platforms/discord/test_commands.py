@@ -242,3 +242,18 @@ async def test_guild_delete_pauses_that_guilds_channels(harness: Harness) -> Non
     assert "removed from this Discord server" in subscription.paused_reason
     other_info = await store.destination(other)
     assert other_info is not None and not other_info.paused_reason
+
+
+async def test_command_flood_gets_one_slow_down_then_silence_others_unaffected(
+        harness: Harness) -> None:
+    burst = [await harness.fake.inject_interaction("help", [], user_id=4242)
+             for _ in range(12)]
+    _, other = await harness.command("help", user_id=4343)
+
+    assert other.data is not None and "Token Metrics alert bot" in other.data["content"]
+    await eventually(lambda: sum(i.id in harness.fake.callbacks for i in burst) >= 11,
+                     what="callbacks for the burst")
+    answers = [harness.fake.callbacks[i.id] for i in burst if i.id in harness.fake.callbacks]
+    slow = [a for a in answers if a.data and a.data["content"].startswith("Slow down")]
+    assert len(answers) == 11 and len(slow) == 1
+    assert slow[0].data is not None and slow[0].data["flags"] == EPHEMERAL

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from alertbot.domain.commands import COMMANDS
+from alertbot.domain.commands import COMMANDS, Reply
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
     Change,
@@ -24,7 +25,7 @@ from alertbot.domain.models import (
 from alertbot.platforms.telegram.commands import TelegramCommands
 from alertbot.platforms.telegram.notifier import TelegramNotifier
 from alertbot.ports.clock import SystemClock
-from alertbot.services.commands import CommandCore
+from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.pacing import Pacer
@@ -149,7 +150,7 @@ async def test_telegram_forum_topic_is_its_own_destination(bot: Bot) -> None:
 
 async def test_telegram_hostile_input_is_echoed_as_literal_text(bot: Bot) -> None:
     reply = await bot.say(GROUP, "/signal <b>&amp;", user_id=MEMBER)
-    assert reply.visible_text == "'<b>&amp;' is not a token symbol."
+    assert reply.visible_text == "'<b>&amp;' is not a token symbol.\nUsage: /signal SYMBOL"
     assert reply.entities == []
 
 
@@ -333,3 +334,57 @@ async def test_telegram_run_rejected_token_reports_health_and_stops_on_request(
             await store.close()
         assert tg.calls_of("getUpdates") == []
         assert "999:WRONG" not in caplog.text
+
+
+class HeldMemberCore(CommandCore):
+    """Holds the member's commands until released, as a busy lookup or slow pacing would."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = asyncio.Event()
+
+    async def handle(self, caller: Caller, command: str, text: str = "") -> Reply:
+        if caller.user_id == str(MEMBER):
+            await self.release.wait()
+        return await super().handle(caller, command, text)
+
+
+async def test_telegram_member_burst_is_cut_to_budget_and_admin_mute_is_answered_first(
+        tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "flood.db"))
+    await store.open()
+    async with FakeTelegram(enforce_limits=False) as tg:
+        clock = SystemClock()
+        source = ReplaySource(load_demo_data(), started_wall=clock.now())
+        core = HeldMemberCore(store, Lookup(store, source, clock,
+                                            fresh_for=timedelta(minutes=5)),
+                              clock, band_label=Rules().band_label)
+        commands = TelegramCommands(core, store, clock, token=tg.token, api_root=tg.root,
+                                    poll_timeout=1)
+        tg.set_chat_member(GROUP, ADMIN, "administrator")
+        tg.set_chat_member(GROUP, MEMBER, "member")
+        await commands.start()
+        try:
+            for _ in range(60):
+                tg.inject_message(GROUP, "/why", user_id=MEMBER)
+            mute = tg.inject_message(GROUP, "/mute 2h", user_id=ADMIN)
+
+            # Answered while the member's first command is still being handled.
+            [first] = await tg.wait_for_messages(1, chat_id=GROUP)
+            assert first.reply_to_message_id == mute["message"]["message_id"]
+            assert first.visible_text.startswith("Muted for 2h")
+            core.release.set()
+            await tg.wait_for_messages(12, chat_id=GROUP)
+            await tg.wait_until(lambda: tg.pending_updates == 0)
+            # A later command from someone else is answered: the backlog is gone, not queued.
+            tg.inject_message(GROUP, "/help", user_id=ADMIN)
+            sent = await tg.wait_for_messages(13, chat_id=GROUP)
+        finally:
+            core.release.set()
+            await commands.stop()
+            await store.close()
+    member_replies = sent[1:-1]
+    slow = [m for m in member_replies if m.visible_text.startswith("Slow down")]
+    assert len(member_replies) == 11 and len(slow) == 1
+    assert "at most 10 commands a minute" in slow[0].visible_text
+    assert sent[-1].visible_text.startswith("Token Metrics alert bot")

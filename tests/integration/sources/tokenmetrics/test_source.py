@@ -385,6 +385,41 @@ async def test_poll_failing_cycle_changes_nothing_and_next_cycle_runs_normally(
         ("BTC", Kind.SIGNAL, 1.0)]
 
 
+async def test_poll_future_dated_row_sends_no_alert_and_a_genuine_flip_today_alerts(
+        kit: Kit) -> None:
+    source = kit.source()
+    await kit.store.subscribe(Destination("console", "default"), BTC, ALL_KINDS, NOW)
+    poller = Poller(kit.store, source, Rules(), kit.clock, interval=timedelta(minutes=20))
+    await poller.poll_once()
+    kit.fake.add_raw_row("/trading-signals", {
+        "TOKEN_ID": BTC, "TOKEN_NAME": "Bitcoin", "TOKEN_SYMBOL": "BTC",
+        "DATE": "2099-01-01T00:00:00.000Z", "TOKEN_TREND": 1, "TRADING_SIGNAL": 1})
+
+    kit.clock.at = NOW + timedelta(minutes=20)
+    frozen = await poller.poll_once()
+
+    assert frozen.changes == []
+    states = await kit.store.load_states([BTC])
+    assert states[(BTC, Kind.SIGNAL)].source_ts.year == 2025
+    kit.fake.flip(BTC, TODAY)
+    kit.clock.at = NOW + timedelta(minutes=40)
+    genuine = await poller.poll_once()
+    assert [(c.token.symbol, c.kind, c.to_value) for c in genuine.changes] == [
+        ("BTC", Kind.SIGNAL, 1.0)]
+
+
+async def test_poll_year_0001_row_costs_that_row_only(kit: Kit) -> None:
+    kit.fake.add_raw_row("/trading-signals", {
+        "TOKEN_ID": ETH, "TOKEN_NAME": "Ethereum", "TOKEN_SYMBOL": "ETH",
+        "DATE": "0001-01-01T00:00:00+01:00", "TOKEN_TREND": 1, "TRADING_SIGNAL": 0})
+
+    batch = await kit.source().fetch([BTC, ETH], ALL_KINDS, NOW)
+
+    assert values(batch)[(BTC, Kind.SIGNAL)] == -1.0
+    assert values(batch)[(ETH, Kind.HOURLY)] == 1.0
+    assert any("out of range" in error for error in batch.errors)
+
+
 # ------------------------------------------------------------------ batching
 
 

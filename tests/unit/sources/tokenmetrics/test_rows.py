@@ -193,3 +193,55 @@ def test_parse_tokens_extra_fields_ignored_missing_name_falls_back_to_symbol() -
                            {"TOKEN_ID": "3306", "SYMBOL": "ETH", "TOKEN_NAME": None}])
     assert report.tokens[3375].slug == "bitcoin"
     assert (report.tokens[3306].symbol, report.tokens[3306].name) == ("ETH", "ETH")
+
+
+@pytest.mark.parametrize("text", [
+    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2025-13-01", "x" * 10_000])
+def test_parse_timestamp_unrepresentable_or_junk_raises_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(text)
+
+
+@pytest.mark.parametrize("value", [10**30, -(10**400), float("nan"), float("inf"), "1e400",
+                                   "9" * 5000])
+def test_parse_direction_huge_or_non_finite_raises_value_error(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_direction(value)
+
+
+@pytest.mark.parametrize("bad", [
+    {"DATE": "0001-01-01T00:00:00+01:00"},
+    {"DATE": "9999-12-31T23:59:59-01:00"},
+    {"TOKEN_ID": 10**30},
+    {"TOKEN_ID": "1" + "0" * 30},
+    {"TOKEN_TREND": 10**30},
+    {"TRADING_SIGNAL": 10**400},
+    {"TOKEN_TREND": float("nan")},
+])
+@pytest.mark.parametrize("lower", [False, True])
+def test_parse_signals_bad_row_costs_that_row_only(bad: dict[str, object], lower: bool) -> None:
+    good = {**BTC, "DATE": "2025-04-10", "TOKEN_TREND": 1}
+    broken = {"TOKEN_ID": 3306, "TOKEN_SYMBOL": "ETH", "DATE": "2025-04-10", "TOKEN_TREND": 1,
+              **bad}
+    rows = [good, broken]
+    if lower:
+        rows = [{k.lower(): v for k, v in row.items()} for row in rows]
+    report = parse_signals(rows)
+    assert [r.token.token_id for r in report.readings] == [3375]
+    assert len(report.skipped) == 1
+
+
+@pytest.mark.parametrize("grade", [float("nan"), float("inf"), "inf", 10**30, 10**400, "1e400",
+                                   -0.5])
+def test_parse_grades_non_finite_or_huge_grade_is_malformed(grade: object) -> None:
+    report = parse_grades(Kind.TM_GRADE, [{**BTC, "TM_GRADE": grade}], FETCHED)
+    assert report.readings == [] and len(report.skipped) == 1
+
+
+def test_parse_signals_future_row_is_skipped_so_todays_row_counts() -> None:
+    rows = [{**BTC, "DATE": "2099-01-01", "TOKEN_TREND": 1},
+            {**BTC, "DATE": "2026-11-28", "TOKEN_TREND": -1}]
+    report = parse_signals(rows, now=FETCHED)
+    assert [(r.value, r.source_ts) for r in report.readings] == [
+        (-1.0, datetime(2026, 11, 28, tzinfo=UTC))]
+    assert "in the future" in report.skipped[0]
