@@ -121,6 +121,8 @@ def exported() -> dict[str, set[str]]:
     metrics.api_call("/tm-grade", "200")
     metrics.ops_event("quota")
     metrics.ingest_result("accepted")
+    metrics.job_failed("poller", now, "ValueError: boom", 1)
+    metrics.http_refused("timeout")
     metrics.set_state(outbox=OutboxStats({"pending": 1}, now), now=now, interval_s=60.0,
                       last_success=now, quota=QuotaUsage(10, 100, "2026-11"))
     names: dict[str, set[str]] = {}
