@@ -283,13 +283,12 @@ class CommandCore:
                                  max_alerts=max_alerts if max_alerts.strip() else None,
                                  window=window if window.strip() else None)
 
-        try:
-            change(policy)  # validate before writing
-        except ValueError as exc:
-            return self._usage("throttle", str(exc))
         result = await self._change_policy(
             caller, change, now,
-            lambda p: f"throttle {p.max_alerts} per {format_duration(p.window)}")
+            lambda p: f"throttle {p.max_alerts} per {format_duration(p.window)}",
+            command="throttle", check=policy)
+        if isinstance(result, Reply):
+            return result
         updated = result.after
         return ok(f"At most {updated.max_alerts} alerts per {format_duration(updated.window)} "
                    f"here now; the rest arrive as one digest.")
@@ -309,12 +308,11 @@ class CommandCore:
         def change(current: Policy) -> Policy:
             return update_policy(current, now, quiet=hours)
 
-        try:
-            change(Policy())  # validate before writing
-        except ValueError as exc:
-            return self._usage("quiet", str(exc))
         result = await self._change_policy(caller, change, now,
-                                           lambda p: f"quiet {p.quiet or 'off'}")
+                                           lambda p: f"quiet {p.quiet or 'off'}",
+                                           command="quiet", check=Policy())
+        if isinstance(result, Reply):
+            return result
         updated = result.after
         if not result.changed:
             return ok(f"Quiet hours are already {updated.quiet or 'off'}.")
@@ -335,12 +333,11 @@ class CommandCore:
         def change(current: Policy) -> Policy:
             return update_policy(current, now, mute=duration)
 
-        try:
-            change(Policy())  # validate before writing
-        except ValueError as exc:
-            return self._usage("mute", str(exc))
         result = await self._change_policy(
-            caller, change, now, lambda p: f"mute until {_utc(p.mute_until)}")
+            caller, change, now, lambda p: f"mute until {_utc(p.mute_until)}",
+            command="mute", check=Policy())
+        if isinstance(result, Reply):
+            return result
         until = _utc(result.after.mute_until)
         span = format_duration((result.after.mute_until or now) - now)
         return ok(f"Muted for {span} (until {until}). Alerts meanwhile are not posted; "
@@ -358,13 +355,22 @@ class CommandCore:
                 return current
             return update_policy(current, now, unmute=True)
 
-        result = await self._change_policy(caller, change, now, lambda p: "unmute")
+        result = await self._change_policy(caller, change, now, lambda p: "unmute",
+                                           command="unmute")
+        if isinstance(result, Reply):
+            return result
         if not result.changed:
             return ok("Alerts here are not muted.")
         return ok("Unmuted: new alerts will be posted again.")
 
     async def _change_policy(self, caller: Caller, change: Callable[[Policy], Policy],
-                             now: datetime, detail: Callable[[Policy], str]) -> PolicyChange:
+                             now: datetime, detail: Callable[[Policy], str], *, command: str,
+                             check: Policy | None = None) -> PolicyChange | Reply:
+        if check is not None:
+            try:
+                change(check)  # bad input is refused before anything is written
+            except ValueError as exc:
+                return self._usage(command, str(exc))
         # One transaction reads and writes, so concurrent commands never undo each other.
         result = await self._store.change_policy(caller.destination, change, now,
                                                  actor=caller.actor, detail=detail)
