@@ -36,7 +36,7 @@ MEASURED_POLLS = 30
 CHANGING = 0.01
 """Share of the tokens whose four series all change in each poll (a busy hour)."""
 TARGET_MS = 100.0
-_START = datetime(2026, 11, 1, tzinfo=UTC)
+_START = datetime(2025, 1, 1, tzinfo=UTC)
 _CLASSES = ("speculative", "emerging", "blueChip")
 
 

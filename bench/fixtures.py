@@ -22,7 +22,7 @@ from alertbot.store.sqlite import SqliteStore
 
 UNTHROTTLED = Policy(max_alerts=100_000, window=timedelta(hours=1))
 """High enough that no burst here becomes a digest: delivery benchmarks measure pacing."""
-SOURCE_DAY = datetime(2026, 11, 1, tzinfo=UTC)
+SOURCE_DAY = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def token(i: int) -> Token:

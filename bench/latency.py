@@ -27,7 +27,7 @@ SAMPLES = 200
 SPACING_S = 0.05
 """20 changes per second overall, under Telegram's 30/s."""
 TARGET_MS = 50.0
-_START = datetime(2026, 11, 1, tzinfo=UTC)
+_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 async def run(workdir: Path) -> list[Figures]:
