@@ -112,7 +112,7 @@ class ReplaySource:
         report = ParseReport(source=self.name)
         for kind in kinds:
             rows = list(self._visible(kind, token_ids, offset, shift))
-            parse_kind(kind, rows, self._start + shift + timedelta(seconds=offset), report)
+            parse_kind(kind, rows, now, report)
         return Batch(
             readings=report.readings,
             tokens=[self._tokens[t] for t in token_ids if t in self._tokens],
@@ -137,8 +137,19 @@ class ReplaySource:
                 picks.add(series.fired[fired_pos])
             for index in sorted(picks):
                 row = series.rows[index]
-                moved = parse_timestamp(row[ts_field]) + shift
-                yield {**row, ts_field: moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+                moved = self._on_wall_clock(parse_timestamp(row[ts_field]) + shift)
+                yield {**row, ts_field: moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+
+    def _on_wall_clock(self, story: datetime) -> datetime:
+        """When the replay reached `story`, on the wall clock.
+
+        Readings carry this time rather than the story's own date: the story runs `speed`
+        times faster than the wall and would soon lie in the future, where the validity
+        window refuses readings. The mapping keeps the story's order, so laps keep moving
+        forward, and nothing visible at wall time `now` is dated after `now`.
+        """
+        story_seconds = (story - self._start).total_seconds()
+        return self._wall0 + timedelta(seconds=(story_seconds - self._origin) / self._speed)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -33,9 +33,20 @@ async def test_replay_fresh_start_has_history_for_every_token() -> None:
 
 async def test_replay_never_shows_the_future() -> None:
     replay = source()
-    batch = await replay.fetch([3375], ALL_KINDS, WALL + timedelta(seconds=10))
-    story_now = replay.story_time(WALL + timedelta(seconds=10))
-    assert batch.readings and all(r.source_ts <= story_now for r in batch.readings)
+    now = WALL + timedelta(seconds=10)
+    batch = await replay.fetch([3375], ALL_KINDS, now)
+    assert batch.readings and all(r.source_ts <= now for r in batch.readings)
+
+
+async def test_replay_many_laps_in_readings_stay_at_or_before_the_wall_clock() -> None:
+    data = load_demo_data()
+    span = (datetime.fromisoformat(data["end"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(data["start"].replace("Z", "+00:00"))).total_seconds()
+    # Three laps in, the story's own dates lie weeks past the wall clock.
+    replay = source(cursor=3 * span + 3600.0)
+    batch = await replay.fetch([3375], ALL_KINDS, WALL)
+    assert batch.readings and all(r.source_ts <= WALL for r in batch.readings)
+    assert all(r.fired_at is None or r.fired_at <= WALL for r in batch.readings)
 
 
 async def test_replay_position_moves_with_the_wall_clock_at_speed() -> None:
@@ -50,17 +61,17 @@ async def test_replay_restart_continues_from_saved_cursor_with_head_start() -> N
     assert replay.cursor(WALL) == saved + 200.0
 
 
-async def test_replay_laps_shift_timestamps_forward() -> None:
+async def test_replay_laps_keep_timestamps_moving_forward() -> None:
     data = load_demo_data()
     span = (datetime.fromisoformat(data["end"].replace("Z", "+00:00"))
             - datetime.fromisoformat(data["start"].replace("Z", "+00:00"))).total_seconds()
-    near_end = source(cursor=span - 3600.0)
-    after_lap = source(cursor=span + 7200.0)
-    end_batch = await near_end.fetch([3375], [Kind.HOURLY, Kind.TM_GRADE], WALL)
-    lap_batch = await after_lap.fetch([3375], [Kind.HOURLY, Kind.TM_GRADE], WALL)
-    newest_end = max(r.source_ts for r in end_batch.readings)
-    assert all(r.source_ts > newest_end - timedelta(days=30) for r in lap_batch.readings)
-    assert max(r.source_ts for r in lap_batch.readings) > newest_end
+    replay = source(cursor=span - 3600.0, speed=3600.0)
+    before = await replay.fetch([3375], [Kind.HOURLY, Kind.TM_GRADE], WALL)
+    later = WALL + timedelta(seconds=3)  # three story hours on: into the next lap
+    after = await replay.fetch([3375], [Kind.HOURLY, Kind.TM_GRADE], later)
+    newest_before = max(r.source_ts for r in before.readings)
+    assert max(r.source_ts for r in after.readings) > newest_before
+    assert all(r.source_ts <= later for r in after.readings)
 
 
 async def test_replay_resolve_exact_symbol() -> None:
