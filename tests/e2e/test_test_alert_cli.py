@@ -1,0 +1,78 @@
+"""`alertbot test` as an operator types it, against the fake Telegram Bot API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from alertbot.domain.commands import TEST_ALERT_TITLE
+from tests.e2e.process import clean_env, run_alertbot
+from tests.fakes.telegram_api import FakeTelegram
+
+pytestmark = pytest.mark.timeout(60)
+
+GROUP = -1001234567890
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+def env_for(tmp_path: Path, tg: FakeTelegram) -> dict[str, str]:
+    return clean_env(tmp_path, TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.root)
+
+
+async def test_cli_test_telegram_delivers_marked_alert_exit_0(tg: FakeTelegram,
+                                                              tmp_path: Path) -> None:
+    code, out, err = await run_alertbot(
+        ["test", "--platform", "telegram", "--chat", str(GROUP), "--thread", "42"],
+        env_for(tmp_path, tg), tmp_path)
+    assert code == 0, err
+    assert out.splitlines() == [f"Test alert sent to telegram:{GROUP}/42. If it did not show "
+                                "up there, check that you are looking at the right chat and "
+                                "topic."]
+    [alert] = tg.sent_to(GROUP)
+    assert alert.visible_text.splitlines()[0] == TEST_ALERT_TITLE
+    assert alert.message_thread_id == 42
+
+
+async def test_cli_test_bot_kicked_explains_and_exits_1(tg: FakeTelegram,
+                                                        tmp_path: Path) -> None:
+    tg.block_chat(GROUP)
+    code, out, err = await run_alertbot(
+        ["test", "--platform", "telegram", "--chat", str(GROUP)], env_for(tmp_path, tg),
+        tmp_path)
+    assert code == 1
+    assert out == ""
+    assert err.splitlines()[-2:] == [
+        f"Test alert to telegram:{GROUP} failed: Telegram refused: bot was kicked from the "
+        f"supergroup chat.",
+        "Fix: add the bot to the chat (in a channel, as an administrator that can post "
+        "messages), then try again."]
+    assert tg.token not in err
+
+
+async def test_cli_test_without_token_names_variable_exit_2(tmp_path: Path) -> None:
+    code, _, err = await run_alertbot(["test", "--platform", "telegram", "--chat", str(GROUP)],
+                                      clean_env(tmp_path), tmp_path)
+    assert code == 2
+    assert err.splitlines()[-1] == ("Test alert not sent: telegram is not configured; set "
+                                    "TELEGRAM_BOT_TOKEN in the environment or .env (and "
+                                    "restart a running alertbot).")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--platform", "telegram", "--chat", str(GROUP), "--thread", "abc"],
+     "alertbot: --thread for telegram must be a forum topic id (a whole number)"),
+    (["--platform", "discord", "--chat", "123"],
+     "alertbot: --chat for discord must be a channel id (17 to 20 digits), or the wh-… id "
+     "of a Discord webhook subscription"),
+])
+async def test_cli_test_bad_destination_one_line_exit_2(tmp_path: Path, args: list[str],
+                                                        message: str) -> None:
+    code, out, err = await run_alertbot(["test", *args], clean_env(tmp_path), tmp_path)
+    assert (code, out, err.strip()) == (2, "", message)
