@@ -76,3 +76,44 @@ async def test_cli_test_bad_destination_one_line_exit_2(tmp_path: Path, args: li
                                                         message: str) -> None:
     code, out, err = await run_alertbot(["test", *args], clean_env(tmp_path), tmp_path)
     assert (code, out, err.strip()) == (2, "", message)
+
+
+MUTED_CHANNEL_ID = 444444444444444466
+
+
+async def test_cli_test_discord_sent_and_missing_permission_explained(tmp_path: Path) -> None:
+    from tests.fakes.discord_api import (
+        DEFAULT_CHANNEL_ID,
+        DEFAULT_GUILD_ID,
+        SEND_MESSAGES,
+        FakeChannel,
+        running_fake_discord,
+    )
+
+    async with running_fake_discord() as fake:
+        fake.add_channel(DEFAULT_GUILD_ID, FakeChannel(
+            id=MUTED_CHANNEL_ID, name="read-only", permission_overwrites=[
+                {"id": str(fake.bot_user_id), "type": 1, "allow": "0",
+                 "deny": str(SEND_MESSAGES)}]))
+        env = clean_env(tmp_path, DISCORD_BOT_TOKEN=fake.token, DISCORD_API_URL=fake.api_base,
+                        DISCORD_GATEWAY_URL=fake.gateway_url)
+        code, out, err = await run_alertbot(
+            ["test", "--platform", "discord", "--chat", str(DEFAULT_CHANNEL_ID)], env, tmp_path)
+        assert code == 0, err
+        assert out == (f"Test alert sent to discord:{DEFAULT_CHANNEL_ID}. If it did not show "
+                       f"up there, check that you are looking at the right chat.")
+        [message] = fake.messages_in(DEFAULT_CHANNEL_ID)
+        assert message.embeds[0]["title"] == TEST_ALERT_TITLE
+        code, out, err = await run_alertbot(
+            ["test", "--platform", "discord", "--chat", str(MUTED_CHANNEL_ID)], env, tmp_path)
+        assert (code, out) == (1, "")
+        first, fix = err.splitlines()[-2:]
+        assert first.startswith(f"Test alert to discord:{MUTED_CHANNEL_ID} failed: ")
+        # Without a gateway cache the CLI cannot tell which one is missing: it lists them all.
+        assert first.endswith("the bot lacks a permission here; it needs View Channel, Send "
+                              "Messages, Embed Links in this channel (Discord 50013 Missing "
+                              "Permissions); a moderator must grant it, then run /subscribe "
+                              "again.")
+        assert fix == ("Fix: in the channel's settings (Permissions), grant the bot's role the "
+                       "permissions named above.")
+        assert fake.token not in err

@@ -80,11 +80,17 @@ async def command(fake: FakeDiscord, name: str, **kwargs: object) -> str:
 async def test_discord_id_in_thread_replies_channel_thread_and_user_ids(
         app: App, fake_discord: FakeDiscord) -> None:
     content = await command(fake_discord, "id", channel_id=THREAD_ID, user_id=123456789012345678)
-    assert f"Channel id: {DEFAULT_CHANNEL_ID}" in content
-    assert f"Thread id: {THREAD_ID}" in content
-    assert "Your user id: 123456789012345678" in content
-    assert (f"alertbot subscribe --platform discord --chat {DEFAULT_CHANNEL_ID} "
-            f"--thread {THREAD_ID} BTC") in content
+    assert content.splitlines() == [
+        "**Ids**",
+        f"Channel id: {DEFAULT_CHANNEL_ID}",
+        f"Thread id: {THREAD_ID}",
+        "Your user id: 123456789012345678",
+        f"Use them in the CLI: alertbot subscribe --platform discord --chat {DEFAULT_CHANNEL_ID} "
+        f"--thread {THREAD_ID} BTC (or alertbot test --platform discord --chat "
+        f"{DEFAULT_CHANNEL_ID} --thread {THREAD_ID}); for the bot's own alerts: "
+        # Markdown-escaped on the wire; Discord shows the underscores.
+        f"ALERTBOT\\_OPS\\_DESTINATION=discord:{DEFAULT_CHANNEL_ID}",
+    ]
 
 
 async def test_discord_moderator_test_posts_marked_embed_and_confirms(
