@@ -117,3 +117,22 @@ async def test_cli_test_discord_sent_and_missing_permission_explained(tmp_path: 
         assert fix == ("Fix: in the channel's settings (Permissions), grant the bot's role the "
                        "permissions named above.")
         assert fake.token not in err
+
+
+async def test_cli_test_discord_rejected_token_names_the_variable_exit_1(tmp_path: Path) -> None:
+    from tests.fakes.discord_api import DEFAULT_CHANNEL_ID, running_fake_discord
+
+    async with running_fake_discord() as fake:
+        wrong = "MTIz.wrong.token-value"
+        env = clean_env(tmp_path, DISCORD_BOT_TOKEN=wrong, DISCORD_API_URL=fake.api_base,
+                        DISCORD_GATEWAY_URL=fake.gateway_url)
+        code, out, err = await run_alertbot(
+            ["test", "--platform", "discord", "--chat", str(DEFAULT_CHANNEL_ID)], env, tmp_path)
+        assert (code, out) == (1, "")
+        assert err.splitlines()[-2:] == [
+            f"Test alert to discord:{DEFAULT_CHANNEL_ID} failed: Discord rejected "
+            f"DISCORD_BOT_TOKEN.",
+            "Fix: put the bot's current token in DISCORD_BOT_TOKEN (and restart a running "
+            "alertbot)."]
+        assert wrong not in err
+        assert fake.messages_in(DEFAULT_CHANNEL_ID) == []

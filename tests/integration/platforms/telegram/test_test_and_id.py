@@ -130,7 +130,7 @@ async def test_telegram_test_in_topic_reaches_the_topic(harness: Harness) -> Non
      ["Test alert to telegram:-1001234567890 failed: Telegram: Chat not found.",
       "Fix: check the chat id (send /id in the chat) and that the bot was added to it; a "
       "private chat must have sent /start to the bot first."]),
-    (Fault.error(400, "Bad Request: message thread not found"), "99",
+    (Fault.thread_not_found(), "99",
      ["Test alert to telegram:-1001234567890/99 failed: Telegram: Message thread not found.",
       "Fix: topic 99 does not exist in this chat; send /id inside the topic to get its id."]),
 ])
