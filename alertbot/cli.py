@@ -26,6 +26,7 @@ from alertbot.domain.policy import describe_policy, update_policy
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
+from alertbot.services.commands import AlertTestOutcome
 from alertbot.services.lookup import InvalidSymbol, LookupFailed
 from alertbot.store.sqlite.instance import AlreadyRunning, single_run
 
@@ -98,6 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     thr.add_argument("--settle", help="flap guard: cancel changes reverted within this long")
     thr.add_argument("--mode", action="append", default=[],
                      help="KIND=on|silent|off (repeatable)")
+
+    test = sub.add_parser(
+        "test", help="send one marked test alert to a destination and say what to fix",
+        description="Send ONE clearly marked test alert through the real delivery path "
+                    "(formatting, pacing, the platform's errors explained). It skips the "
+                    "outbox: it is never throttled, retried or recorded. Exit 0 when the "
+                    "platform accepted it, 1 when delivery failed, 2 on bad input or a "
+                    "platform that is not configured.",
+        epilog="examples:\n  alertbot test --platform telegram --chat -1001234567890\n"
+               "  alertbot test --platform telegram --chat -1001234567890 --thread 42\n"
+               "  alertbot test --platform discord --chat 444444444444444444",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _destination_args(test)
 
     db = sub.add_parser("db", help="database maintenance: backup, stats")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -387,6 +401,16 @@ async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _cmd_test(app: App, args: argparse.Namespace) -> int:
+    destination = _destination(args)
+    result = await app.commands.send_test(destination)
+    for line in result.lines:
+        print(app.redactor(line), file=sys.stdout if result.sent else sys.stderr)
+    if result.outcome is AlertTestOutcome.NOT_CONFIGURED:
+        return EXIT_CONFIG
+    return EXIT_OK if result.sent else EXIT_FAILURE
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "check": _cmd_check,
@@ -395,4 +419,5 @@ _COMMANDS = {
     "unsubscribe": _cmd_unsubscribe,
     "subscriptions": _cmd_subscriptions,
     "throttle": _cmd_throttle,
+    "test": _cmd_test,
 }

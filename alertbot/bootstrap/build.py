@@ -20,6 +20,7 @@ from alertbot.bootstrap.platforms import install_builtin, install_discord, insta
 from alertbot.bootstrap.sources import build_source
 from alertbot.config import Settings
 from alertbot.domain.detect import Rules
+from alertbot.domain.models import Destination
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics
 from alertbot.ports.clock import Clock, SystemClock
@@ -27,7 +28,7 @@ from alertbot.ports.lifecycle import Check, Closer
 from alertbot.ports.notifier import Notifier
 from alertbot.ports.observers import Observers
 from alertbot.ports.store import QUEUED_STATES, Maintenance
-from alertbot.services.commands import CommandCore
+from alertbot.services.commands import AlertTestResult, CommandCore, send_test_alert
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.poller import Poller
@@ -70,8 +71,14 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     lookup = Lookup(store, parts.lookups, clock,
                     fresh_for=max(parts.interval * 3, timedelta(minutes=2)))
     poller.also_watch = lookup.recent_tokens
+
+    async def send_test(destination: Destination) -> AlertTestResult:
+        # Through the notifiers the platforms install below, paced with the alerts.
+        return await send_test_alert(destination, notifiers=notifiers, pacer=dispatcher.pacer,
+                                     store=store, clock=clock)
+
     commands = CommandCore(store, lookup, clock, band_label=rules.band_label,
-                           on_policy_change=dispatcher.wake)
+                           on_policy_change=dispatcher.wake, send_test=send_test)
     app = App(settings, clock, store, parts, rules, poller, dispatcher, lookup, commands,
               redactor, session, Metrics(), observers, notifiers=notifiers, closers=closers,
               env_file=env_file)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from alertbot.domain.models import Message
 
@@ -100,6 +101,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 ("duration",)),
     CommandSpec("unmute", "/unmute", "End a mute now", True),
     CommandSpec("why", "/why", "The last few alert decisions here and their reasons", False),
+    CommandSpec("test", "/test", "Send one marked test alert here to check that delivery works",
+                True),
+    CommandSpec("id", "/id", "This chat's id (and topic or thread id) and your user id", False),
     CommandSpec("help", "/help", "How to use this bot", False),
 )
 COMMAND_NAMES = frozenset(c.name for c in COMMANDS) | {"start"}
@@ -109,3 +113,19 @@ COMMAND_NAMES = frozenset(c.name for c in COMMANDS) | {"start"}
 def split_args(text: str) -> list[str]:
     """Arguments typed after a command, split on whitespace."""
     return text.split()
+
+
+TEST_ALERT_TITLE = "🧪 Test alert from alertbot — delivery works"
+
+
+def test_alert_message(now: datetime) -> Message:
+    """The one clearly marked test alert `/test` and `alertbot test` send (no change behind it)."""
+    return Message(
+        title=TEST_ALERT_TITLE,
+        lines=("This is a test sent on request: no signal or grade changed.",
+               "Real alerts for this chat will arrive here, formatted like this."),
+        link="",
+        direction=None,
+        timestamp=now,
+        changes=(),
+    )

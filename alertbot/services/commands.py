@@ -9,12 +9,23 @@ propagate, and the binding answers those with a generic apology.
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from alertbot.domain.commands import COMMANDS, Reply, ReplyKind, fail, ok, split_args
+from alertbot.domain.commands import (
+    COMMANDS,
+    Reply,
+    ReplyKind,
+    fail,
+    ok,
+    split_args,
+    test_alert_message,
+)
 from alertbot.domain.models import (
     ALL_TOKENS,
     Destination,
@@ -36,8 +47,10 @@ from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.domain.why import explain
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
-from alertbot.ports.store import CommandStore, PolicyChange
+from alertbot.ports.notifier import DeliveryError, Notifier, Target
+from alertbot.ports.store import CommandStore, Destinations, PolicyChange
 from alertbot.services.lookup import InvalidSymbol, Lookup, LookupFailed
+from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +107,154 @@ class Caller:
             return False
 
 
+# ---------------------------------------------------------------- test alerts
+
+
+class AlertTestOutcome(enum.StrEnum):
+    """How a test alert ended."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    """The platform refused or could not be reached: the lines say what to fix."""
+    NOT_CONFIGURED = "not_configured"
+    """This configuration cannot deliver to the platform at all (no token, no address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTestResult:
+    """The outcome of one test alert, in words that say what to fix."""
+
+    outcome: AlertTestOutcome
+    lines: tuple[str, ...]
+
+    @property
+    def sent(self) -> bool:
+        """The platform accepted the test alert."""
+        return self.outcome is AlertTestOutcome.SENT
+
+
+AlertTestSender = Callable[[Destination], Awaitable[AlertTestResult]]
+"""Sends one test alert to a destination (built by the composition root)."""
+
+TOKEN_VARIABLES = {"telegram": "TELEGRAM_BOT_TOKEN", "discord": "DISCORD_BOT_TOKEN"}
+TEST_SEND_TIMEOUT = 30.0
+
+
+async def send_test_alert(destination: Destination, *, notifiers: Mapping[str, Notifier],
+                          pacer: Pacer, store: Destinations, clock: Clock,
+                          send_timeout: float = TEST_SEND_TIMEOUT) -> AlertTestResult:
+    """Send one marked test alert through the destination's notifier, paced like alerts.
+
+    It bypasses the outbox (never retried or throttled later) and changes nothing: a refusal
+    is explained, not recorded, and no subscription is paused.
+    """
+    platform = destination.platform
+    notifier = notifiers.get(platform)
+    if notifier is None:
+        variable = TOKEN_VARIABLES.get(platform)
+        fix = (f"set {variable} in the environment or .env (and restart a running alertbot)"
+               if variable else "this platform is not available")
+        return AlertTestResult(AlertTestOutcome.NOT_CONFIGURED,
+                          (f"Test alert not sent: {platform} is not configured; {fix}.",))
+    info = await store.destination(destination)
+    address = info.address if info is not None else None
+    if platform == "webhook" and not address:
+        return AlertTestResult(AlertTestOutcome.NOT_CONFIGURED, (
+            f"Test alert not sent: {destination} has no URL; subscribe it first with "
+            f"alertbot subscribe --platform webhook --chat {destination.chat_id} --url URL.",))
+    await notifier.start()
+    limits = notifier.limits(destination)
+    slot = await pacer.acquire(limits, scopes=(platform, str(destination)))
+    # A fresh key: a Discord nonce must never match an alert's, nor an earlier test.
+    key = f"test-{uuid.uuid4().hex[:19]}"
+    try:
+        async with asyncio.timeout(send_timeout):
+            await notifier.send(Target(destination, address), test_alert_message(clock.now()),
+                                key=key, silent=False)
+    except DeliveryError as error:
+        if error.rate_limited:
+            pacer.release(limits, slot)
+        return AlertTestResult(AlertTestOutcome.FAILED, explain_test_failure(destination, error))
+    except TimeoutError:
+        return AlertTestResult(AlertTestOutcome.FAILED, (
+            f"Test alert to {destination} failed: {platform} did not answer within "
+            f"{send_timeout:.0f}s. Check the network and try again.",))
+    return AlertTestResult(AlertTestOutcome.SENT, (
+        f"Test alert sent to {destination}. If it did not show up there, check that you are "
+        f"looking at the right chat{' and topic' if destination.thread_id else ''}.",))
+
+
+def explain_test_failure(destination: Destination, error: DeliveryError) -> tuple[str, ...]:
+    """What went wrong with a test alert, and the one thing to do about it."""
+    platform = destination.platform
+    reason = error.reason
+    lowered = reason.lower()
+    lines = [f"Test alert to {destination} failed: {reason}."]
+    thread = destination.thread_id
+    if error.credentials:
+        variable = TOKEN_VARIABLES.get(platform, "the bot token")
+        lines.append(f"Fix: put the bot's current token in {variable} (and restart a "
+                     f"running alertbot).")
+    elif error.rate_limited:
+        wait = f" {error.retry_after:g}s" if error.retry_after else " a moment"
+        lines.append(f"Fix: nothing is wrong; {platform} asked to slow down. Try again in"
+                     f"{wait}.")
+    elif error.rekey_to:
+        lines.append(f"Fix: the group became a supergroup; use --chat {error.rekey_to} from "
+                     f"now on.")
+    elif platform == "telegram":
+        lines.append(_telegram_fix(lowered, thread))
+    elif platform == "discord":
+        lines.append(_discord_fix(lowered, thread))
+    elif error.retryable:
+        lines.append("Fix: the destination could not be reached; check its address and "
+                     "network, then try again.")
+    else:
+        lines.append("Fix: the destination refused the message; check its address.")
+    return tuple(lines)
+
+
+def _telegram_fix(reason: str, thread: str) -> str:
+    if "thread not found" in reason or "topic" in reason:
+        return (f"Fix: topic {thread or '(none)'} does not exist in this chat; send /id inside "
+                f"the topic to get its id.")
+    if "chat not found" in reason:
+        return ("Fix: check the chat id (send /id in the chat) and that the bot was added to "
+                "it; a private chat must have sent /start to the bot first.")
+    if "blocked" in reason:
+        return "Fix: the user blocked the bot; they must unblock it (and send /start)."
+    if "kicked" in reason or "not a member" in reason:
+        return ("Fix: add the bot to the chat (in a channel, as an administrator that can "
+                "post messages), then try again.")
+    if "rights" in reason or "write_forbidden" in reason:
+        return "Fix: let the bot post in this chat (an admin must allow it to send messages)."
+    if "unreachable" in reason or "in time" in reason:
+        return "Fix: Telegram could not be reached; check TELEGRAM_API_URL and the network."
+    return "Fix: see the reason above; nothing was changed."
+
+
+def _discord_fix(reason: str, thread: str) -> str:
+    if "50013" in reason:
+        return ("Fix: in the channel's settings (Permissions), grant the bot's role the "
+                "permissions named above.")
+    if "50001" in reason:
+        return ("Fix: invite the bot to the server and give it View Channel in this channel "
+                "(alertbot prints the invite URL in its logs at start).")
+    if "10003" in reason:
+        if thread:
+            return (f"Fix: thread {thread} does not exist (or was deleted); send /id inside "
+                    f"the thread to get its id.")
+        return ("Fix: no such channel; send /id in the channel (or use Copy Channel ID with "
+                "Developer Mode on).")
+    if "10004" in reason:
+        return "Fix: invite the bot back to the server."
+    if "webhook" in reason:
+        return "Fix: create a new webhook and subscribe it again with --url."
+    if "unreachable" in reason or "in time" in reason or "log in" in reason:
+        return "Fix: Discord could not be reached; check DISCORD_API_URL and the network."
+    return "Fix: see the reason above; nothing was changed."
+
+
 # ---------------------------------------------------------------- the handlers
 
 
@@ -102,8 +263,10 @@ class CommandCore:
 
     def __init__(self, store: CommandStore, lookup: Lookup, clock: Clock, *,
                  band_label: Callable[[float], str],
-                 on_policy_change: Callable[[], None] | None = None) -> None:
+                 on_policy_change: Callable[[], None] | None = None,
+                 send_test: AlertTestSender | None = None) -> None:
         self._store = store
+        self._send_test = send_test
         self._on_policy_change = on_policy_change
         self._lookup = lookup
         self._clock = clock
@@ -143,11 +306,12 @@ class CommandCore:
             return await self.quiet(caller, text)
         if name == "mute":
             return await self.mute(caller, text)
-        if name in ("subscriptions", "unmute", "why", "help", "start"):
+        if name in ("subscriptions", "unmute", "why", "help", "start", "test", "id"):
             if args and name != "start":  # /start carries deep-link payloads
                 return self._usage(name)
             handler = {"subscriptions": self.subscriptions, "unmute": self.unmute,
-                       "why": self.why, "help": self.help, "start": self.start}[name]
+                       "why": self.why, "help": self.help, "start": self.start,
+                       "test": self.test, "id": self.id}[name]
             return await handler(caller)
         return fail(ReplyKind.USAGE, f"Unknown command /{echo(name)}. Send /help for the list.")
 
@@ -392,11 +556,49 @@ class CommandCore:
             lines.append(f"Alerts here are paused: {info.paused_reason}.")
         return ok(*lines, title="Recent alert decisions")
 
+    # -- delivery check and ids
+
+    async def test(self, caller: Caller) -> Reply:
+        """Send one marked test alert here through the real delivery path (moderators)."""
+        refused = await self._refuse_unless_moderator(caller, "send a test alert")
+        if refused:
+            return refused
+        result = await self.send_test(caller.destination)
+        if result.sent:
+            return ok("Test alert sent: delivery to this chat works.")
+        return fail(ReplyKind.NOT_FOUND, *result.lines)
+
+    async def send_test(self, destination: Destination) -> AlertTestResult:
+        """Send one test alert to any destination (the CLI's `alertbot test`)."""
+        if self._send_test is None:
+            return AlertTestResult(AlertTestOutcome.NOT_CONFIGURED,
+                              ("Test alerts are not available in this setup.",))
+        return await self._send_test(destination)
+
+    async def id(self, caller: Caller) -> Reply:
+        """This chat's id (and topic or thread id) and the caller's user id."""
+        destination = caller.destination
+        platform = caller.platform
+        chat = destination.chat_id
+        thread = destination.thread_id
+        where = "Channel id" if platform == "discord" else "Chat id"
+        lines = [f"{where}: {chat}"]
+        if thread:
+            lines.append(f"{'Thread' if platform == 'discord' else 'Topic'} id: {thread}")
+        lines.append(f"Your user id: {caller.user_id}")
+        option = f" --thread {thread}" if thread else ""
+        lines.append(f"Use them in the CLI: alertbot subscribe --platform {platform} "
+                     f"--chat {chat}{option} BTC (or alertbot test --platform {platform} "
+                     f"--chat {chat}{option}); for the bot's own alerts: "
+                     f"ALERTBOT_OPS_DESTINATION={platform}:{chat}")
+        return ok(*lines, title="Ids")
+
     async def help(self, caller: Caller) -> Reply:
         """Usage of every command, and who may use which."""
         lines = [f"{c.usage}: {c.description}" for c in COMMANDS]
         rule = _MODERATOR_RULE.get(caller.platform, "moderators")
-        lines.append(f"Subscribing, throttle changes, quiet hours and mutes are for {rule}.")
+        lines.append(f"Subscribing, throttle changes, quiet hours, mutes and test alerts are "
+                     f"for {rule}.")
         return ok(*lines, title="Token Metrics alert bot")
 
     async def start(self, caller: Caller) -> Reply:

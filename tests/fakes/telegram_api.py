@@ -124,6 +124,11 @@ class Fault:
         return cls.error(400, "Bad Request: chat not found")
 
     @classmethod
+    def thread_not_found(cls) -> Fault:
+        """400 for a message_thread_id that is not a topic of the forum."""
+        return cls.error(400, "Bad Request: message thread not found")
+
+    @classmethod
     def migrated(cls, new_chat_id: int) -> Fault:
         """400 for a group upgraded to a supergroup, with ``migrate_to_chat_id``."""
         return cls.error(

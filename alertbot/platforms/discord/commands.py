@@ -273,13 +273,20 @@ class DiscordCommands:
         async def why(interaction: discord.Interaction[Any]) -> None:
             await answer(interaction, core.why(caller_of(interaction)))
 
+        async def test(interaction: discord.Interaction[Any]) -> None:
+            await answer(interaction, core.test(caller_of(interaction)))
+
+        async def id_(interaction: discord.Interaction[Any]) -> None:
+            await answer(interaction, core.id(caller_of(interaction)))
+
         async def help_(interaction: discord.Interaction[Any]) -> None:
             await answer(interaction, core.help(caller_of(interaction)))
 
         callbacks: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
             "signal": signal, "grade": grade, "subscribe": subscribe,
             "unsubscribe": unsubscribe, "subscriptions": subscriptions, "throttle": throttle,
-            "quiet": quiet, "mute": mute, "unmute": unmute, "why": why, "help": help_,
+            "quiet": quiet, "mute": mute, "unmute": unmute, "why": why, "test": test, "id": id_,
+            "help": help_,
         }
         return [_command(specs[name], callback) for name, callback in callbacks.items()]
 

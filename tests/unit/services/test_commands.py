@@ -564,3 +564,48 @@ async def test_caller_moderator_check_cancelled_propagates_cancellation() -> Non
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5)
     assert task in done and task.cancelled(), "the refusal swallowed the cancellation"
+
+
+# -- /test and /id
+
+
+async def test_handle_id_without_topic_gives_chat_and_user_ids(world: World) -> None:
+    reply = await world.core.handle(member(), "id")
+    assert reply.title == "Ids" and not reply.error
+    assert reply.lines[:2] == ("Chat id: -100123", "Your user id: 8")
+    assert reply.lines[2].endswith("ALERTBOT_OPS_DESTINATION=telegram:-100123")
+    assert "--thread" not in reply.lines[2]
+
+
+async def test_handle_test_without_sender_says_unavailable_and_changes_nothing(
+        world: World) -> None:
+    reply = await world.core.handle(admin(), "test")
+    assert reply.kind is ReplyKind.NOT_FOUND
+    assert reply.lines == ("Test alerts are not available in this setup.",)
+    assert await world.store.destinations() == []
+
+
+async def test_handle_test_and_id_with_arguments_get_usage(world: World) -> None:
+    assert (await world.core.handle(admin(), "test", "now")).lines == ("Usage: /test",)
+    assert (await world.core.handle(member(), "id", "x")).lines == ("Usage: /id",)
+
+
+async def test_handle_test_sends_through_the_sender_for_the_callers_destination(
+        world: World) -> None:
+    from alertbot.services.commands import AlertTestOutcome, AlertTestResult
+
+    asked: list[Destination] = []
+
+    async def sender(destination: Destination) -> AlertTestResult:
+        asked.append(destination)
+        return AlertTestResult(AlertTestOutcome.FAILED, ("Test alert to x failed: no.", "Fix: y."))
+
+    lookup = Lookup(world.store, world.source, world.clock, fresh_for=timedelta(minutes=5))
+    core = CommandCore(world.store, lookup, world.clock, band_label=Rules().band_label,
+                       send_test=sender)
+    topic = Destination("telegram", "-100123", "42")
+    reply = await core.handle(admin(topic), "test")
+    assert asked == [topic]
+    assert reply.error and reply.lines == ("Test alert to x failed: no.", "Fix: y.")
+    refused = await core.handle(member(topic), "test")
+    assert refused.kind is ReplyKind.REFUSED and asked == [topic]
