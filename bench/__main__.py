@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import delivery, detect, fanout, latency, memory, peers
+from bench import delivery, detect, due, fanout, latency, memory, peers
 from bench.report import Figures, progress, table
 
 Bench = Callable[[Path], Awaitable[list[Figures]]]
@@ -21,6 +21,7 @@ BENCHES: dict[str, Bench] = {
     "detect": detect.run,
     "fanout": fanout.run,
     "delivery": delivery.run,
+    "due": due.run,
     "latency": latency.run,
     "memory": memory.run,
     "peers": peers.run,

@@ -57,6 +57,10 @@ def _target_row(line: Mapping[str, Any]) -> tuple[str, str, str, str, str] | Non
                 f"≥ {line['target']:.0%}, 0 429s",
                 f"{line['429s']} 429s, {line['lost']} lost; {line['elapsed_s']:.1f} s "
                 f"(ideal {line['ideal_s']:.1f} s), 90 % by {line['t90_s']:.1f} s")
+    if bench == "due":
+        return (bench, line["case"], f"{line['median_ms']:.2f} ms median",
+                "no query per row",
+                f"{line['us_per_row']:.1f} µs per row; max {line['max_ms']:.2f} ms")
     if bench == "latency":
         return (bench, line["case"], f"p99 {line['p99_ms']:.1f} ms",
                 f"p99 ≤ {line['target_ms']:.0f} ms",
@@ -70,7 +74,7 @@ def _target_row(line: Mapping[str, Any]) -> tuple[str, str, str, str, str] | Non
     return None
 
 
-_BENCH_ORDER = ("detect", "fanout", "delivery", "latency", "memory", "peers")
+_BENCH_ORDER = ("detect", "fanout", "delivery", "due", "latency", "memory", "peers")
 
 
 def _order(line: Mapping[str, Any]) -> tuple[int, str, int, int]:

@@ -30,12 +30,49 @@ from alertbot.store.sqlite.rows import (
     SENT,
     SUPPRESSED,
     UNDECIDED,
+    change_columns,
     change_from_row,
     dest_params,
     dt,
     opt_dt,
     ts,
 )
+
+_AT_HAND = (
+    f"{{o}}.state IN ({PENDING}, {HELD}) AND {{o}}.msg_key IS NULL"
+    f" AND ({{o}}.state = {HELD} OR {{o}}.next_attempt_at <= ?)"
+)
+"""The undecided rows a lane pass decides: due pending ones and the whole held group."""
+
+_DUE_ALERTS = (
+    "WITH due AS (SELECT o.state, o.next_attempt_at, c.token_id, c.kind, c.detected_at"
+    " FROM outbox o JOIN changes c ON c.id = o.change_pk"
+    " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
+    f" AND {_AT_HAND.format(o='o')}),"
+    # A held group that is not due yet waits whole unless a pending row is due; when
+    # neither is due, `since` is empty and so is everything after it.
+    f" go AS (SELECT 1 FROM due WHERE state = {PENDING} OR next_attempt_at <= ? LIMIT 1),"
+    # Each series (token, kind) of those rows, only from its earliest row at hand on: LEAD
+    # looks forward, so older changes are nobody's next one. CROSS JOIN keeps this order
+    # (series index, then the outbox row of each change) so the destination's finished
+    # history is never scanned.
+    " since AS (SELECT token_id, kind, MIN(detected_at) AS first FROM due"
+    " WHERE EXISTS (SELECT 1 FROM go) GROUP BY token_id, kind),"
+    " series AS (SELECT n.id AS row_id, n.state, s.id AS change_pk,"
+    f" {_AT_HAND.format(o='n')} AS at_hand,"
+    " LEAD(s.id) OVER w AS next_pk, LEAD(n.id) OVER w AS next_row"
+    " FROM since CROSS JOIN changes s CROSS JOIN outbox n"
+    " WHERE s.token_id = since.token_id AND s.kind = since.kind"
+    " AND s.detected_at >= since.first AND n.change_pk = s.id"
+    " AND n.platform = ? AND n.chat_id = ? AND n.thread_id = ?"
+    " WINDOW w AS (PARTITION BY s.token_id, s.kind ORDER BY s.detected_at, s.id))"
+    f" SELECT series.row_id, {CHANGE_COLUMNS}, series.state, series.next_row,"
+    f" {change_columns('x')} FROM series JOIN changes c ON c.id = series.change_pk"
+    " LEFT JOIN changes x ON x.id = series.next_pk"
+    " WHERE series.at_hand"
+    " ORDER BY c.detected_at, series.row_id"
+)
+"""Rows at hand with the next change of their series, in one statement (no query per row)."""
 
 
 class SqliteOutbox(SqliteConnection):
@@ -107,43 +144,17 @@ class SqliteOutbox(SqliteConnection):
     async def due_alerts(self, destination: Destination, now: datetime) -> list[DueAlert]:
         """Due pending rows plus the whole held group, each with the next change of its series."""
         params = dest_params(destination)
-        rows = await self._fetchall(
-            f"SELECT o.id, {CHANGE_COLUMNS}, o.state FROM outbox o"
-            " JOIN changes c ON c.id = o.change_pk"
-            " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ? AND o.msg_key IS NULL"
-            f" AND ((o.state = {PENDING} AND o.next_attempt_at <= ?) OR o.state = {HELD})"
-            " ORDER BY c.detected_at, o.id",
-            (*params, ts(now)),
-        )
-        if not rows:
-            return []
-        if all(r[16] == OutboxState.HELD for r in rows) and not await self._held_due(params, now):
-            return []
-        alerts = []
-        for row in rows:
-            change = change_from_row(row, 2)
-            following = await self._fetchone(
-                f"SELECT o.id, {CHANGE_COLUMNS} FROM outbox o JOIN changes c ON c.id = o.change_pk"
-                " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
-                " AND c.token_id = ? AND c.kind = ? AND (c.detected_at > ? OR"
-                " (c.detected_at = ? AND c.id > ?)) ORDER BY c.detected_at, c.id LIMIT 1",
-                (*params, change.token.token_id, change.kind.value, ts(change.detected_at),
-                 ts(change.detected_at), row[1]),
+        stamp = ts(now)
+        rows = await self._fetchall(_DUE_ALERTS,
+                                    (*params, stamp, stamp, stamp, *params))
+        return [
+            DueAlert(
+                row_id=row[0], change=change_from_row(row, 2), held=row[16] == OutboxState.HELD,
+                next_change=change_from_row(row, 19) if row[17] is not None else None,
+                next_row_id=row[17],
             )
-            alerts.append(DueAlert(
-                row_id=row[0], change=change, held=row[16] == OutboxState.HELD,
-                next_change=change_from_row(following, 2) if following else None,
-                next_row_id=following[0] if following else None,
-            ))
-        return alerts
-
-    async def _held_due(self, params: tuple[str, str, str], now: datetime) -> bool:
-        row = await self._fetchone(
-            "SELECT 1 FROM outbox WHERE platform = ? AND chat_id = ? AND thread_id = ?"
-            f" AND state = {HELD} AND next_attempt_at <= ? LIMIT 1",
-            (*params, ts(now)),
-        )
-        return row is not None
+            for row in rows
+        ]
 
     async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:
         """Delivery times of messages to a destination since a time."""

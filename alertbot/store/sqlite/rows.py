@@ -36,10 +36,15 @@ IN_FLIGHT = _in(OutboxState.PENDING, OutboxState.SENDING)
 """Committed rows whose send outcome is still to be recorded."""
 FINISHED = _in(*FINISHED_STATES)
 
-CHANGE_COLUMNS = (
-    "c.id, c.change_id, c.token_id, c.symbol, c.name, c.slug, c.kind, c.from_value, "
-    "c.to_value, c.from_label, c.to_label, c.direction, c.cause, c.source_ts, c.detected_at"
-)
+
+def change_columns(alias: str) -> str:
+    """The columns `change_from_row` reads, from `changes <alias>`."""
+    return ", ".join(f"{alias}.{column}" for column in (
+        "id", "change_id", "token_id", "symbol", "name", "slug", "kind", "from_value",
+        "to_value", "from_label", "to_label", "direction", "cause", "source_ts", "detected_at"))
+
+
+CHANGE_COLUMNS = change_columns("c")
 """The columns `change_from_row` reads, from `changes c`."""
 
 
