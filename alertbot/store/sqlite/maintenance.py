@@ -87,15 +87,12 @@ class SqliteMaintenance(SqliteConnection):
         try:
             # The copy holds delivery addresses (secrets): readable by the owner only.
             await asyncio.to_thread(_create_private, partial)
-            copy = await asyncio.to_thread(sqlite3.connect, partial, check_same_thread=False)
-            try:
-                async with self._lock:
-                    # One step (pages=-1): the copy is a single consistent snapshot; in WAL
-                    # mode other connections keep writing meanwhile.
-                    await self._conn.backup(copy)
-                await asyncio.to_thread(copy.execute, "PRAGMA journal_mode = DELETE")
-            finally:
-                await asyncio.to_thread(copy.close)
+            async with self._lock:
+                # One statement writes a consistent, compact snapshot into the (empty, private)
+                # file; in WAL mode other connections keep writing meanwhile.
+                await self._conn.execute("VACUUM INTO ?", (partial,))
+            # Opened, switched and closed in one thread: no journal is left beside the copy.
+            await asyncio.to_thread(_standalone, partial)
             await asyncio.to_thread(os.replace, partial, target)
         except (sqlite3.Error, OSError) as exc:
             with contextlib.suppress(OSError):
@@ -143,6 +140,15 @@ def _backup_target(database: str, path: str) -> str:
     if not os.path.isdir(folder):
         raise StoreError(f"backup directory does not exist: {folder}")
     return target
+
+
+def _standalone(path: str) -> None:
+    """Make a copy a single self-contained file (rollback journal mode, nothing beside it)."""
+    copy = sqlite3.connect(path)
+    try:
+        copy.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        copy.close()
 
 
 def _create_private(path: str) -> None:
