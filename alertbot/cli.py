@@ -1,4 +1,4 @@
-"""Command line: `alertbot run|check|lookup|subscribe|unsubscribe|subscriptions|throttle`."""
+"""Command line: `alertbot run|check|lookup|subscribe|unsubscribe|subscriptions|throttle|why`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import NoReturn
 from alertbot import __version__
 from alertbot.bootstrap.app import App
 from alertbot.bootstrap.build import build
-from alertbot.bootstrap.run import run
+from alertbot.bootstrap.run import missing_platform_variable, run, unconfigured_destinations
 from alertbot.config import ConfigError, Settings, load_settings
 from alertbot.domain.address import ADDRESS_ID_PREFIX
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
@@ -99,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     thr.add_argument("--mode", action="append", default=[],
                      help="KIND=on|silent|off (repeatable)")
 
+    why = sub.add_parser("why", help="a destination's last alert decisions and their reasons "
+                                      "(the same as /why in chat)")
+    _destination_args(why)
+
     db = sub.add_parser("db", help="database maintenance: backup, stats")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     backup = db_sub.add_parser("backup", help="write a consistent copy while the bot runs")
@@ -176,6 +180,13 @@ async def _cmd_run(app: App, args: argparse.Namespace) -> int:
 async def _cmd_check(app: App, args: argparse.Namespace) -> int:
     failures = 0
     print("configuration: ok")
+    missing: dict[str, list[str]] = {}
+    for destination, variable in await unconfigured_destinations(app):
+        missing.setdefault(variable, []).append(str(destination))
+    for variable, names in missing.items():
+        failures += 1
+        print(f"destinations: FAILED: {', '.join(names)} subscribed but {variable} is not set "
+              f"(their alerts wait until it is)")
     for name, check in app.checks.items():
         try:
             detail = await asyncio.wait_for(check(), timeout=30)
@@ -310,6 +321,11 @@ async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
     print(f"{destination} {verb} to {described}: {names}")
     if replaced:
         print(f"{destination} address replaced: alerts still queued for it go to the new URL")
+    variable = missing_platform_variable(app, destination)
+    if variable is not None:
+        # Accepted (the token may be added next), but never silently: nothing is sent until then.
+        print(f"alertbot: warning: {variable} is not set: alerts for {destination} wait until "
+              f"it is", file=sys.stderr)
     return EXIT_OK
 
 
@@ -387,6 +403,18 @@ async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _cmd_why(app: App, args: argparse.Namespace) -> int:
+    from alertbot.services.commands import Caller
+
+    # The operator at the console may see everything, as in a private chat.
+    caller = Caller(_destination(args), user_id="cli", user_name="cli", is_private=True)
+    reply = await app.commands.why(caller)
+    print(reply.title)
+    for line in reply.lines:
+        print(f"  {line}")
+    return EXIT_OK
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "check": _cmd_check,
@@ -395,4 +423,5 @@ _COMMANDS = {
     "unsubscribe": _cmd_unsubscribe,
     "subscriptions": _cmd_subscriptions,
     "throttle": _cmd_throttle,
+    "why": _cmd_why,
 }
