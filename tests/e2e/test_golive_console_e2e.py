@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.process import clean_env, run_alertbot
+from tests.e2e.process import ALERT_KEY, clean_env, run_alertbot
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 START = "alertbot running:"
@@ -51,3 +51,20 @@ async def test_run_unconfigured_destination_logged_once_at_start(tmp_path: Path)
     assert len(lines) == 2, err
     assert any("telegram:-100123" in line for line in lines)
     assert any("telegram:-100456" in line for line in lines)
+
+
+async def test_run_demo_logs_quiet_alerts_on_stdout_explicit_level_restores(
+        tmp_path: Path) -> None:
+    env = clean_env(tmp_path, ALERTBOT_DEMO_SPEED="36000")
+    code, _, err = await run_alertbot(["run", "--once"], env, tmp_path, timeout=60)
+    assert code == 0, err
+    code, out, err = await run_alertbot(["run", "--once"], env, tmp_path, timeout=60)
+    assert code == 0, err
+    alerts = out.splitlines()
+    assert alerts and all(ALERT_KEY.search(line) for line in alerts), out
+    assert START in err
+    assert " alertbot.services.poller" not in err, err
+    loud = clean_env(tmp_path, ALERTBOT_DEMO_SPEED="36000", ALERTBOT_LOG_LEVEL="INFO")
+    code, out, err = await run_alertbot(["run", "--once"], loud, tmp_path, timeout=60)
+    assert code == 0, err
+    assert " alertbot.services.poller" in err and "services.poller" not in out
