@@ -428,14 +428,14 @@ class Dispatcher:
         if self._held_until.get(destination) == until:
             return
         self._held_until[destination] = until
-        when = "digest" if len(held) > 1 else "sends"
+        count = len(held)
+        what = f"{count} alerts held, digest" if count > 1 else "1 alert held, next send"
         at = until.astimezone(UTC).strftime("%H:%M:%S UTC")
         if held[0].reason is Reason.HELD_QUIET:
-            log.info("%s: quiet hours: %d alerts held, %s at %s", destination, len(held), when,
-                     at)
+            log.info("%s: quiet hours: %s at %s", destination, what, at)
         else:
-            log.info("%s: budget %d/%s spent: %d alerts held, %s at %s", destination,
-                     policy.max_alerts, format_duration(policy.window), len(held), when, at)
+            log.info("%s: budget %d/%s spent: %s at %s", destination, policy.max_alerts,
+                     format_duration(policy.window), what, at)
 
     async def _deliver(self, notifier: Notifier, target: Target, key: str,
                        changes: Sequence[Change], silent: bool, attempts: int,
