@@ -1,4 +1,4 @@
-"""Command line: `alertbot run|check|lookup|subscribe|unsubscribe|subscriptions|throttle`."""
+"""Command line: `alertbot run|check|lookup|subscribe|unsubscribe|subscriptions|throttle|why`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import contextlib
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from alertbot import __version__
 from alertbot.bootstrap.app import App
 from alertbot.bootstrap.build import build
-from alertbot.bootstrap.run import run
+from alertbot.bootstrap.run import missing_platform_variable, run, unconfigured_destinations
 from alertbot.config import ConfigError, Settings, load_settings
 from alertbot.domain.address import ADDRESS_ID_PREFIX
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                "  alertbot test --platform discord --chat 444444444444444444",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _destination_args(test)
+    why = sub.add_parser("why", help="a destination's last alert decisions and their reasons "
+                                      "(the same as /why in chat)")
+    _destination_args(why)
 
     db = sub.add_parser("db", help="database maintenance: backup, stats")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -146,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     redactor = Redactor(settings.secrets())
     setup_logging(settings.log_level, settings.log_format, redactor)
     try:
-        return asyncio.run(_dispatch(args, settings, redactor))
+        with _quiet_demo_logs(settings):
+            return asyncio.run(_dispatch(args, settings, redactor))
     except KeyboardInterrupt:
         return EXIT_OK
     except (UsageError, AlreadyRunning) as exc:
@@ -159,6 +163,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A database fault (locked, full, read-only): one line, and nothing was changed.
         print(f"alertbot: {redactor(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+POLLER_LOGGER = "alertbot.services.poller"
+
+
+@contextlib.contextmanager
+def _quiet_demo_logs(settings: Settings) -> Iterator[None]:
+    """In the demo, routine per-poll lines only when ALERTBOT_LOG_LEVEL asks for them.
+
+    The demo's console notifier already prints every alert on stdout; the poller's INFO
+    lines ("change …", "poll …: 20 tokens") repeat them on stderr and were 74 of 78 log lines
+    in a minute. Raising only the poller keeps everything else at INFO (the start line, the
+    first-run subscription, "alerts held" notices) and every warning, which a global WARNING
+    default would hide. An explicit ALERTBOT_LOG_LEVEL (environment or .env) is obeyed as is.
+    """
+    poller = logging.getLogger(POLLER_LOGGER)
+    previous = poller.level
+    if settings.use_demo and "log_level" not in settings.model_fields_set:
+        poller.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        poller.setLevel(previous)  # the process may run more than one command (tests do)
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
@@ -190,6 +217,13 @@ async def _cmd_run(app: App, args: argparse.Namespace) -> int:
 async def _cmd_check(app: App, args: argparse.Namespace) -> int:
     failures = 0
     print("configuration: ok")
+    missing: dict[str, list[str]] = {}
+    for destination, variable in await unconfigured_destinations(app):
+        missing.setdefault(variable, []).append(str(destination))
+    for variable, names in missing.items():
+        failures += 1
+        print(f"destinations: FAILED: {', '.join(names)} subscribed but {variable} is not set "
+              f"(their alerts wait until it is)")
     for name, check in app.checks.items():
         try:
             detail = await asyncio.wait_for(check(), timeout=30)
@@ -324,6 +358,11 @@ async def _cmd_subscribe(app: App, args: argparse.Namespace) -> int:
     print(f"{destination} {verb} to {described}: {names}")
     if replaced:
         print(f"{destination} address replaced: alerts still queued for it go to the new URL")
+    variable = missing_platform_variable(app, destination)
+    if variable is not None:
+        # Accepted (the token may be added next), but never silently: nothing is sent until then.
+        print(f"alertbot: warning: {variable} is not set: alerts for {destination} wait until "
+              f"it is", file=sys.stderr)
     return EXIT_OK
 
 
@@ -409,6 +448,16 @@ async def _cmd_test(app: App, args: argparse.Namespace) -> int:
     if result.outcome is AlertTestOutcome.NOT_CONFIGURED:
         return EXIT_CONFIG
     return EXIT_OK if result.sent else EXIT_FAILURE
+async def _cmd_why(app: App, args: argparse.Namespace) -> int:
+    from alertbot.services.commands import Caller
+
+    # The operator at the console may see everything, as in a private chat.
+    caller = Caller(_destination(args), user_id="cli", user_name="cli", is_private=True)
+    reply = await app.commands.why(caller)
+    print(reply.title)
+    for line in reply.lines:
+        print(f"  {line}")
+    return EXIT_OK
 
 
 _COMMANDS = {
@@ -420,4 +469,5 @@ _COMMANDS = {
     "subscriptions": _cmd_subscriptions,
     "throttle": _cmd_throttle,
     "test": _cmd_test,
+    "why": _cmd_why,
 }

@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from alertbot.bootstrap.app import App
 from alertbot.bootstrap.supervisor import Supervisor
-from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Policy
+from alertbot.domain.address import ADDRESS_ID_PREFIX
+from alertbot.domain.models import (
+    ALL_KINDS,
+    ALL_TOKENS,
+    Change,
+    Destination,
+    Policy,
+    Reason,
+)
 from alertbot.domain.parsing import format_duration
 from alertbot.platforms.console import DEFAULT_CHAT
+from alertbot.ports.observers import DispatchObserver
 from alertbot.ports.source import SourceError
 from alertbot.ports.store import StoreError
 
@@ -96,14 +106,91 @@ async def _first_run(app: App, *, once: bool) -> None:
         delay = min(delay * 2, START_RETRY_CAP)
 
 
+def missing_platform_variable(app: App, destination: Destination) -> str | None:
+    """The unset variable a destination needs before anything reaches it (None: none)."""
+    settings = app.settings
+    if destination.platform == "telegram" and settings.telegram_bot_token is None:
+        return "TELEGRAM_BOT_TOKEN"
+    if (destination.platform == "discord" and settings.discord_bot_token is None
+            and not destination.chat_id.startswith(ADDRESS_ID_PREFIX)):
+        return "DISCORD_BOT_TOKEN"
+    return None
+
+
+async def unconfigured_destinations(app: App) -> list[tuple[Destination, str]]:
+    """Subscribed destinations whose platform is not configured, with the variable to set."""
+    seen: dict[Destination, str] = {}
+    for sub in await app.store.subscriptions(None):
+        variable = missing_platform_variable(app, sub.destination)
+        if variable is not None:
+            seen.setdefault(sub.destination, variable)
+    return list(seen.items())
+
+
+async def _warn_unconfigured(app: App) -> None:
+    try:
+        missing = await unconfigured_destinations(app)
+    except StoreError:
+        return  # start-up reports the database itself
+    for destination, variable in missing:
+        log.warning("%s is subscribed but %s is not set: its alerts wait until it is",
+                    destination, variable)
+
+
+async def _delivering_to(app: App) -> str:
+    """Chat platforms with a bot token, and the others only where someone subscribed."""
+    try:
+        subscribed = {s.destination.platform for s in await app.store.subscriptions(None)}
+    except StoreError:
+        subscribed = set()
+    chat = {"telegram": app.settings.telegram_bot_token, "discord": app.settings.discord_bot_token}
+    if app.settings.use_demo and not any(chat.values()) and not subscribed:
+        subscribed.add("console")  # the first run subscribes it right after this line
+    platforms = [p for p in app.dispatcher.platforms
+                 if p in subscribed or chat.get(p) is not None]
+    return ", ".join(platforms) or "no destination yet (see alertbot subscribe --help)"
+
+
+class _Undelivered(DispatchObserver):
+    """For `run --once`: destinations whose last send failed, and dead-lettered rows."""
+
+    def __init__(self) -> None:
+        self.failing: dict[Destination, Reason] = {}
+        self.dead = 0
+
+    def delivered(self, destination: Destination, changes: Sequence[Change],
+                  now: datetime) -> None:
+        """A later success clears an earlier retryable failure."""
+        self.failing.pop(destination, None)
+
+    def failed(self, destination: Destination, outcome: Reason) -> None:
+        """Remember the failure; a re-keyed destination delivers under its new id."""
+        if outcome in (Reason.DEAD, Reason.DESTINATION_GONE):
+            self.dead += 1
+        if outcome is not Reason.REKEYED:
+            self.failing[destination] = outcome
+
+
 async def run(app: App, *, once: bool = False) -> int:
-    """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once)."""
+    """The main job: poll and dispatch until SIGINT/SIGTERM (or one cycle with once).
+
+    With once, 1 when alerts it could not deliver are left (dead-lettered, or due again
+    after a failure), else 0.
+    """
     log.info("alertbot running: source %s, polling every %s, delivering to %s", app.source.name,
-             format_duration(app.poller.interval), ", ".join(app.dispatcher.platforms))
+             format_duration(app.poller.interval), await _delivering_to(app))
+    await _warn_unconfigured(app)
     if once:
+        undelivered = _Undelivered()
+        app.observers.add(undelivered)
         await prepare(app, once=True)
         await app.poller.poll_once()
         await app.dispatcher.run_until_idle()
+        if undelivered.dead or undelivered.failing:
+            where = ", ".join(str(d) for d in undelivered.failing) or "-"
+            log.error("run --once: %d alerts dead-lettered; destinations still failing: %s",
+                      undelivered.dead, where)
+            return 1
         return 0
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

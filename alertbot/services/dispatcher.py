@@ -24,11 +24,12 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from alertbot.domain import throttle
-from alertbot.domain.models import Change, Destination, Message, Reason
+from alertbot.domain.models import Change, Destination, Message, Policy, Reason
+from alertbot.domain.parsing import format_duration
 from alertbot.domain.render import render
 from alertbot.observability.logs import correlation_id
 from alertbot.ports.clock import Clock
@@ -181,6 +182,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._fault = _StoreFault(store_backoff or StoreBackoff())
+        self._held_until: dict[Destination, datetime] = {}
+        """The end of each destination's announced held group (see _announce_held)."""
 
     @property
     def platforms(self) -> list[str]:
@@ -406,8 +409,33 @@ class Dispatcher:
             self._fault.recovered(asyncio.get_running_loop().time())
             for reason, count in recorded.items():
                 self._observer.decided(destination, reason, count)
+            self._announce_held(destination, policy, plan)
             if not plan.messages:
                 return
+
+    def _announce_held(self, destination: Destination, policy: Policy,
+                       plan: throttle.Plan) -> None:
+        """One line when a destination's alerts start being held, saying until when.
+
+        Without it an operator sees nothing arrive for up to a window and cannot tell a held
+        budget from a broken bot. Rows joining the same group (same end) are not announced again.
+        """
+        held = [d for d in plan.held if d.until is not None]
+        if not held:
+            self._held_until.pop(destination, None)
+            return
+        until = min(d.until for d in held if d.until is not None)
+        if self._held_until.get(destination) == until:
+            return
+        self._held_until[destination] = until
+        count = len(held)
+        what = f"{count} alerts held, digest" if count > 1 else "1 alert held, next send"
+        at = until.astimezone(UTC).strftime("%H:%M:%S UTC")
+        if held[0].reason is Reason.HELD_QUIET:
+            log.info("%s: quiet hours: %s at %s", destination, what, at)
+        else:
+            log.info("%s: budget %d/%s spent: %s at %s", destination, policy.max_alerts,
+                     format_duration(policy.window), what, at)
 
     async def _deliver(self, notifier: Notifier, target: Target, key: str,
                        changes: Sequence[Change], silent: bool, attempts: int,

@@ -104,7 +104,9 @@ async def test_run_under_stalled_connection_flood_keeps_delivering_and_recovers(
         tmp_path: Path) -> None:
     raise_own_file_limit(STALLED + 512)
     port = free_port()
-    env = clean_env(tmp_path, ALERTBOT_HTTP_PORT=str(port), ALERTBOT_WEBHOOK_SECRET=SECRET)
+    # The demo hides routine poll lines unless ALERTBOT_LOG_LEVEL is set; this test counts them.
+    env = clean_env(tmp_path, ALERTBOT_HTTP_PORT=str(port), ALERTBOT_WEBHOOK_SECRET=SECRET,
+                    ALERTBOT_LOG_LEVEL="INFO")
     bot = await LimitedAlertbot(["run"], env, tmp_path).start()
     assert bot.proc is not None
     pid = bot.proc.pid
