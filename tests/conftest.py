@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ import pytest
 
 from alertbot.ports.store import Store
 from alertbot.store.sqlite import SqliteStore
-from tests.support import ManualClock
+from tests.support import ENV_PREFIXES, ManualClock
 
 if TYPE_CHECKING:
     from tests.fakes.discord_api import FakeDiscord
@@ -68,3 +69,15 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
     async with running_fake_discord() as fake:
         yield fake
+
+
+@pytest.fixture
+def cli_workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A clean environment, a database in `tmp_path` and it as the working directory."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ALERTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("ALERTBOT_HTTP_PORT", "0")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

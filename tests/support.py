@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 DEFAULT_START = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
 
@@ -50,3 +52,16 @@ async def eventually(predicate: Callable[[], bool | Awaitable[bool]], *, what: s
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         # Polling: the effects awaited here (store writes, process output) raise no event.
         await asyncio.sleep(interval)
+
+
+ENV_PREFIXES = ("ALERTBOT_", "TOKENMETRICS_", "TELEGRAM_", "DISCORD_")
+"""Variables alertbot reads; tests start from an environment without them."""
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`alertbot ARGS` in this process: exit code, stdout, stderr."""
+    from alertbot.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

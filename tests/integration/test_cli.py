@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from alertbot.cli import main
+from tests.support import run_cli
 
-_SCRUB = ("ALERTBOT_", "TOKENMETRICS_", "TELEGRAM_", "DISCORD_")
 HOOK = ("https://discord.com/api/webhooks/123456789012345678/"
         "token_value-" + "A" * 60)
 
 
 @pytest.fixture(autouse=True)
-def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in list(os.environ):
-        if name.startswith(_SCRUB):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ALERTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("ALERTBOT_HTTP_PORT", "0")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workspace(cli_workspace: Path) -> Path:
+    return cli_workspace
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(capsys, *args)
 
 
 @pytest.mark.parametrize(("args", "message"), [
