@@ -27,7 +27,7 @@ from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
 from alertbot.services.commands import AlertTestOutcome
-from alertbot.services.lookup import InvalidSymbol, LookupFailed
+from alertbot.services.lookup import InvalidSymbol, LookupFailed, UnknownToken
 from alertbot.store.sqlite.instance import AlreadyRunning, single_run
 
 EXIT_OK = 0
@@ -238,7 +238,7 @@ async def _cmd_check(app: App, args: argparse.Namespace) -> int:
 async def _cmd_lookup(app: App, args: argparse.Namespace) -> int:
     try:
         token = await app.lookup.resolve(args.symbol)
-    except InvalidSymbol as exc:
+    except (InvalidSymbol, UnknownToken) as exc:
         raise UsageError(str(exc)) from None
     except LookupFailed as exc:
         print(str(exc), file=sys.stderr)
@@ -375,12 +375,16 @@ async def _cmd_unsubscribe(app: App, args: argparse.Namespace) -> int:
         token_id, described = None, "every token"
     else:
         token_id, described = await _target_token(app, args.symbol)
+    held = {kind for sub in await app.store.subscriptions(destination)
+            if token_id is None or sub.token_id == token_id for kind in sub.kinds}
     removed = await app.store.unsubscribe(destination, token_id, kinds, app.clock.now(),
                                           actor="cli")
     if not removed:
         print(f"{destination} had no subscription to {described} for those kinds")
         return EXIT_FAILURE
-    print(f"{destination} unsubscribed from {described}: {', '.join(k.value for k in kinds)}")
+    # Name what was removed, not what was asked for.
+    names = ", ".join(k.value for k in kinds if k in held)
+    print(f"{destination} unsubscribed from {described}: {names}")
     return EXIT_OK
 
 

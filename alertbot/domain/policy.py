@@ -20,6 +20,8 @@ MAX_MAX_ALERTS = 1000
 MIN_WINDOW = timedelta(minutes=1)
 MAX_WINDOW = timedelta(days=7)
 MAX_MUTE = timedelta(days=30)
+MAX_SETTLE = timedelta(days=7)
+"""Longest flap guard: a change held longer than the longest window is news no more."""
 MAX_ECHO = 20
 """User input quoted back in an error is cut to this many characters."""
 
@@ -98,8 +100,11 @@ def update_policy(policy: Policy, now: datetime, *, max_alerts: str | int | None
     if unmute:
         changes["mute_until"] = None
     if settle is not None:
-        changes["settle"] = (timedelta(0) if settle.strip().lower() == "off"
-                             else parse_duration(settle, allow_zero=True))
+        guard = (timedelta(0) if settle.strip().lower() == "off"
+                 else parse_duration(settle, allow_zero=True))
+        if guard > MAX_SETTLE:
+            raise ValueError(f"the flap guard can wait at most {format_duration(MAX_SETTLE)}")
+        changes["settle"] = guard
     if modes:
         merged = dict(policy.modes)
         for item in modes:

@@ -41,6 +41,10 @@ class InvalidSymbol(LookupFailed):
     """The text is neither a token symbol nor a token id: bad input, not an unknown token."""
 
 
+class UnknownToken(LookupFailed):
+    """No token, or several, answer to this symbol or id: the input names no single token."""
+
+
 def parse_symbol(text: str) -> int | str:
     """A token id (int) or an upper-case symbol from typed text; raises InvalidSymbol."""
     raw = text.strip().lstrip("$")
@@ -92,17 +96,17 @@ class Lookup:
         if isinstance(parsed, int):
             token = await self._store.token(parsed)
             if token is None:
-                raise LookupFailed(f"No token with id {parsed} is known.")
+                raise UnknownToken(f"No token with id {parsed} is known.")
             return token
         symbol = parsed
         candidates = await self._store.tokens_by_symbol(symbol)
         if not candidates:
             candidates = await self._resolve_remote(symbol)
         if not candidates:
-            raise LookupFailed(f"Unknown symbol {symbol}.")
+            raise UnknownToken(f"Unknown symbol {symbol}.")
         if len(candidates) > 1:
             listed = ", ".join(f"{t.name} (id {t.token_id})" for t in candidates[:5])
-            raise LookupFailed(f"{symbol} matches several tokens: {listed}. "
+            raise UnknownToken(f"{symbol} matches several tokens: {listed}. "
                               f"Use the id instead, e.g. {candidates[0].token_id}.")
         return candidates[0]
 

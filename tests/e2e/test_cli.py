@@ -104,7 +104,7 @@ async def test_cli_lookup_prints_signals_and_grades(env: dict[str, str],
     assert "ETH signals" in out and "Daily signal: " in out and "TM grade: " in out
     assert "https://app.tokenmetrics.com/ethereum" in out
     code, _, err = await cli(env, tmp_path, "lookup", "NOPE")
-    assert code == 1 and "Unknown symbol NOPE" in err
+    assert code == 2 and err.strip() == "alertbot: Unknown symbol NOPE."
 
 
 async def test_cli_webhook_url_is_never_printed(env: dict[str, str], tmp_path: Path) -> None:

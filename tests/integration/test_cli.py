@@ -33,6 +33,9 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
      "--chat for discord must be a channel id (17 to 20 digits)"),
     (["throttle", "--platform", "telegram", "--chat", "-100123", "--tz", "Europe/Berlin"],
      "--tz goes with --quiet"),
+    (["throttle", "--platform", "telegram", "--chat", "-100123", "--settle", "99d"],
+     "the flap guard can wait at most 7d"),
+    (["lookup", "FOOBAR"], "Unknown symbol FOOBAR."),
 ])
 def test_cli_bad_value_one_line_exit_2_nothing_changed(
         capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
@@ -96,3 +99,13 @@ def test_cli_subscribe_webhook_new_url_replaces_the_address_and_says_so(
         assert address.fetchone()[0] == "http://127.0.0.1:9/second-secret"
     code, out, _ = run(capsys, *base, "http://127.0.0.1:9/second-secret")
     assert code == 0 and "address replaced" not in out
+
+
+def test_cli_unsubscribe_names_only_the_kinds_it_removed(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "subscribe", "--platform", "console", "--chat", "x", "BTC",
+                       "--kinds", "signal")
+    assert code == 0, err
+    code, out, err = run(capsys, "unsubscribe", "--platform", "console", "--chat", "x", "BTC")
+    assert code == 0, err
+    assert out.strip() == "console:x unsubscribed from BTC (Bitcoin, id 3375): signal"
