@@ -1,4 +1,4 @@
-"""Command line: `alertbot run|check|lookup|subscribe|unsubscribe|subscriptions|throttle|why|test|db`."""
+"""Command line: run, check, lookup, (un)subscribe, subscriptions, throttle, why, test, db."""
 
 from __future__ import annotations
 
