@@ -375,9 +375,11 @@ class Dispatcher:
         if info.address:
             self._observer.address_loaded(destination, info.address)
         target = Target(destination, info.address)
+        stale = False
         while not self.stopping():
             now = self._clock.now()
             committed = await self._store.committed(destination, now)
+            stale = stale or bool(committed)
             for message in committed:
                 if self.stopping():
                     return
@@ -392,9 +394,11 @@ class Dispatcher:
                 if committed:
                     continue
                 return
-            # Re-read: a moderator may have changed the policy while this lane ran.
-            current = await self._store.destination(destination)
-            policy = current.policy if current is not None else info.policy
+            if stale:
+                # Sends took time: a moderator may have changed the policy meanwhile.
+                info = await self._store.destination(destination) or info
+            policy = info.policy
+            stale = True
             sent = await self._store.sent_times(destination, now - policy.window)
             plan = throttle.plan(policy, due, sent, now)
             singles = {d.row_id: d for d in plan.singles}
