@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +68,16 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     code = main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """Another connection holding the database's write lock, as `sqlite3 alertbot.db` would."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        yield other
+    finally:
+        if other.in_transaction:
+            other.rollback()
+        other.close()

@@ -5,26 +5,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from tests.e2e.process import Alertbot, clean_env, run_alertbot
+from tests.support import exclusive_lock
 
 HOOK_URL = "http://127.0.0.1:9/hooks/T0ps3cretW3bhookPath/q?token=s3cr3tQueryValue42"
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[sqlite3.Connection]:
-    """Another process's view: a connection holding the database's write lock."""
-    other = sqlite3.connect(path, isolation_level=None, timeout=30)
-    try:
-        other.execute("BEGIN EXCLUSIVE")
-        yield other
-    finally:
-        if other.in_transaction:
-            other.rollback()
-        other.close()
 
 
 async def test_cli_subscribe_webhook_at_debug_never_logs_the_url(tmp_path: Path) -> None:
@@ -44,7 +30,7 @@ async def test_cli_database_locked_exits_1_with_one_line(tmp_path: Path) -> None
     env = clean_env(tmp_path)
     code, _, err = await run_alertbot(["subscriptions"], env, tmp_path, timeout=30)
     assert code == 0, err
-    with locked(tmp_path / "alertbot.db"):
+    with exclusive_lock(tmp_path / "alertbot.db"):
         code, _, err = await run_alertbot(
             ["subscribe", "--platform", "telegram", "--chat", "-100123", "BTC"], env,
             tmp_path, timeout=60)
@@ -63,13 +49,13 @@ async def test_run_database_locked_at_start_and_mid_run_stays_up_and_loses_nothi
     code, _, err = await run_alertbot(["subscriptions"], env, tmp_path, timeout=30)
     assert code == 0, err
     bot = Alertbot(["run"], env, tmp_path)
-    with locked(database):
+    with exclusive_lock(database):
         await bot.start()
         await asyncio.sleep(30)
         assert bot.proc is not None and bot.proc.returncode is None, bot.stderr
         assert bot.alert_keys() == []
     await bot.wait_for_alerts(2, timeout=60)
-    with locked(database):
+    with exclusive_lock(database):
         before = len(bot.alert_keys())
         await asyncio.sleep(30)
         assert bot.proc.returncode is None, bot.stderr

@@ -21,8 +21,7 @@ from tests.integration.services.test_dispatcher import (
     add_changes,
     make_dispatcher,
 )
-from tests.integration.store.test_sqlite_faults import exclusive_lock
-from tests.support import eventually
+from tests.support import eventually, exclusive_lock
 
 
 @asynccontextmanager

@@ -6,8 +6,7 @@ import asyncio
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,9 +15,11 @@ import pytest
 from alertbot.domain.models import ALL_KINDS, Destination, Policy, Token
 from alertbot.ports.store import StoreError
 from alertbot.store.sqlite import SqliteStore
+from tests.support import exclusive_lock
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TOKENS = [Token(i, f"T{i}", "a long token name " * 20) for i in range(1, 400)]
+
 
 
 @pytest.fixture
@@ -29,19 +30,6 @@ async def faulty(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store._conn.execute("PRAGMA busy_timeout = 50")
     yield store
     await store.close()
-
-
-@contextmanager
-def exclusive_lock(path: str) -> Iterator[sqlite3.Connection]:
-    """Another connection holding the write lock, as `sqlite3 alertbot.db` would."""
-    other = sqlite3.connect(path, isolation_level=None)
-    try:
-        other.execute("BEGIN EXCLUSIVE")
-        yield other
-    finally:
-        if other.in_transaction:
-            other.rollback()
-        other.close()
 
 
 async def _max_pages(store: SqliteStore) -> None:
