@@ -39,11 +39,11 @@ STARTUP = 60.0
 
 
 def readme_section(heading: str) -> str:
-    """The text under `## heading` up to the next second-level heading."""
+    """The steps under `## heading`: its text up to the next heading of any level."""
     text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n## {heading}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end != -1 else None]
+    start = text.index(f"\n## {heading}\n") + 1
+    end = re.compile(r"^#{2,3} ", re.MULTILINE).search(text, start + 1)
+    return text[start:end.start() if end else None]
 
 
 def fenced(section: str, language: str) -> Iterator[str]:
