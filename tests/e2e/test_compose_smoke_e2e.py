@@ -8,6 +8,7 @@ port, empty secret files in a temporary directory, and a project name of its own
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -71,8 +72,7 @@ def test_compose_demo_builds_starts_alerts_and_checks(tmp_path: Path) -> None:
     port = _free_port()
     compose = ["docker", "compose", "-p", f"alertbot-smoke-{uuid.uuid4().hex[:8]}",
                "-f", str(_compose_file(tmp_path))]
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "ALERTBOT_PUBLISH_PORT": str(port),
-           "HOME": str(tmp_path)}
+    env = {**os.environ, "ALERTBOT_PUBLISH_PORT": str(port)}
 
     def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*compose, *args], capture_output=True, text=True, env=env,
