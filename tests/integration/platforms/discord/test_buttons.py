@@ -16,6 +16,7 @@ from alertbot.bootstrap.app import App
 from alertbot.bootstrap.build import build
 from alertbot.config import load_settings
 from alertbot.domain.buttons import Action, payload
+from alertbot.domain.commands import Reply, ok
 from alertbot.domain.models import (
     ALL_KINDS,
     Change,
@@ -27,8 +28,8 @@ from alertbot.domain.models import (
 )
 from alertbot.platforms.discord.bot import DiscordBot
 from alertbot.platforms.discord.notifier import DiscordNotifier
-from alertbot.services.buttons import FORGED, STALE, ButtonCore
-from alertbot.services.commands import CommandCore
+from alertbot.services.buttons import FORGED, STALE, ButtonCore, ChartAnswer
+from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.dispatcher import Dispatcher
 from tests.fakes.discord_api import (
     DEFAULT_CHANNEL_ID,
@@ -88,7 +89,8 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def running(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
+async def running(fake: FakeDiscord, tmp_path: Path,
+                  chart: ChartAnswer | None = None) -> AsyncIterator[World]:
     settings = load_settings(env_file=None, ALERTBOT_DATABASE_URL=f"sqlite:///{tmp_path}/a.db",
                              ALERTBOT_HTTP_PORT=0, ALERTBOT_DEMO="1")
     app = await build(settings)
@@ -96,7 +98,7 @@ async def running(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[World]:
     await app.store.upsert_tokens(await app.source.universe(), clock.now())
     await app.store.subscribe(CHANNEL, 0, ALL_KINDS, clock.now() - timedelta(hours=1))
     core = CommandCore(app.store, app.lookup, clock, band_label=app.rules.band_label)
-    buttons = ButtonCore(app.store, core, clock, chart=core.grade)
+    buttons = ButtonCore(app.store, core, clock, chart=chart or core.grade)
     bot = DiscordBot(fake.token, app.store, core, clock, guild_ready_timeout=0.1,
                      buttons=buttons)
     stop = asyncio.Event()
@@ -231,3 +233,18 @@ async def test_discord_muted_token_alert_is_suppressed_with_reason(world: World)
     assert len(world.fake.messages_in(DEFAULT_CHANNEL_ID)) == before
     [decision] = await world.app.store.recent_decisions(CHANNEL, 1)
     assert decision.reason == "token_muted"
+
+
+async def test_discord_slow_chart_is_deferred_within_deadline_then_answered_privately(
+        fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    async def slow_chart(caller: Caller, symbol: str) -> Reply:
+        await asyncio.sleep(1.5)  # a cold chart: longer than the bot waits before deferring
+        return ok(f"chart of token {symbol}")
+
+    async with running(fake_discord, tmp_path, chart=slow_chart) as world:
+        message = await world.alert()
+        callback = await world.press(message, "Chart", moderator=False)
+        assert callback.type == 5 and callback.status == 200  # acknowledged in time
+        assert callback.data is not None and callback.data["flags"] == EPHEMERAL
+        [answer] = await fake_discord.wait_for_followups(1)
+        assert answer.content == f"chart of token {BTC.token_id}"
