@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from alertbot.domain import buttons
 from alertbot.domain.buttons import Action, Button, InvalidPayload
-from alertbot.domain.commands import Reply, ReplyKind, fail, ok
+from alertbot.domain.commands import Reply, ok
 from alertbot.domain.models import Change, Destination, Message
 from alertbot.domain.render import headline
 from alertbot.domain.why import explain
@@ -167,8 +167,3 @@ class ButtonCore:
         if info is not None and info.paused_reason:
             lines.append(f"Alerts here are paused: {info.paused_reason}.")
         return ok(*lines, title=f"Why: {buttons.short_symbol(change.token.symbol)}")
-
-
-def refusal_reply(answer: ButtonAnswer) -> Reply:
-    """A refused press as a Reply, for bindings that show notices as replies."""
-    return fail(ReplyKind.REFUSED, answer.notice)
