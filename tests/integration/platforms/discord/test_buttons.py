@@ -15,6 +15,7 @@ import pytest
 from alertbot.bootstrap.app import App
 from alertbot.bootstrap.build import build
 from alertbot.config import load_settings
+from alertbot.domain.address import address_id
 from alertbot.domain.buttons import Action, payload
 from alertbot.domain.commands import Reply, ok
 from alertbot.domain.models import (
@@ -26,11 +27,13 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
+from alertbot.domain.render import render
 from alertbot.platforms.discord.bot import DiscordBot
 from alertbot.platforms.discord.notifier import DiscordNotifier
+from alertbot.ports.notifier import Target
 from alertbot.services.buttons import FORGED, STALE, ButtonCore, ChartAnswer
 from alertbot.services.commands import Caller, CommandCore
-from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.dispatcher import Dispatcher, message_key
 from tests.fakes.discord_api import (
     DEFAULT_CHANNEL_ID,
     ORDINARY_MEMBER_PERMISSIONS,
@@ -248,3 +251,16 @@ async def test_discord_slow_chart_is_deferred_within_deadline_then_answered_priv
         assert callback.data is not None and callback.data["flags"] == EPHEMERAL
         [answer] = await fake_discord.wait_for_followups(1)
         assert answer.content == f"chart of token {BTC.token_id}"
+
+
+async def test_discord_webhook_destination_alert_has_no_buttons(world: World) -> None:
+    hook = world.fake.add_webhook()
+    destination = Destination("discord", address_id(hook.url))
+    change = Change(make_change_id(BTC.token_id, Kind.SIGNAL, -1, 1, world.clock.now()), BTC,
+                    Kind.SIGNAL, -1.0, 1.0, Direction.UP, world.clock.now(), world.clock.now(),
+                    "bearish", "bullish", "flip")
+    await world.notifier.send(Target(destination, hook.url), render([change]),
+                              key=message_key(change.change_id, destination), silent=False)
+    [execution] = await world.fake.wait_for_webhook_executions(1)
+    assert not execution.payload.get("components")  # a webhook cannot receive presses
+    assert execution.embeds  # the alert itself went out
