@@ -151,6 +151,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 await coroutine
             return
         verdict = self.gate(update)
+        if verdict is Verdict.DROP and update.callback_query is not None:
+            verdict = Verdict.WARN  # a press is always answered: the client spins until then
         if verdict is not Verdict.ALLOW:
             if isinstance(coroutine, Coroutine):
                 coroutine.close()  # never run: it must not warn about not being awaited
@@ -341,7 +343,10 @@ class TelegramCommands:
         await self._send(caller.destination, reply_lines(reply), reply_to=message)
 
     def _sender_key(self, update: Update) -> str | None:
-        """The flood-budget key of a command for this bot, or None for anything else."""
+        """The flood-budget key of a command or button press, or None for anything else."""
+        if update.callback_query is not None:
+            # Why and Chart post in the chat: presses share the presser's command budget.
+            return f"{PLATFORM}:{update.callback_query.from_user.id}"
         message = update.message or update.channel_post
         if message is None or parse_command(message, self.application.bot.username) is None:
             return None
@@ -360,9 +365,14 @@ class TelegramCommands:
     async def _slow_down(self, update: Update) -> None:
         message = update.effective_message
         key = self._sender_key(update)
-        if message is None or key is None:
+        if key is None:
             return
         text = slow_down_text(self._flood.retry_in(key, self._monotonic()))
+        if update.callback_query is not None:
+            await self._answer(update.callback_query, text, alert=True)  # only the presser
+            return
+        if message is None:
+            return
         await self._send(destination_of(message), [Line(text)], reply_to=message)
 
     def _caller(self, message: Message) -> Caller:

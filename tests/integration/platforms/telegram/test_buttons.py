@@ -273,3 +273,18 @@ async def test_telegram_every_press_is_answered_exactly_once(world: World) -> No
 async def _key_of(world: World, message: SentMessage) -> str:
     rows = message.reply_markup["inline_keyboard"] if message.reply_markup else []
     return str(rows[0][0]["callback_data"]).split(":")[2]
+
+
+async def test_telegram_press_burst_shares_command_budget_and_every_press_is_answered(
+        world: World) -> None:
+    message = await world.alert()
+    before = len(world.tg.sent_to(GROUP))
+    queries = [world.tg.press_button(GROUP, message.message_id, label="Why", user_id=MEMBER)
+               for _ in range(14)]
+    answers = [await world.tg.wait_for_answer(q, timeout=15) for q in queries]
+    await world.tg.wait_for_messages(before + 10, chat_id=GROUP)
+    slow = [a for a in answers if a.text is not None and a.text.startswith("Slow down")]
+    assert len(slow) == 4 and all(a.show_alert for a in slow)
+    assert len({a.query_id for a in world.tg.callback_answers}) == len(
+        world.tg.callback_answers)  # each answered once
+    assert len(world.tg.sent_to(GROUP)) == before + 10  # only the budget's replies posted
