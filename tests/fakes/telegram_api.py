@@ -768,6 +768,11 @@ class FakeTelegram:
         self.rate_limited = 0  # every 429 answered, enforced or scripted
         self.rate_limited_by_chat: Counter[int] = Counter()
         self.webhook_url = ""
+        # Inline keyboards (see the "inline keyboards and callback queries" section).
+        self.callback_answers: list[CallbackAnswer] = []
+        self.markup_edits: list[JSONDict] = []
+        self._callback_queries: dict[str, JSONDict] = {}
+        self._answered_queries: set[str] = set()
 
         self._sent_by_chat: dict[int, list[SentMessage]] = {}
         self._messages: dict[tuple[int, int], JSONDict] = {}
@@ -818,6 +823,7 @@ class FakeTelegram:
                 "getMyCommands": self._get_my_commands,
                 "deleteMyCommands": self._delete_my_commands,
                 "answerCallbackQuery": self._answer_callback_query,
+                "editMessageReplyMarkup": self._edit_message_reply_markup,
             }.items()
         }
 
@@ -1433,6 +1439,7 @@ class FakeTelegram:
         now = self.clock()
         chat_id = self._resolve_chat(params, sending=True)
         text, visible, entities = self._formatted(params)
+        _check_reply_markup(params.get("reply_markup"))
         reply = params.get("reply_parameters") or {}
         if not isinstance(reply, dict):
             raise _ApiError(400, "Bad Request: can't parse reply parameters JSON object")
@@ -1605,8 +1612,120 @@ class FakeTelegram:
         self.commands.pop(self._commands_scope_key(params), None)
         return True
 
+    # ---- inline keyboards and callback queries ---------------------------------------------
+
+    def press_button(self, chat_id: int, message_id: int, *, label: str | None = None,
+                     data: str | None = None, user_id: int = 1001) -> str:
+        """Press a button of a bot message as `user_id`; returns the callback query id.
+
+        Names the button by its label (its callback_data is sent, as a client does) or sends
+        any `data` (a forged press). The message in the update carries its current keyboard.
+        """
+        message = self._messages.get((chat_id, message_id))
+        if message is None:
+            raise KeyError(f"no message {message_id} in chat {chat_id}")
+        if label is not None:
+            rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+            found = [b for row in rows for b in row if b.get("text") == label]
+            if not found:
+                raise KeyError(f"no button {label!r} on message {message_id}")
+            data = found[0]["callback_data"]
+        query_id = str(4_000_000 + len(self._callback_queries))
+        query: JSONDict = {
+            "id": query_id,
+            "from": self._user(user_id),
+            "message": json.loads(json.dumps(message)),
+            "chat_instance": str(abs(chat_id)),
+            "data": data or "",
+        }
+        self._callback_queries[query_id] = query
+        self.inject_update({"callback_query": query})
+        return query_id
+
+    async def wait_for_answer(self, query_id: str, timeout: float = 5.0) -> CallbackAnswer:
+        """The answerCallbackQuery the bot sent for a press."""
+        await self.wait_until(lambda: any(a.query_id == query_id
+                                          for a in self.callback_answers), timeout)
+        return next(a for a in self.callback_answers if a.query_id == query_id)
+
+    def keyboard_labels(self, chat_id: int, message_id: int) -> list[list[str]]:
+        """The button labels of a message as they stand now, row by row."""
+        message = self._messages[(chat_id, message_id)]
+        rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+        return [[b["text"] for b in row] for row in rows]
+
     async def _answer_callback_query(self, params: JSONDict) -> bool:
-        if not params.get("callback_query_id"):
-            raise _ApiError(400, "Bad Request: query is too old and response timeout expired "
-                                 "or query ID is invalid")
+        query_id = str(params.get("callback_query_id") or "")
+        too_old = ("Bad Request: query is too old and response timeout expired or query ID "
+                   "is invalid")
+        if not query_id or query_id in self._answered_queries:
+            raise _ApiError(400, too_old)
+        text = params.get("text")
+        if text is not None and len(str(text)) > CALLBACK_ANSWER_MAX:
+            raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        if query_id in self._callback_queries:
+            self._answered_queries.add(query_id)  # a query can be answered once
+        self.callback_answers.append(CallbackAnswer(
+            query_id, None if text is None else str(text), _as_bool(params.get("show_alert"))))
         return True
+
+    async def _edit_message_reply_markup(self, params: JSONDict) -> JSONDict:
+        chat_id = self._resolve_chat(params)
+        message_id = _as_int(params.get("message_id"), "message identifier")
+        message = self._messages.get((chat_id, message_id))
+        if message is None or (chat_id, message_id) not in self._bot_messages:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        markup = params.get("reply_markup")
+        _check_reply_markup(markup)
+        if (markup or None) == message.get("reply_markup"):
+            raise _ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup of "
+                "the message",
+            )
+        if isinstance(markup, dict) and markup.get("inline_keyboard"):
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        message["edit_date"] = int(time.time())
+        self.markup_edits.append(params)
+        return message
+
+
+# ---- inline keyboards -------------------------------------------------------------------------
+
+CALLBACK_DATA_MAX_BYTES: Final = 64
+CALLBACK_ANSWER_MAX: Final = 200
+_BUTTON_ACTIONS: Final = frozenset({"callback_data", "url", "web_app", "login_url",
+                                    "switch_inline_query", "switch_inline_query_current_chat",
+                                    "copy_text", "pay", "callback_game"})
+
+
+@dataclass
+class CallbackAnswer:
+    """One answerCallbackQuery: the text shown, and whether as a modal alert."""
+
+    query_id: str
+    text: str | None
+    show_alert: bool
+
+
+def _check_reply_markup(markup: Any) -> None:
+    """Refuse an inline keyboard the way the Bot API does (shape, data size)."""
+    if markup is None or not isinstance(markup, dict) or "inline_keyboard" not in markup:
+        return
+    rows = markup["inline_keyboard"]
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise _ApiError(400, "Bad Request: can't parse inline keyboard button: "
+                             "InlineKeyboardMarkup must be an Array of Arrays")
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict) or not str(button.get("text") or "").strip():
+                raise _ApiError(400, "Bad Request: can't parse inline keyboard button: "
+                                     "Text buttons are unallowed in the inline keyboard")
+            if sum(1 for key in button if key in _BUTTON_ACTIONS) != 1:
+                raise _ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_MAX_BYTES:
+                raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
