@@ -3,9 +3,9 @@
 The shell commands and the `.env` lines are read from the README section itself and run as
 written: `cp .env.example .env` in an empty folder, the two secrets uncommented and filled in
 (with the fakes' values), `alertbot check`, `alertbot run`, `/id` in the chat, then
-`alertbot subscribe` and `alertbot test` with the id the bot answered, and the first real alert
-once Token Metrics publishes a change. Only the fakes' URLs, a short poll interval and a one-token
-watchlist are added to `.env`: they stand in for the real services.
+`alertbot subscribe` and `alertbot test` with the id the bot answered (and `/test` in the chat),
+and the first real alert once Token Metrics publishes a change. Only the fakes' URLs, a short
+poll interval and a one-token watchlist are added to `.env`: they stand in for the real services.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +25,9 @@ from alertbot.domain.commands import TEST_ALERT_TITLE
 from tests.e2e.process import Alertbot, clean_env, run_alertbot
 from tests.fakes.tokenmetrics_api import FakeTokenMetrics
 from tests.support import eventually
+
+if TYPE_CHECKING:
+    from tests.fakes.discord_api import FakeDiscord
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -34,6 +38,7 @@ TM_KEY = "tm-e2e-key"
 FENCE = re.compile(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
 README_TELEGRAM_CHAT = "-1001234567890"
 README_DISCORD_CHANNEL = "444444444444444444"
+MANAGE_SERVER = "32"
 STARTUP = 60.0
 """Generous: two cores shared with other test runs."""
 
@@ -112,6 +117,18 @@ async def flip_once_polled(tokenmetrics: FakeTokenMetrics) -> None:
     tokenmetrics.flip(BTC, datetime.now(UTC).date())
 
 
+async def answer(discord: FakeDiscord, command: str, channel: int, **kwargs: Any) -> str:
+    """What the bot answered to a slash command typed in `channel` (deferred or not)."""
+    asked = await discord.inject_interaction(command, [], channel_id=channel, **kwargs)
+    callback = await discord.wait_for_callback(asked)
+    if callback.type == 5:  # deferred: the answer is a follow-up
+        await discord.wait_until(lambda: any(f.interaction_id == asked.id
+                                             for f in discord.followups), 30, "the answer")
+        return str([f for f in discord.followups if f.interaction_id == asked.id][-1].content)
+    assert callback.data is not None
+    return str(callback.data["content"])
+
+
 def expected_commands(platform: str, chat: str) -> list[str]:
     return ["cp .env.example .env", "alertbot check", "alertbot run",
             f"alertbot subscribe --platform {platform} --chat {chat} all",
@@ -160,7 +177,12 @@ async def test_readme_going_live_on_telegram_test_alert_then_first_real_alert(
                 alertbot_args(test, chat, README_TELEGRAM_CHAT), env, tmp_path)
             assert code == 0, out + err
             assert out.startswith(f"Test alert sent to telegram:{chat}.")
-            assert any(m.visible_text.startswith(TEST_ALERT_TITLE) for m in tg.sent_to(group))
+            tg.inject_message(group, "/test", user_id=admin)
+            confirmed = "Test alert sent: delivery to this chat works."
+            await tg.wait_until(lambda: any(confirmed in m.visible_text
+                                            for m in tg.sent_to(group)), timeout=30)
+            tests = [m for m in tg.sent_to(group) if m.visible_text.startswith(TEST_ALERT_TITLE)]
+            assert len(tests) == 2, "one from `alertbot test`, one from /test"
 
             await flip_once_polled(tokenmetrics)
             first = "▲ BTC daily signal turned bullish"
@@ -203,11 +225,8 @@ async def test_readme_going_live_on_discord_test_alert_then_first_real_alert(
         bot = await Alertbot(alertbot_args(run, "", ""), env, tmp_path).start()
         try:
             await discord.wait_ready(timeout=STARTUP)
-            asked = await discord.inject_interaction("id", channel_id=channel)
-            reply = await discord.wait_for_callback(asked)
-            assert reply.data is not None
-            found = re.search(r"Channel id: (\d+)", reply.data["content"])
-            assert found is not None, reply.data
+            found = re.search(r"Channel id: (\d+)", await answer(discord, "id", channel))
+            assert found is not None
             chat = found.group(1)
             assert chat == str(channel)
 
@@ -218,16 +237,19 @@ async def test_readme_going_live_on_discord_test_alert_then_first_real_alert(
                 alertbot_args(test, chat, README_DISCORD_CHANNEL), env, tmp_path)
             assert code == 0, out + err
             assert out.startswith(f"Test alert sent to discord:{chat}.")
-            [sent] = discord.messages_in(channel)
-            assert sent.embeds[0]["title"] == TEST_ALERT_TITLE
+            assert await answer(discord, "test", channel, permissions=MANAGE_SERVER) == (
+                "Test alert sent: delivery to this chat works.")
+            tests = [m for m in discord.messages_in(channel)
+                     if m.embeds and m.embeds[0]["title"] == TEST_ALERT_TITLE]
+            assert len(tests) == 2, "one from `alertbot test`, one from /test"
 
             await flip_once_polled(tokenmetrics)
-            messages = await discord.wait_for_messages(2, timeout=STARTUP, channel_id=channel)
+            messages = await discord.wait_for_messages(3, timeout=STARTUP, channel_id=channel)
         finally:
             code = await bot.stop()
 
     assert code == 0, bot.stderr
     assert "Traceback" not in bot.stderr
-    assert messages[1].embeds[0]["title"] == "BTC daily signal turned bullish"
+    assert messages[2].embeds[0]["title"] == "BTC daily signal turned bullish"
     output = bot.stderr + "\n".join(bot.stdout)
     assert discord.token not in output and TM_KEY not in output

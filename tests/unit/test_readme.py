@@ -1,4 +1,4 @@
-"""The README's example alerts are what the Telegram and Discord renderers produce."""
+"""The README: example alerts equal to the renderers, and internal links that resolve."""
 
 from __future__ import annotations
 
@@ -38,3 +38,22 @@ def test_readme_telegram_example_is_the_rendered_alert_as_the_chat_shows_it() ->
 
 def test_readme_discord_example_is_the_rendered_embed() -> None:
     assert json.loads(example("json")) == alert_embed(render([FLIP])).to_dict()
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_every_internal_link_names_a_heading() -> None:
+    text = README.read_text(encoding="utf-8")
+    outside_code = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", outside_code, re.MULTILINE):
+        slug, n = _slug(heading), 1
+        while slug in anchors:  # repeated headings get -1, -2, … as on GitHub
+            slug = f"{_slug(heading)}-{n}"
+            n += 1
+        anchors.add(slug)
+    links = set(re.findall(r"\]\(#([^)]+)\)", outside_code))
+    assert links and links <= anchors, sorted(links - anchors)
