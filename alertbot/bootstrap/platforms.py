@@ -46,10 +46,10 @@ def install_telegram(token: str, api_root: str, *, store: Store, clock: Clock,
     mode = WebhookMode(*webhook) if webhook is not None else None
     bot = TelegramCommands(commands, store, clock, token=token, api_root=api_root, pacer=pacer,
                            on_rekey=on_rekey, webhook=mode)
-    how = "long polling" if mode is None else f"webhook {redactor(mode.url)}"
+    url = mode.url if mode is not None else None
 
     async def check() -> str:
-        return f"{await notifier.check()}, updates by {how}"
+        return f"{await notifier.check()}, {await notifier.check_updates(url)}"
 
     return Installed(notifiers={"telegram": notifier}, jobs={"telegram": bot.run},
                      checks={"telegram": check}, health={"telegram": bot.health},
