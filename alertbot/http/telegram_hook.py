@@ -88,7 +88,7 @@ class TelegramWebhook:
         if not hmac.compare_digest(sent.encode(), expected.get_secret_value().encode()):
             raise IngestError(403, f"wrong {SECRET_HEADER}", "bad_secret")
         body = await read_limited(request, self._read_timeout, MAX_UPDATE_BODY)
-        update_id, data = _decode(body)
+        update_id, data = decode_update(body)
         try:
             update = self._sink.parse(data)
         except ValueError as exc:
@@ -123,7 +123,7 @@ class TelegramWebhook:
         return response
 
 
-def _decode(body: bytes) -> tuple[int, dict[str, Any]]:
+def decode_update(body: bytes) -> tuple[int, dict[str, Any]]:
     """(update_id, the decoded object) of a body, or IngestError 400 naming the problem."""
     try:
         data = json.loads(body)

@@ -35,7 +35,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     BaseUpdateProcessor,
@@ -328,6 +328,10 @@ class TelegramCommands:
                 self._status = UNAUTHORIZED_REASON
                 log.error("%s; retrying in %.0fs", self._status, INVALID_TOKEN_RETRY)
                 delay = INVALID_TOKEN_RETRY
+            except BadRequest as exc:
+                # E.g. setWebhook refused: "bad webhook: Failed to resolve host".
+                self._status = f"Telegram refused a start-up request: {exc.message}"
+                log.error("%s; retrying in %.0fs", self._status, delay)
             except TelegramError as exc:
                 self._status = f"cannot reach Telegram ({type(exc).__name__})"
                 log.warning("%s; retrying in %.0fs", self._status, delay)

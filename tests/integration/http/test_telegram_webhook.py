@@ -24,7 +24,7 @@ from alertbot.bootstrap.operations import web_server
 from alertbot.config import load_settings
 from alertbot.http.server import WebServer
 from alertbot.http.telegram_hook import SECRET_HEADER
-from tests.fakes.telegram_api import FakeTelegram, WebhookDelivery
+from tests.fakes.telegram_api import FakeTelegram, Fault, WebhookDelivery
 from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -251,3 +251,24 @@ async def test_webhook_polling_mode_has_no_webhook_route(
         assert status == 404
     finally:
         await polling.close()
+
+
+async def test_webhook_refused_by_telegram_shows_in_health_then_retried(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tg: FakeTelegram) -> None:
+    port = free_port()
+    environment(monkeypatch, tmp_path, tg, port)
+    tg.fail_next("setWebhook", Fault.error(
+        400, "Bad Request: bad webhook: Failed to resolve host: Name or service not known"))
+    refused = await replica(port)
+    try:
+        await refused.start_telegram()
+        probe = refused.app.health["telegram"]
+        await eventually(lambda: "webhook" in (probe() or ""), what="refusal in health")
+        # PTB capitalises the description after dropping "Bad Request: ".
+        assert probe() == ("Telegram refused a start-up request: Bad webhook: failed to "
+                           "resolve host: name or service not known")
+        await tg.wait_until(lambda: bool(tg.webhook_url), timeout=20)
+        await eventually(lambda: probe() is None, what="healthy after the retry")
+        assert tg.calls_of("getUpdates") == []
+    finally:
+        await refused.close()
