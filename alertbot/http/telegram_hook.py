@@ -6,7 +6,8 @@ before the body is read. An accepted update is claimed in the store by its updat
 copy Telegram redelivers (after a lost answer, or to another replica behind a load balancer)
 is answered 200 and not handled again. The answer comes as soon as the update is queued for
 the chat-command handlers: Telegram waits for it before sending the chat's next update, and
-retries whatever gets no 2xx.
+retries whatever gets no 2xx. So a command is handled at most once: a process that dies between
+the claim and the handler loses that one command (the user sends it again), never runs it twice.
 """
 
 from __future__ import annotations

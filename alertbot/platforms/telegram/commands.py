@@ -4,10 +4,10 @@ The PTB Application runs with the manual lifecycle (initialize, start … stop, 
 shares the main job's loop and shutdown. By default it long-polls getUpdates (PTB calls
 deleteWebhook first). In webhook mode it registers the webhook with setWebhook instead and
 never polls: the HTTP server hands it each update (`parse`, `deliver`) and the Application's
-update queue feeds the same handlers. Each command
-becomes a `Caller` and goes through the platform-neutral `CommandCore`; replies are HTML with
-everything escaped. Membership updates pause a chat the bot was removed from and greet a chat
-it was added to; a group upgraded to a supergroup has its subscriptions re-keyed.
+update queue feeds the same handlers. Each command becomes a `Caller` and goes through the
+platform-neutral `CommandCore`; replies are HTML with everything escaped. Membership updates
+pause a chat the bot was removed from and greet a chat it was added to; a group upgraded to a
+supergroup has its subscriptions re-keyed.
 """
 
 from __future__ import annotations
