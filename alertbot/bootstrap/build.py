@@ -110,11 +110,14 @@ async def _install_platforms(app: App) -> None:
                                       session=app.session, commands=app.commands,
                                       buttons=buttons))
     if settings.telegram_bot_token is not None:
+        secret = settings.telegram_webhook_token()
+        webhook = (None if settings.telegram_webhook_url is None or secret is None
+                   else (settings.telegram_webhook_url, secret.get_secret_value()))
         app.install(install_telegram(
             settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url,
             store=app.store, clock=app.clock, commands=app.commands,
             pacer=app.dispatcher.pacer, redactor=app.redactor, on_rekey=app.dispatcher.wake,
-            buttons=buttons))
+            buttons=buttons, webhook=webhook))
 
 
 async def _close_all(closers: list[Closer]) -> None:

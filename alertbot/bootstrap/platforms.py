@@ -39,18 +39,30 @@ def install_builtin(clock: Clock, session: aiohttp.ClientSession,
 
 def install_telegram(token: str, api_root: str, *, store: Store, clock: Clock,
                      commands: CommandCore, pacer: Pacer, redactor: Redactor,
-                     on_rekey: Callable[[], None], buttons: ButtonCore | None = None) -> Installed:
-    """The Telegram notifier and the command bot (a background job)."""
-    from alertbot.platforms.telegram.commands import TelegramCommands
+                     on_rekey: Callable[[], None], buttons: ButtonCore | None = None,
+                     webhook: tuple[str, str] | None = None) -> Installed:
+    """The Telegram notifier and the command bot (a background job).
+
+    With `webhook` (public URL, secret_token) the bot receives updates from the HTTP server
+    instead of long polling.
+    """
+    from alertbot.platforms.telegram.commands import TelegramCommands, WebhookMode
     from alertbot.platforms.telegram.notifier import TelegramNotifier
 
     notifier = TelegramNotifier.connect(token, api_root, pacer=pacer, redactor=redactor,
                                         buttons=buttons)
+    mode = WebhookMode(*webhook) if webhook is not None else None
     bot = TelegramCommands(commands, store, clock, token=token, api_root=api_root, pacer=pacer,
-                           on_rekey=on_rekey, buttons=buttons)
+                           on_rekey=on_rekey, buttons=buttons, webhook=mode)
+    url = mode.url if mode is not None else None
+
+    async def check() -> str:
+        return f"{await notifier.check()}, {await notifier.check_updates(url)}"
+
     return Installed(notifiers={"telegram": notifier}, jobs={"telegram": bot.run},
-                     checks={"telegram": notifier.check}, health={"telegram": bot.health},
-                     closers=[notifier.close, bot.stop])
+                     checks={"telegram": check}, health={"telegram": bot.health},
+                     closers=[notifier.close, bot.stop],
+                     receivers={"telegram": bot} if mode is not None else {})
 
 
 async def install_discord(settings: Settings, *, store: Store, clock: Clock,

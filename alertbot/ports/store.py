@@ -1,8 +1,9 @@
 """The Store port: durable state, changes, subscriptions, policies, outbox and decisions.
 
 The port is split into roles (Catalog, StateStore, Subscriptions, Destinations, Outbox,
-Audit, Meta, TokenMutes, Maintenance); each consumer names only the roles it uses, through the small
-combining protocols at the end. `Store` combines every role for the composition root.
+Audit, Meta, TokenMutes, Updates, Maintenance); each consumer names only the roles it uses,
+through the small combining protocols at the end. `Store` combines every role for the
+composition root.
 
 Common to every role: each method is one transaction, so it happens completely or not at
 all and a crash at any point leaves a consistent database; it raises StoreError when the
@@ -521,6 +522,26 @@ class TokenMutes(Protocol):
         ...
 
 
+class Updates(Protocol):
+    """Chat-platform updates already received, so a redelivered one is handled once.
+
+    Telegram redelivers a webhook update it got no 2xx for, and behind a load balancer the
+    copies may reach different processes; the first to claim an update id handles it.
+    """
+
+    async def claim_update(self, platform: str, update_id: int, now: datetime) -> bool:
+        """Record `update_id` of `platform`; True only for the first caller, atomically.
+
+        Atomic also across processes sharing the database: of concurrent claims of one id,
+        exactly one returns True. Safe to repeat (a repeat returns False).
+        """
+        ...
+
+    async def purge_updates(self, before: datetime) -> int:
+        """Forget update ids claimed before `before`; returns how many. Safe to repeat."""
+        ...
+
+
 class Maintenance(Protocol):
     """Lifecycle, health and housekeeping of the database.
 
@@ -568,6 +589,7 @@ class Maintenance(Protocol):
 
 
 class Store(Catalog, StateStore, Subscriptions, Destinations, Outbox, Audit, Meta, TokenMutes,
+            Updates,
             Maintenance, Protocol):
     """Durable state of the bot: every role, for the composition root and the tests."""
 
@@ -609,3 +631,7 @@ class SourceSetupStore(SourceStore, Subscriptions, Protocol):
 
 class PlatformStore(Destinations, Meta, Protocol):
     """What a platform bot uses: its destinations and its own bookkeeping."""
+
+
+class RetentionStore(Updates, Maintenance, Protocol):
+    """What retention uses: history purging and the update ids it forgets."""

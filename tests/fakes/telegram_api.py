@@ -11,11 +11,17 @@ Usage::
         bot = telegram.Bot(tg.token, base_url=tg.base_url)
         tg.inject_message(-100123, "/start", user_id=7)
         await tg.wait_for_messages(1)
+
+Once a bot calls setWebhook, injected updates are POSTed to the registered URL instead (JSON,
+with the ``X-Telegram-Bot-Api-Secret-Token`` header when a secret_token was set), one at a
+time and in order; an update that gets no 2xx answer is retried after
+``webhook_retry_delay`` like Telegram does, and getUpdates answers 409 Conflict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -25,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import aiohttp
 from aiohttp import web
 
 JSONDict = dict[str, Any]
@@ -72,6 +79,10 @@ _BOT_COMMAND_RE: Final = re.compile(
     r"(?<![\w/<>])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?!\w)"
 )
 _COMMAND_NAME_RE: Final = re.compile(r"[a-z0-9_]{1,32}")
+# setWebhook: "secret_token: 1-256 characters. Only characters A-Z, a-z, 0-9, _ and - are allowed."
+_SECRET_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"
+_REGISTERED: Final = object()
 
 
 class EntityParseError(ValueError):
@@ -174,6 +185,14 @@ class SentMessage:
     reply_to_message_id: int | None
     timestamp: float  # FakeTelegram.clock() at arrival
     params: JSONDict = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One POST of an update to the registered webhook and the bot's answer."""
+
+    update_id: int
+    status: int  # HTTP status of the answer; 0 when the connection failed or timed out
 
 
 @dataclass(slots=True)
@@ -768,6 +787,10 @@ class FakeTelegram:
         self.rate_limited = 0  # every 429 answered, enforced or scripted
         self.rate_limited_by_chat: Counter[int] = Counter()
         self.webhook_url = ""
+        self.webhook_secret = ""
+        self.webhook_retry_delay = 0.2  # Telegram waits longer; tests should not
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._webhook_task: asyncio.Task[None] | None = None
         # Inline keyboards (see the "inline keyboards and callback queries" section).
         self.callback_answers: list[CallbackAnswer] = []
         self.markup_edits: list[JSONDict] = []
@@ -855,6 +878,11 @@ class FakeTelegram:
             return
         self._closing.set()
         self._wake(self._updates_changed)
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -1364,20 +1392,98 @@ class FakeTelegram:
         }
 
     async def _set_webhook(self, params: JSONDict) -> bool:
-        self.webhook_url = str(params.get("url") or "")
+        url = str(params.get("url") or "")
+        secret = params.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN_RE.fullmatch(str(secret)):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) if allowed else None
         if _as_bool(params.get("drop_pending_updates")):
             self._updates.clear()
+        self.webhook_url = url
+        self.webhook_secret = str(secret or "")
+        if url and self._webhook_task is None:
+            self._webhook_task = asyncio.create_task(self._deliver_to_webhook())
+        self._wake(self._updates_changed)
         return True
 
     async def _delete_webhook(self, params: JSONDict) -> bool:
         self.webhook_url = ""
+        self.webhook_secret = ""
         if _as_bool(params.get("drop_pending_updates")):
             self._updates.clear()
+        self._wake(self._updates_changed)
         return True
 
     async def _get_webhook_info(self, params: JSONDict) -> JSONDict:
-        return {"url": self.webhook_url, "has_custom_certificate": False,
-                "pending_update_count": len(self._updates)}
+        info: JSONDict = {"url": self.webhook_url, "has_custom_certificate": False,
+                          "pending_update_count": len(self._updates)}
+        if self.webhook_url and self._allowed_updates is not None:
+            info["allowed_updates"] = sorted(self._allowed_updates)
+        failed = [d for d in self.webhook_deliveries if not 200 <= d.status < 300]
+        if failed:
+            info["last_error_date"] = int(time.time())
+            info["last_error_message"] = f"Wrong response from the webhook: {failed[-1].status}"
+        return info
+
+    # ---- webhook delivery ------------------------------------------------------------------
+
+    async def post_to_webhook(
+        self, body: Mapping[str, Any] | bytes, *, secret: Any = _REGISTERED
+    ) -> tuple[int, str]:
+        """POST one body to the registered URL as Telegram would; (status, response text).
+
+        For duplicates and hostile requests: `secret` None sends no header, a string sends
+        that one, the default sends the registered secret_token.
+        """
+        if not self.webhook_url:
+            raise RuntimeError("no webhook registered (setWebhook was not called)")
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        chosen = self.webhook_secret if secret is _REGISTERED else secret
+        headers = {"Content-Type": "application/json"}
+        if chosen:
+            headers[WEBHOOK_SECRET_HEADER] = str(chosen)
+        async with aiohttp.ClientSession() as session, session.post(
+                self.webhook_url, data=data, headers=headers) as response:
+            return response.status, await response.text()
+
+    async def _deliver_to_webhook(self) -> None:
+        """Push queued updates to the webhook in order; retry each until it gets a 2xx."""
+        timeout = aiohttp.ClientTimeout(total=10)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                while self.webhook_url and not self._closing.is_set():
+                    batch = self._deliverable(1)
+                    if not batch:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(0.2):
+                                await self._updates_changed.wait()
+                        continue
+                    update = batch[0]
+                    status = await self._post_update(session, update)
+                    self.webhook_deliveries.append(WebhookDelivery(update["update_id"], status))
+                    if 200 <= status < 300:
+                        with contextlib.suppress(ValueError):
+                            self._updates.remove(update)
+                    self._wake(self._state_changed)
+                    if not 200 <= status < 300 and await self._sleep_or_close(
+                            self.webhook_retry_delay):
+                        return
+        finally:
+            self._webhook_task = None
+
+    async def _post_update(self, session: aiohttp.ClientSession, update: JSONDict) -> int:
+        headers = {"Content-Type": "application/json"}
+        if self.webhook_secret:
+            headers[WEBHOOK_SECRET_HEADER] = self.webhook_secret
+        try:
+            async with session.post(self.webhook_url, data=json.dumps(update).encode(),
+                                    headers=headers) as response:
+                await response.read()
+                return response.status
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
 
     async def _get_updates(self, params: JSONDict) -> list[JSONDict]:
         if self.webhook_url:

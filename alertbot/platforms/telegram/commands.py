@@ -1,10 +1,13 @@
 """Telegram binding of the chat commands, run with python-telegram-bot inside our event loop.
 
-The PTB Application long-polls getUpdates with the manual lifecycle (initialize, start,
-start_polling … stop, shutdown) so it shares the main job's loop and shutdown. Each command
-becomes a `Caller` and goes through the platform-neutral `CommandCore`; replies are HTML with
-everything escaped. Membership updates pause a chat the bot was removed from and greet a chat
-it was added to; a group upgraded to a supergroup has its subscriptions re-keyed.
+The PTB Application runs with the manual lifecycle (initialize, start … stop, shutdown) so it
+shares the main job's loop and shutdown. By default it long-polls getUpdates (PTB calls
+deleteWebhook first). In webhook mode it registers the webhook with setWebhook instead and
+never polls: the HTTP server hands it each update (`parse`, `deliver`) and the Application's
+update queue feeds the same handlers. Each command becomes a `Caller` and goes through the
+platform-neutral `CommandCore`; replies are HTML with everything escaped. Membership updates
+pause a chat the bot was removed from and greet a chat it was added to; a group upgraded to a
+supergroup has its subscriptions re-keyed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -79,6 +83,17 @@ WELCOME = ("Hi! I post changes in Token Metrics trading signals and grades. "
            "command.")
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMode:
+    """Receive updates by webhook: the public URL and the secret_token Telegram echoes."""
+
+    url: str
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"WebhookMode(url={self.url!r}, secret=***)"
 
 
 def destination_of(message: Message) -> Destination:
@@ -199,9 +214,11 @@ class TelegramCommands:
                  on_rekey: Callable[[], None] = lambda: None, poll_timeout: float = 10.0,
                  concurrency: int = 8, flood: FloodGuard | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 buttons: ButtonCore | None = None) -> None:
+                 buttons: ButtonCore | None = None,
+                 webhook: WebhookMode | None = None) -> None:
         self._core = core
         self._buttons = buttons
+        self._webhook = webhook
         self._flood = flood or FloodGuard()
         self._monotonic = monotonic
         self._store = store
@@ -245,25 +262,56 @@ class TelegramCommands:
         return None
 
     async def start(self) -> None:
-        """Connect (getMe), publish the command menus and start long polling."""
+        """Connect (getMe), publish the command menus, then long-poll or set the webhook."""
         app = self.application
+        webhook = self._webhook
         try:
             await app.initialize()
             await self._publish_commands()
             await app.start()
-            assert app.updater is not None, "the builder always creates an updater"
-            await app.updater.start_polling(
-                timeout=timedelta(seconds=self._poll_timeout),
-                allowed_updates=list(ALLOWED_UPDATES), error_callback=self._on_poll_error)
+            if webhook is None:
+                assert app.updater is not None, "the builder always creates an updater"
+                await app.updater.start_polling(
+                    timeout=timedelta(seconds=self._poll_timeout),
+                    allowed_updates=list(ALLOWED_UPDATES), error_callback=self._on_poll_error)
+            else:
+                # Repeated by every start and every replica: setWebhook is idempotent, and
+                # updates queued meanwhile are kept (Telegram holds them up to 24 hours).
+                await app.bot.set_webhook(
+                    url=webhook.url, secret_token=webhook.secret,
+                    allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False)
         except BaseException:
             await self.stop()
             raise
         self._started = True
         self._status = None
-        log.info("Telegram: polling as @%s", app.bot.username)
+        how = "polling" if webhook is None else "receiving updates by webhook"
+        log.info("Telegram: %s as @%s", how, app.bot.username)
+
+    # ------------------------------------------------------------------ webhook updates
+
+    def ready(self) -> bool:
+        """Whether webhook updates can be handled (the Application is running)."""
+        return self.application.running
+
+    def parse(self, data: dict[str, Any]) -> object:
+        """The PTB Update of a webhook body; ValueError for something that is not one."""
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except Exception as exc:
+            raise ValueError(type(exc).__name__) from None
+        return update
+
+    async def deliver(self, update: object) -> None:
+        """Queue an update for the handlers; they run as for a polled update."""
+        await self.application.update_queue.put(update)
 
     async def stop(self) -> None:
-        """Stop polling and release the connections (safe to repeat)."""
+        """Stop polling and release the connections (safe to repeat).
+
+        A webhook stays registered: Telegram keeps updates for the other replicas, or for
+        this one when it is back.
+        """
         app = self.application
         self._started = False
         self._status = "stopped"
@@ -291,6 +339,10 @@ class TelegramCommands:
                 self._status = UNAUTHORIZED_REASON
                 log.error("%s; retrying in %.0fs", self._status, INVALID_TOKEN_RETRY)
                 delay = INVALID_TOKEN_RETRY
+            except BadRequest as exc:
+                # E.g. setWebhook refused: "bad webhook: Failed to resolve host".
+                self._status = f"Telegram refused a start-up request: {exc.message}"
+                log.error("%s; retrying in %.0fs", self._status, delay)
             except TelegramError as exc:
                 self._status = f"cannot reach Telegram ({type(exc).__name__})"
                 log.warning("%s; retrying in %.0fs", self._status, delay)

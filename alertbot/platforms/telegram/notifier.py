@@ -158,6 +158,32 @@ class TelegramNotifier:
             raise translate_error(exc, self._redactor) from None
         return f"connected as @{me.username}"
 
+    async def check_updates(self, webhook_url: str | None) -> str:
+        """getWebhookInfo, described for `alertbot check` against the configured update mode.
+
+        A mismatch is reported, not raised: `alertbot run` sets or deletes the webhook itself.
+        """
+        try:
+            info = await self._bot.get_webhook_info()
+        except TelegramError as exc:
+            raise translate_error(exc, self._redactor) from None
+        registered = info.url or ""
+        if webhook_url is None:
+            if not registered:
+                return "updates by long polling"
+            return (f"updates by long polling (a webhook to {registered} is registered; "
+                    f"alertbot run deletes it)")
+        parts = [f"updates by webhook {webhook_url}"]
+        if registered != webhook_url:
+            parts.append("not registered yet, alertbot run registers it" if not registered
+                         else f"Telegram has {registered}, alertbot run replaces it")
+        waiting = info.pending_update_count
+        if waiting:
+            parts.append(f"{waiting} update{'s' if waiting != 1 else ''} waiting at Telegram")
+        if info.last_error_message:
+            parts.append(f"Telegram's last delivery error: {info.last_error_message}")
+        return "; ".join(parts)
+
     async def start(self) -> None:
         """Open the HTTP client and check the token once, before the first paced send."""
         # Done lazily, the first send would leave tens of milliseconds after its pacing slot.
