@@ -123,7 +123,8 @@ async def test_webhook_mode_registers_webhook_and_never_polls(bot: Replica,
     assert secret is not None
     assert call["url"] == bot.url
     assert call["secret_token"] == secret.get_secret_value()
-    assert set(call["allowed_updates"]) == {"message", "channel_post", "my_chat_member"}
+    assert set(call["allowed_updates"]) == {"message", "channel_post", "my_chat_member",
+                                            "callback_query"}
     assert call["drop_pending_updates"] is False
     assert tg.calls_of("getUpdates") == [] and tg.calls_of("deleteWebhook") == []
     assert bot.app.health["telegram"]() is None
