@@ -1,4 +1,5 @@
-"""Command line: run, check, lookup, (un)subscribe, subscriptions, throttle, why, test, db."""
+"""Command line: run, check, lookup, chart, (un)subscribe, subscriptions, throttle, why, test,
+db."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from alertbot.bootstrap.build import build
 from alertbot.bootstrap.run import missing_platform_variable, run, unconfigured_destinations
 from alertbot.config import ConfigError, Settings, load_settings
 from alertbot.domain.address import ADDRESS_ID_PREFIX
+from alertbot.domain.charts import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, ChartInputError, check_days
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
 from alertbot.domain.parsing import (
     parse_kinds,
@@ -26,6 +28,7 @@ from alertbot.domain.policy import describe_policy, update_policy
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
+from alertbot.services.charts import ChartUnavailable
 from alertbot.services.commands import AlertTestOutcome
 from alertbot.services.lookup import InvalidSymbol, LookupFailed, UnknownToken
 from alertbot.store.sqlite.instance import AlreadyRunning, single_run
@@ -71,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
 
     look = sub.add_parser("lookup", help="print the current signals and grades of a token")
     look.add_argument("symbol")
+
+    chart = sub.add_parser("chart", help="draw a token's grade-history chart (PNG) and print "
+                                         "its text alternative")
+    chart.add_argument("symbol", help="token symbol or numeric token id")
+    chart.add_argument("--days", type=int, default=DEFAULT_DAYS,
+                       help=f"days of history, {MIN_DAYS}-{MAX_DAYS} (default {DEFAULT_DAYS})")
+    chart.add_argument("--drivers", action="store_true",
+                       help="draw the fundamental grade's key drivers instead")
+    chart.add_argument("--out", type=Path, required=True, help="PNG file to write")
 
     for name, text in (("subscribe", "subscribe a destination to a token (or all)"),
                        ("unsubscribe", "remove a subscription")):
@@ -464,8 +476,49 @@ async def _cmd_why(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _cmd_chart(app: App, args: argparse.Namespace) -> int:
+    try:
+        days = check_days(args.days)
+    except ChartInputError as exc:
+        raise UsageError(f"--days: {exc}") from None
+    out: Path = args.out
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {out}: the file name must end in .png")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: directory {out.parent} does not exist")
+    if app.charts is None:
+        print("charts are not available with this source", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        token = await app.lookup.resolve(args.symbol)
+    except (InvalidSymbol, UnknownToken) as exc:
+        raise UsageError(str(exc)) from None
+    except LookupFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        if args.drivers:
+            recent = await app.lookup.recent_changes(token, Kind.FUNDAMENTAL, 1)
+            image = await app.charts.drivers_chart(token, recent[0].detected_at if recent
+                                                   else None)
+        else:
+            image = await app.charts.chart(token, days)
+    except ChartUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        await asyncio.to_thread(out.write_bytes, image.png)
+    except OSError as exc:
+        print(f"cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(image.caption)
+    print(f"wrote {out} ({len(image.png):,} bytes)")
+    return EXIT_OK
+
+
 _COMMANDS = {
     "run": _cmd_run,
+    "chart": _cmd_chart,
     "check": _cmd_check,
     "lookup": _cmd_lookup,
     "subscribe": _cmd_subscribe,

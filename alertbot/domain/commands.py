@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from alertbot.domain.charts import ChartImage
 from alertbot.domain.models import Message
 
 
@@ -33,6 +34,8 @@ class Reply:
     message: Message | None = None
     """A rendered lookup (/signal, /grade), shown before `lines`."""
     kind: ReplyKind = ReplyKind.OK
+    image: ChartImage | None = None
+    """A chart to send with the reply; `lines` then hold its caption (the text alternative)."""
 
     @property
     def error(self) -> bool:
@@ -83,6 +86,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 False, ("symbol",)),
     CommandSpec("grade", "/grade SYMBOL", "TM grade and fundamental grade of a token", False,
                 ("symbol",)),
+    CommandSpec("chart", "/chart SYMBOL [30d|90d|1y|drivers]",
+                "Grade-history chart of a token (drivers: what moves its fundamental grade)",
+                False, ("symbol", "range")),
     CommandSpec("subscribe", "/subscribe SYMBOL|all [kinds]",
                 "Post changes of a token (or all) here; kinds: signal, hourly, tm_grade, "
                 "fundamental", True, ("symbol", "kinds")),

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from alertbot.domain.charts import DEFAULT_DAYS, ChartInputError, parse_range
 from alertbot.domain.commands import (
     COMMANDS,
     Reply,
@@ -28,6 +29,7 @@ from alertbot.domain.commands import (
 )
 from alertbot.domain.models import (
     ALL_TOKENS,
+    Change,
     Destination,
     Kind,
     Policy,
@@ -49,6 +51,7 @@ from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
 from alertbot.ports.store import CommandStore, Destinations, PolicyChange
+from alertbot.services.charts import ChartService, ChartUnavailable
 from alertbot.services.lookup import InvalidSymbol, Lookup, LookupFailed
 from alertbot.services.pacing import Pacer
 
@@ -264,8 +267,10 @@ class CommandCore:
     def __init__(self, store: CommandStore, lookup: Lookup, clock: Clock, *,
                  band_label: Callable[[float], str],
                  on_policy_change: Callable[[], None] | None = None,
-                 send_test: AlertTestSender | None = None) -> None:
+                 send_test: AlertTestSender | None = None,
+                 charts: ChartService | None = None) -> None:
         self._store = store
+        self._charts = charts
         self._send_test = send_test
         self._on_policy_change = on_policy_change
         self._lookup = lookup
@@ -292,6 +297,10 @@ class CommandCore:
                 return self._usage(name)
             return await (self.signal(caller, args[0]) if name == "signal"
                           else self.grade(caller, args[0]))
+        if name == "chart":
+            if not 1 <= len(args) <= 2:
+                return self._usage(name)
+            return await self.chart(caller, *args)
         if name in ("subscribe", "unsubscribe"):
             if not args:
                 return self._usage(name)
@@ -337,8 +346,47 @@ class CommandCore:
             snapshot = await self._lookup.snapshot(token, (Kind.TM_GRADE, Kind.FUNDAMENTAL))
         except LookupFailed as exc:
             return fail(ReplyKind.NOT_FOUND, str(exc))
-        return Reply(self._missing(snapshot.missing),
+        drivers: tuple[str, ...] = ()
+        if self._charts is not None:
+            drivers = await self._driver_lines(token, snapshot.recent)
+        return Reply(self._missing(snapshot.missing) + drivers,
                      message=render_grade_lookup(snapshot, self._band_label))
+
+    async def _driver_lines(self, token: Token, recent: Sequence[Change]) -> tuple[str, ...]:
+        """Key drivers of the fundamental grade, with the change since its last alert."""
+        assert self._charts is not None
+        since = max((c.detected_at for c in recent if c.kind is Kind.FUNDAMENTAL),
+                    default=None)
+        try:
+            spec = await self._charts.drivers(token, since)
+        except ChartUnavailable as exc:
+            log.info("/grade %s without key drivers: %s", token.symbol, exc)
+            return ()
+        if not spec.bars:
+            return ()
+        return ("Key drivers (fundamental grade):", *(f"  {line}" for line in spec.lines))
+
+    async def chart(self, caller: Caller, symbol: str, span: str = "") -> Reply:
+        """A grade-history chart (or the key drivers) of a token, with its text alternative."""
+        try:
+            days = parse_range(span) if span else DEFAULT_DAYS
+        except ChartInputError as exc:
+            return self._usage("chart", str(exc))
+        if self._charts is None:
+            return fail(ReplyKind.NOT_FOUND, "Charts are not available with this source.")
+        token = await self._resolve(symbol, "chart")
+        if isinstance(token, Reply):
+            return token
+        try:
+            if days is None:
+                recent = await self._lookup.recent_changes(token, Kind.FUNDAMENTAL, 1)
+                since = recent[0].detected_at if recent else None
+                image = await self._charts.drivers_chart(token, since)
+            else:
+                image = await self._charts.chart(token, days)
+        except ChartUnavailable as exc:
+            return fail(ReplyKind.NOT_FOUND, str(exc))
+        return Reply((image.caption,), image=image)
 
     async def complete_symbol(self, prefix: str, limit: int = 25) -> list[Token]:
         """Known tokens whose symbol or name starts with `prefix` (for autocomplete)."""
