@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -150,7 +151,7 @@ def test_build_chart_any_history_gives_bounded_caption_and_ordered_runs(
         assert flat == sorted(flat, key=lambda p: p.at)
         assert all(0 <= p.value <= 100 for p in flat)
         for run in series.runs:
-            assert all(b.at - a.at <= timedelta(days=3) for a, b in zip(run, run[1:]))
+            assert all(b.at - a.at <= timedelta(days=3) for a, b in itertools.pairwise(run))
     assert all(0 <= m.value <= 100 for m in spec.markers)
     assert all(h.start <= m.at <= h.end for m in spec.markers)
 

@@ -9,15 +9,11 @@ from alertbot.domain.models import Token
 from alertbot.ports.source import SourceError
 from alertbot.sources.tokenmetrics.quota import Usage, plan_quota
 from alertbot.sources.tokenmetrics.source import USAGE_KEY
-from tests.integration.sources.tokenmetrics.test_source import (  # noqa: F401  (fixtures)
-    BTC,
-    NOW,
-    TODAY,
-    Kit,
-    fake,
-    kit,
-    session,
-)
+from tests.integration.sources.tokenmetrics import test_source as base
+from tests.integration.sources.tokenmetrics.test_source import BTC, NOW, TODAY, Kit
+
+# The fake, session and kit fixtures of the source tests.
+fake, session, kit = base.fake, base.session, base.kit
 
 TOKEN = Token(BTC, "BTC", "Bitcoin", "bitcoin")
 
