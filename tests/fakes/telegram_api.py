@@ -874,7 +874,8 @@ class FakeTelegram:
         self._closing = asyncio.Event()
         self._updates_changed = asyncio.Event()
         self._state_changed = asyncio.Event()
-        app = web.Application()
+        # Above the 10 MB photo limit, so the limit is answered as Telegram does.
+        app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
