@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     thr.add_argument("--settle", help="flap guard: cancel changes reverted within this long")
     thr.add_argument("--mode", action="append", default=[],
                      help="KIND=on|silent|off (repeatable)")
+    thr.add_argument("--charts", help="on|off: attach a 30-day chart to grade alerts")
 
     test = sub.add_parser(
         "test", help="send one marked test alert to a destination and say what to fix",
@@ -437,7 +438,7 @@ async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
     def change(current: Policy) -> Policy:
         return update_policy(current, now, max_alerts=args.max_alerts, window=args.window,
                              quiet=quiet, mute=args.mute, unmute=args.unmute,
-                             settle=args.settle, modes=args.mode)
+                             settle=args.settle, modes=args.mode, charts=args.charts)
 
     try:
         change(policy)  # validate before writing

@@ -83,6 +83,8 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     charts = (ChartService(parts.history, pillow_renderer, clock,
                            scale=Scale(rules.thresholds, rules.band_names))
               if parts.history is not None else None)
+    if charts is not None:
+        dispatcher.charts = charts.alert_chart
     commands = CommandCore(store, lookup, clock, band_label=rules.band_label,
                            on_policy_change=dispatcher.wake, send_test=send_test,
                            charts=charts)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from alertbot.domain.detect import DEFAULT_BAND_NAMES, DEFAULT_THRESHOLDS, GRADE_RANGE
-from alertbot.domain.models import Token
+from alertbot.domain.models import ChartImage, Token
+
+__all__ = ["ChartImage"]
 
 RANGE_DAYS: dict[str, int] = {"30d": 30, "90d": 90, "1y": 365}
 DEFAULT_DAYS = 90
@@ -362,15 +364,3 @@ def drivers_at(history: History, at: datetime | None) -> DriverScores | None:
     """The newest component scores on or before `at` (None: the newest of all)."""
     rows = [d for d in history.drivers if at is None or d.at <= at]
     return max(rows, key=lambda d: d.at) if rows else None
-
-
-@dataclass(frozen=True, slots=True)
-class ChartImage:
-    """A rendered chart: PNG bytes and its caption (the text alternative)."""
-
-    png: bytes
-    caption: str
-    filename: str = "chart.png"
-
-    def __repr__(self) -> str:
-        return f"ChartImage({self.filename!r}, {len(self.png)} bytes)"

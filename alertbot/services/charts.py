@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DRIVER_LOOKBACK_DAYS = 90
 """How far back the key drivers look for the day of the last fundamental-grade alert."""
+ALERT_IMAGES_KEPT = 64
+"""Charts of recent alerts kept, so a fan-out to many chats draws each once."""
 DRIVER_FALLBACK = timedelta(days=30)
 """Without a fundamental-grade alert, changes are shown over this span."""
 
@@ -53,6 +55,7 @@ class ChartService:
         self._renderer: ChartRenderer | None = None
         self._clock = clock
         self._scale = scale or Scale()
+        self._alert_images: dict[tuple[str, int], ChartImage] = {}
 
     def _draw(self) -> ChartRenderer:
         # Created on first use: the imaging library is only imported when a chart is drawn.
@@ -73,7 +76,22 @@ class ChartService:
         return await self._render_history(history)
 
     async def alert_chart(self, change: Change, days: int = ALERT_DAYS) -> ChartImage:
-        """The chart of a grade alert, bound to its change (never later data)."""
+        """The chart of a grade alert, bound to its change (never later data).
+
+        Drawn once per change: every destination of the alert (and every retry) gets the
+        same picture.
+        """
+        key = (change.change_id, days)
+        cached = self._alert_images.get(key)
+        if cached is not None:
+            return cached
+        image = await self._draw_alert(change, days)
+        self._alert_images[key] = image
+        while len(self._alert_images) > ALERT_IMAGES_KEPT:
+            del self._alert_images[next(iter(self._alert_images))]
+        return image
+
+    async def _draw_alert(self, change: Change, days: int) -> ChartImage:
         history = await self.history(change.token, days, change.detected_at)
         point = Point(history.end, change.to_value)
         if change.kind is Kind.TM_GRADE:

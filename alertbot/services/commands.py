@@ -14,7 +14,7 @@ import enum
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alertbot.domain.charts import DEFAULT_DAYS, ChartInputError, parse_range
@@ -43,6 +43,7 @@ from alertbot.domain.policy import (
     MAX_ECHO,
     describe_policy,
     echo,
+    parse_on_off,
     update_policy,
 )
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
@@ -313,6 +314,10 @@ class CommandCore:
             return await self.throttle(caller, *args)
         if name == "quiet":
             return await self.quiet(caller, text)
+        if name == "charts":
+            if len(args) > 1:
+                return self._usage(name)
+            return await self.charts(caller, text)
         if name == "mute":
             return await self.mute(caller, text)
         if name in ("subscriptions", "unmute", "why", "help", "start", "test", "id"):
@@ -574,6 +579,34 @@ class CommandCore:
         if not result.changed:
             return ok("Alerts here are not muted.")
         return ok("Unmuted: new alerts will be posted again.")
+
+    async def charts(self, caller: Caller, setting: str = "") -> Reply:
+        """Attach (or stop attaching) a 30-day chart to this chat's grade alerts."""
+        if not setting.strip():
+            return self._usage("charts")
+        try:
+            wanted = parse_on_off(setting, "/charts")
+        except ValueError as exc:
+            return self._usage("charts", str(exc))
+        refused = await self._refuse_unless_moderator(caller, "change charts on alerts")
+        if refused:
+            return refused
+        now = self._clock.now()
+
+        def change(current: Policy) -> Policy:
+            return replace(current, charts=wanted)
+
+        result = await self._change_policy(
+            caller, change, now, lambda p: f"charts {'on' if p.charts else 'off'}",
+            command="charts")
+        if isinstance(result, Reply):
+            return result
+        if wanted:
+            note = ("" if self._charts is not None
+                    else " (this source has no history: alerts stay text-only)")
+            return ok("Charts on: TM grade and fundamental grade alerts here come with a "
+                      f"30-day chart{note}. /charts off stops it.")
+        return ok("Charts off: grade alerts here are text only.")
 
     async def _change_policy(self, caller: Caller, change: Callable[[Policy], Policy],
                              now: datetime, detail: Callable[[Policy], str], *, command: str,

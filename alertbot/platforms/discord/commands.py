@@ -300,6 +300,12 @@ class DiscordCommands:
         async def why(interaction: discord.Interaction[Any]) -> None:
             await answer(interaction, core.why(caller_of(interaction)))
 
+        @app_commands.describe(setting="on: attach a 30-day chart to grade alerts here; off")
+        @app_commands.choices(setting=[app_commands.Choice(name=n, value=n)
+                                       for n in ("on", "off")])
+        async def charts(interaction: discord.Interaction[Any], setting: str) -> None:
+            await answer(interaction, core.charts(caller_of(interaction), setting))
+
         async def test(interaction: discord.Interaction[Any]) -> None:
             await answer(interaction, core.test(caller_of(interaction)))
 
@@ -312,7 +318,8 @@ class DiscordCommands:
         callbacks: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
             "signal": signal, "grade": grade, "chart": chart, "subscribe": subscribe,
             "unsubscribe": unsubscribe, "subscriptions": subscriptions, "throttle": throttle,
-            "quiet": quiet, "mute": mute, "unmute": unmute, "why": why, "test": test, "id": id_,
+            "quiet": quiet, "mute": mute, "unmute": unmute, "why": why, "charts": charts,
+            "test": test, "id": id_,
             "help": help_,
         }
         return [_command(specs[name], callback) for name, callback in callbacks.items()]
