@@ -97,7 +97,8 @@ def _draw(paint: Callable[[_Canvas], None]) -> bytes:
         image = Image.new("RGB", (WIDTH * SCALE, HEIGHT * SCALE), BACKGROUND)
         paint(_Canvas(ImageDraw.Draw(image), _font))
         out = io.BytesIO()
-        image.reduce(SCALE).save(out, format="PNG", optimize=False, compress_level=6)
+        # Level 1: a third less CPU than the default 6 for ~15 % more bytes (~65 KB a year).
+        image.reduce(SCALE).save(out, format="PNG", optimize=False, compress_level=1)
     except (OSError, ValueError) as exc:
         raise ChartRenderError(f"chart drawing failed: {exc}") from None
     return out.getvalue()
