@@ -32,8 +32,10 @@ BAND_INK = ("#8e2a22", "#8a4a12", "#55554f", "#2f6b2a", "#1d5a18")
 SERIES_COLOURS = ("#1f4fa3", "#b8560b")
 UP, DOWN = "#17803a", "#c0262d"
 
-LEFT, RIGHT, TOP, BOTTOM = 118, 178, 96, 58
+LEFT, RIGHT, TOP, BOTTOM = 138, 176, 104, 62
 """Plot margins at 1×: band names left, current values right, title above, dates below."""
+LABEL_GAP = 54
+"""Least vertical distance between the two current-value labels (value and band name)."""
 
 
 class PillowRenderer:
@@ -117,8 +119,8 @@ def _font(size: int) -> Any:
 def _grade_chart(canvas: _Canvas, spec: ChartSpec) -> None:
     x0, x1 = LEFT, WIDTH - RIGHT
     y0, y1 = TOP, HEIGHT - BOTTOM
-    canvas.text(24, 18, spec.title, 30)
-    canvas.text(24, 58, spec.subtitle, 19, MUTED)
+    canvas.text(24, 16, spec.title, 36)
+    canvas.text(24, 62, spec.subtitle, 22, MUTED)
     _legend(canvas, WIDTH - 24, 24)
     span = max((spec.end - spec.start).total_seconds(), 1.0)
 
@@ -131,13 +133,13 @@ def _grade_chart(canvas: _Canvas, spec: ChartSpec) -> None:
     for index, band in enumerate(spec.bands):
         canvas.rect((x0, ypos(band.high), x1, ypos(band.low)), BAND_COLOURS[index % 5])
         middle = ypos((band.low + band.high) / 2)
-        canvas.text(x0 - 10, middle, band.name, 16, BAND_INK[index % 5], anchor="rm")
+        canvas.text(x0 - 10, middle, band.name, 20, BAND_INK[index % 5], anchor="rm")
     for band in spec.bands[1:]:
         canvas.line([(x0, ypos(band.low)), (x1, ypos(band.low))], GRID, 1.5)
     for at, label in _ticks(spec.start, spec.end):
         x = xpos(at)
         canvas.line([(x, y1), (x, y1 + 6)], MUTED, 1.5)
-        canvas.text(x, y1 + 12, label, 16, MUTED, anchor="ma")
+        canvas.text(x, y1 + 12, label, 20, MUTED, anchor="ma")
     if spec.note:
         canvas.text((x0 + x1) / 2, (y0 + y1) / 2, spec.note, 24, MUTED, anchor="mm")
     for index, series in enumerate(spec.series):
@@ -162,11 +164,11 @@ def _legend(canvas: _Canvas, right: float, top: float) -> None:
         ("bullish", lambda x, y: canvas.triangle(x + 13, y, 8, True, UP)),
         ("bearish", lambda x, y: canvas.triangle(x + 13, y, 8, False, DOWN)),
     ]
-    widths = [34 + canvas.text_width(label, 16) + 18 for label, _ in items]
+    widths = [34 + canvas.text_width(label, 19) + 18 for label, _ in items]
     x = right - sum(widths)
     for (label, glyph), width in zip(items, widths, strict=True):
         glyph(x, top + 10)
-        canvas.text(x + 34, top + 10, label, 16, MUTED, anchor="lm")
+        canvas.text(x + 34, top + 10, label, 19, MUTED, anchor="lm")
         x += width
 
 
@@ -175,10 +177,11 @@ def _end_labels(canvas: _Canvas, spec: ChartSpec, xpos: Callable[[datetime], flo
     """Current values right of the plot, nudged apart when the two lines end close together."""
     labels = [(ypos(s.last.value), s, SERIES_COLOURS[i % 2])
               for i, s in enumerate(spec.series) if s.last is not None]
-    if len(labels) == 2 and abs(labels[0][0] - labels[1][0]) < 44:
+    if len(labels) == 2 and abs(labels[0][0] - labels[1][0]) < LABEL_GAP:
         upper, lower = sorted(labels, key=lambda item: item[0])
         middle = (upper[0] + lower[0]) / 2
-        labels = [(middle - 22, upper[1], upper[2]), (middle + 22, lower[1], lower[2])]
+        labels = [(middle - LABEL_GAP / 2, upper[1], upper[2]),
+                  (middle + LABEL_GAP / 2, lower[1], lower[2])]
     for y, series, colour in labels:
         assert series.last is not None
         x = xpos(series.last.at)
@@ -187,8 +190,8 @@ def _end_labels(canvas: _Canvas, spec: ChartSpec, xpos: Callable[[datetime], flo
         y = min(HEIGHT - BOTTOM - 10, max(TOP + 10, y))
         canvas.line([(x + 6, ypos(series.last.value)), (label_x - 4, y)], colour, 1.5)
         value, _, band = series.label.partition(" ")
-        canvas.text(label_x, y - 2, value, 22, colour, anchor="ls")
-        canvas.text(label_x, y + 2, band, 15, colour, anchor="lt")
+        canvas.text(label_x, y - 1, value, 27, colour, anchor="ls")
+        canvas.text(label_x, y + 3, band, 18, colour, anchor="lt")
 
 
 def _ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
@@ -219,30 +222,30 @@ def _ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
 
 
 def _drivers_chart(canvas: _Canvas, spec: DriversSpec) -> None:
-    canvas.text(24, 18, spec.title, 28)
-    canvas.text(24, 58, spec.subtitle, 19, MUTED)
+    canvas.text(24, 16, spec.title, 34)
+    canvas.text(24, 62, spec.subtitle, 22, MUTED)
     if not spec.bars:
         canvas.text(WIDTH / 2, HEIGHT / 2, "No component scores available", 24, MUTED,
                     anchor="mm")
         return
-    x0, x1 = 200, WIDTH - 190
+    x0, x1 = 210, WIDTH - 200
     top = TOP + 20
     row = min(78.0, (HEIGHT - top - 40) / len(spec.bars))
     for value in (0, 20, 40, 60, 80, 100):
         x = x0 + (x1 - x0) * value / 100
         canvas.line([(x, top - 8), (x, top + row * len(spec.bars))], "#dcdad3", 1.5)
-        canvas.text(x, top + row * len(spec.bars) + 8, str(value), 15, MUTED, anchor="ma")
+        canvas.text(x, top + row * len(spec.bars) + 8, str(value), 18, MUTED, anchor="ma")
     for index, bar in enumerate(spec.bars):
         y = top + row * index + row / 2
-        canvas.text(x0 - 14, y, bar.name, 19, INK, anchor="rm")
+        canvas.text(x0 - 14, y, bar.name, 22, INK, anchor="rm")
         if bar.score is None:
-            canvas.text(x0 + 8, y, "not rated", 17, MUTED, anchor="lm")
+            canvas.text(x0 + 8, y, "not rated", 20, MUTED, anchor="lm")
             continue
         band = min(4, int(bar.score // 20))
         canvas.rect((x0, y - row * 0.3, x0 + (x1 - x0) * bar.score / 100, y + row * 0.3),
                     BAND_INK[band])
-        canvas.text(x1 + 14, y, f"{bar.score:.1f}", 20, INK, anchor="lm")
+        canvas.text(x1 + 14, y, f"{bar.score:.1f}", 24, INK, anchor="lm")
         if bar.delta is not None and abs(bar.delta) >= 0.05:
             colour = UP if bar.delta > 0 else DOWN
-            canvas.triangle(x1 + 84, y, 7, bar.delta > 0, colour)
-            canvas.text(x1 + 96, y, f"{bar.delta:+.1f}", 18, colour, anchor="lm")
+            canvas.triangle(x1 + 86, y, 8, bar.delta > 0, colour)
+            canvas.text(x1 + 100, y, f"{bar.delta:+.1f}", 22, colour, anchor="lm")

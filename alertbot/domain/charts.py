@@ -278,7 +278,8 @@ def build_chart(history: History, scale: Scale | None = None) -> ChartSpec:
         _describe("Fundamental grade", fundamental, scale),
         _describe_flips(flips),
     ]
-    dated = len({p.at.date() for p in tm} | {p.at.date() for p in fundamental})
+    # A point exactly at the start belongs to the day before the range.
+    dated = len({p.at.date() for p in (*tm, *fundamental) if p.at > history.start})
     if tm or fundamental:
         caption_parts.append(f"Data on {dated} of {days} days.")
     caption = fit_caption(" ".join(caption_parts))
@@ -349,9 +350,12 @@ def build_drivers(token: Token, latest: DriverScores | None,
                    key=lambda b: -abs(b.delta or 0.0))
     summary = (f"Biggest move: {moved[0].name} {_signed(moved[0].delta or 0.0)}."
                if moved else "")
+    short = "; ".join(
+        f"{b.name} " + ("not rated" if b.score is None else _num(b.score))
+        + (f" ({_signed(b.delta)})" if b.delta is not None and abs(b.delta) >= 0.05 else "")
+        for b in bars)
     caption = fit_caption(f"{token.symbol} fundamental-grade components on {_day(latest.at)}"
-                          f"{' (change' + since + ')' if previous else ''}: "
-                          + "; ".join(lines) + ". " + summary)
+                          f"{' (change' + since + ')' if previous else ''}: {short}. {summary}")
     return DriversSpec(title, subtitle, tuple(bars), caption.strip(), lines)
 
 
