@@ -33,12 +33,13 @@ from alertbot.ports.source import HistorySource, SourceError
 
 log = logging.getLogger(__name__)
 
-DRIVER_LOOKBACK_DAYS = 90
-"""How far back the key drivers look for the day of the last fundamental-grade alert."""
+DRIVER_LOOKBACK_DAYS = 30
+"""How far back the key drivers look for the day of the last fundamental-grade alert.
+
+30 days, as alert charts: one history (3 Token Metrics calls, kept for the day) serves both.
+"""
 ALERT_IMAGES_KEPT = 64
 """Charts of recent alerts kept, so a fan-out to many chats draws each once."""
-DRIVER_FALLBACK = timedelta(days=30)
-"""Without a fundamental-grade alert, changes are shown over this span."""
 
 
 class ChartUnavailable(Exception):
@@ -56,6 +57,9 @@ class ChartService:
         self._clock = clock
         self._scale = scale or Scale()
         self._alert_images: dict[tuple[str, int], ChartImage] = {}
+        # One drawing at a time: the renderer's cached fonts are not shared across threads,
+        # and on a small machine parallel drawings only slow each other down.
+        self._drawing = asyncio.Lock()
 
     def _draw(self) -> ChartRenderer:
         # Created on first use: the imaging library is only imported when a chart is drawn.
@@ -110,8 +114,11 @@ class ChartService:
         history = await self.history(token, DRIVER_LOOKBACK_DAYS)
         latest = drivers_at(history, None)
         previous = None
-        if since is None and latest is not None:
-            previous = drivers_at(history, latest.at - DRIVER_FALLBACK)
+        if since is None and latest is not None and history.drivers:
+            # No recent alert: the change over the whole lookback.
+            previous = min(history.drivers, key=lambda d: d.at)
+            if previous.at >= latest.at:
+                previous = None
         elif since is not None and latest is not None:
             # `since` is a wall-clock time; the history may run on its own (demo) timeline.
             previous = drivers_at(history, history.end - (self._clock.now() - since))
@@ -128,7 +135,8 @@ class ChartService:
     async def _render(self, draw: Callable[[ChartRenderer], bytes]) -> bytes:
         try:
             renderer = self._draw()
-            return await asyncio.to_thread(draw, renderer)
+            async with self._drawing:
+                return await asyncio.to_thread(draw, renderer)
         except ChartRenderError as exc:
             log.warning("chart rendering failed: %s", exc)
             raise ChartUnavailable(f"The chart could not be drawn: {exc}") from None

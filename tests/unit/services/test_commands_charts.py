@@ -11,7 +11,7 @@ import pytest
 from alertbot.domain.charts import ChartSpec, DriversSpec, History, Point, driver_scores
 from alertbot.domain.commands import ReplyKind
 from alertbot.domain.detect import Rules
-from alertbot.domain.models import Token
+from alertbot.domain.models import Change, Direction, Kind, Token, make_change_id
 from alertbot.ports.charts import ChartRenderer
 from alertbot.ports.source import SourceError
 from alertbot.services.charts import ChartService
@@ -19,7 +19,7 @@ from alertbot.services.commands import CommandCore
 from alertbot.services.lookup import Lookup
 from alertbot.store.sqlite import SqliteStore
 from tests.support import ManualClock
-from tests.unit.services.test_commands import GROUP, NOW, TableSource, member
+from tests.unit.services.test_commands import BTC, GROUP, NOW, TableSource, member
 from tests.unit.services.test_commands import admin as moderator
 
 
@@ -93,7 +93,7 @@ async def test_chart_drivers_draws_the_components(world: World) -> None:
     reply = await world.core.handle(member(), "chart", "btc drivers")
     assert reply.image is not None and reply.image.filename == "btc-drivers.png"
     assert isinstance(world.renderer.specs[0], DriversSpec)
-    assert "Community: " in reply.image.caption
+    assert "Community 52.9 (+2.9)" in reply.image.caption
 
 
 @pytest.mark.parametrize("text", ["BTC 2y", "BTC 90d extra", "", "BTC 3d"])
@@ -122,7 +122,7 @@ async def test_grade_shows_key_drivers_with_change(world: World) -> None:
     reply = await world.core.handle(member(), "grade", "BTC")
     assert "Key drivers (fundamental grade):" in reply.lines
     community = next(line for line in reply.lines if "Community:" in line)
-    assert "(+3.0 since" in community
+    assert community == "  Community: 52.9 (+2.9 since 28 Oct 2026)"
     assert "  VC: not rated" in reply.lines
 
 
@@ -157,3 +157,17 @@ async def test_charts_bad_setting_is_usage_and_changes_nothing(world: World, tex
     assert await world.store.destination(GROUP) is None
 
 
+
+
+async def test_grade_key_drivers_change_since_the_last_fundamental_alert(world: World) -> None:
+    alerted = NOW - timedelta(days=10)
+    change = Change(make_change_id(BTC.token_id, Kind.FUNDAMENTAL, 70.0, 81.0, alerted), BTC,
+                    Kind.FUNDAMENTAL, 70.0, 81.0, Direction.UP, alerted, alerted, "", "",
+                    "delta")
+    await world.store.upsert_tokens([BTC], NOW)
+    await world.store.record_poll([], [change], alerted)
+
+    reply = await world.core.handle(member(), "grade", "BTC")
+
+    community = next(line for line in reply.lines if "Community:" in line)
+    assert community == "  Community: 52.9 (+0.9 since 17 Nov 2026)"
