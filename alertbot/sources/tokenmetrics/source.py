@@ -449,7 +449,9 @@ class TokenMetricsSource:
         signal endpoint leaves that part empty (and is not kept for the day).
         """
         end_day = end.astimezone(UTC).date()
-        first_day = end_day - timedelta(days=days)
+        start = (end - timedelta(days=days)).astimezone(UTC)
+        # Daily rows are stamped 00:00Z: the first day that can hold one at or after `start`.
+        first_day = start.date() if start.time() == time() else start.date() + timedelta(days=1)
         key = (token.token_id, first_day, end_day)
         state = self._state
         now = state.clock.now()
