@@ -1,4 +1,5 @@
-"""Command line: run, check, lookup, (un)subscribe, subscriptions, throttle, why, test, db."""
+"""Command line: run, check, lookup, (un)subscribe, subscriptions, throttle, why, test, status,
+db."""
 
 from __future__ import annotations
 
@@ -116,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
                                       "(the same as /why in chat)")
     _destination_args(why)
 
+    sub.add_parser("status", help="which replica leads (host, pid, since when) and every "
+                                  "replica's last heartbeat; exit 1 when none leads")
+
     db = sub.add_parser("db", help="database maintenance: backup, stats")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     backup = db_sub.add_parser("backup", help="write a consistent copy while the bot runs")
@@ -189,6 +193,10 @@ def _quiet_demo_logs(settings: Settings) -> Iterator[None]:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    if args.command == "status":
+        from alertbot.bootstrap import maintenance
+
+        return await maintenance.status(settings)
     if args.command == "db":
         from alertbot.bootstrap import maintenance
 

@@ -67,7 +67,8 @@ def web_server(app: App, *, port: int | None = None) -> WebServer:
                      port=app.settings.http_port if port is None else port,
                      quota=app.source_parts.quota,
                      limits=HttpLimits(app.settings.http_max_connections,
-                                       app.settings.http_read_timeout.total_seconds()))
+                                       app.settings.http_read_timeout.total_seconds()),
+                     role=app.role, leader_probes=app.leader_probes)
 
 
 class Reloader:
