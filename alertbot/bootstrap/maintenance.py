@@ -85,7 +85,7 @@ SILENT_AFTER = timedelta(seconds=30)
 """A replica whose last heartbeat is older than this is shown as silent (probably gone)."""
 
 
-async def status(settings: Settings, out: TextIO = sys.stdout) -> int:
+async def status(settings: Settings, out: TextIO | None = None) -> int:
     """Print which replica leads, since when, and every replica's last heartbeat.
 
     Exit status 0 when a replica leads now, 1 when none does.
@@ -105,7 +105,7 @@ async def status(settings: Settings, out: TextIO = sys.stdout) -> int:
         await store.close()
     lines, leading = format_status(found)
     for line in lines:
-        print(line, file=out)
+        print(line, file=out or sys.stdout)
     return EXIT_OK if leading else EXIT_FAILURE
 
 
