@@ -102,9 +102,14 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     return app
 
 
+def is_postgres(url: str) -> bool:
+    """Whether `url` names a PostgreSQL database."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def leadership_for(url: str, store: Fencing, clock: Clock) -> Leadership:
     """The leadership of the database at `url`: a lease on PostgreSQL, always-leader on SQLite."""
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_postgres(url):
         from alertbot.store.postgres.leadership import PostgresLeadership
 
         return PostgresLeadership(url)

@@ -90,19 +90,30 @@ async def status(settings: Settings, out: TextIO | None = None) -> int:
 
     Exit status 0 when a replica leads now, 1 when none does.
     """
-    from alertbot.bootstrap.build import leadership_for
+    from alertbot.bootstrap.build import is_postgres, leadership_for
     from alertbot.ports.clock import SystemClock
 
-    store = SqliteStore.from_url(settings.database_url)
-    await store.open()
-    try:
-        leadership = leadership_for(settings.database_url, store, SystemClock())
+    url = settings.database_url
+    if is_postgres(url):
+        # The lease lives on its own connection: no store needed to read it.
+        from alertbot.store.postgres.leadership import PostgresLeadership
+
+        postgres = PostgresLeadership(url)
         try:
-            found = await leadership.status()
+            found = await postgres.status()
         finally:
-            await leadership.close()
-    finally:
-        await store.close()
+            await postgres.close()
+    else:
+        store = SqliteStore.from_url(url)
+        await store.open()
+        try:
+            leadership = leadership_for(url, store, SystemClock())
+            try:
+                found = await leadership.status()
+            finally:
+                await leadership.close()
+        finally:
+            await store.close()
     lines, leading = format_status(found)
     for line in lines:
         print(line, file=out or sys.stdout)
