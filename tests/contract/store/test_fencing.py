@@ -117,3 +117,14 @@ async def test_fencing_heartbeats_replace_per_replica_and_forget_silent_ones(
     await store.heartbeat(ReplicaRecord(a, NOW, NOW + timedelta(seconds=4), Role.LEADER),
                           NOW - timedelta(days=1))
     assert [r.replica for r in await store.replicas()] == [a]
+
+
+async def test_fencing_default_epoch_passes_only_before_the_first_epoch(
+        contract_store: Store) -> None:
+    store = contract_store
+    await committed_row(store)
+    await store.claim("akey", NOW)
+    await store.begin_epoch(A, NOW)
+    with pytest.raises(FencedError, match="epoch 0 is over: epoch 1"):
+        await store.mark_sent(TG, "akey", "m-1", NOW)
+    assert (await store.outbox_stats()).by_state == {"sending": 1}
