@@ -211,6 +211,12 @@ def _parser() -> argparse.ArgumentParser:
          "alertbot why --platform discord --chat 444444444444444444 --thread 444444444444444455"])
     _destination_args(why)
 
+    _command(
+        sub, "status", "which replica leads, since when, and every replica's last heartbeat",
+        "Print which replica leads (host, pid, epoch, since when, lease end) and every "
+        "replica's last heartbeat, marking silent ones. Exit 1 when no replica leads.",
+        ["alertbot status"])
+
     db = _command(
         sub, "db", "database maintenance: backup, stats",
         "Database maintenance beside a running bot: an online consistent backup, or sizes "
@@ -296,6 +302,10 @@ def _quiet_demo_logs(settings: Settings) -> Iterator[None]:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    if args.command == "status":
+        from alertbot.bootstrap import maintenance
+
+        return await maintenance.status(settings)
     if args.command == "db":
         from alertbot.bootstrap import maintenance
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from alertbot.bootstrap.parts import Installed
+from alertbot.bootstrap.roles import RoleSwitch
 from alertbot.bootstrap.sources import SourceParts
 from alertbot.config import Settings
 from alertbot.domain.detect import Rules
@@ -17,6 +18,7 @@ from alertbot.http.telegram_hook import UpdateSink
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics
 from alertbot.ports.clock import Clock
+from alertbot.ports.leadership import Leadership, Role
 from alertbot.ports.lifecycle import Check, Closer, Job, Probe
 from alertbot.ports.notifier import Notifier
 from alertbot.ports.observers import Observers
@@ -65,6 +67,16 @@ class App:
     """Re-read on SIGHUP."""
     charts: ChartService | None = None
     """Grade-history charts (None: the source has no history)."""
+    leadership: Leadership | None = None
+    """Who of the replicas on this database leads (set by build())."""
+    role_switch: RoleSwitch | None = None
+    """Set while `alertbot run` runs: starts and stops the leader-only jobs."""
+    leader_probes: set[str] = field(default_factory=set)
+    """Readiness probes that only apply while leading (a standby's /readyz skips them)."""
+
+    def role(self) -> Role | None:
+        """Leader or standby while `alertbot run` runs; None otherwise."""
+        return self.role_switch.role if self.role_switch is not None else None
 
     @property
     def source(self) -> Source:

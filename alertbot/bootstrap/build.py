@@ -31,16 +31,18 @@ from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics
 from alertbot.ports.charts import ChartRenderer
 from alertbot.ports.clock import Clock, SystemClock
+from alertbot.ports.leadership import Leadership
 from alertbot.ports.lifecycle import Check, Closer
 from alertbot.ports.notifier import Notifier
 from alertbot.ports.observers import Observers
-from alertbot.ports.store import QUEUED_STATES, Maintenance
+from alertbot.ports.store import QUEUED_STATES, Fencing, Maintenance
 from alertbot.services.charts import ChartService
 from alertbot.services.commands import AlertTestResult, CommandCore, send_test_alert
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.poller import Poller
 from alertbot.store.sqlite import SqliteStore
+from alertbot.store.sqlite.leadership import SqliteLeadership
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,11 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     lookup = Lookup(store, parts.lookups, clock,
                     fresh_for=max(parts.interval * 3, timedelta(minutes=2)))
     poller.also_watch = lookup.recent_tokens
+    leadership = leadership_for(settings.database_url, store, clock)
+    closers.append(leadership.close)
+    # Replicas on one database all write readings (push ingest on standbys): no process may
+    # trust a cache of them.
+    poller.shared_state = not isinstance(leadership, SqliteLeadership)
 
     async def send_test(destination: Destination) -> AlertTestResult:
         # Through the notifiers the platforms install below, paced with the alerts.
@@ -95,7 +102,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
                            charts=charts)
     app = App(settings, clock, store, parts, rules, poller, dispatcher, lookup, commands,
               redactor, session, Metrics(), observers, notifiers=notifiers, closers=closers,
-              env_file=env_file, charts=charts)
+              env_file=env_file, charts=charts, leadership=leadership)
     app.checks["database"] = _database_check(store)
     app.checks["source"] = parts.check
     if parts.readiness is not None:
@@ -107,6 +114,20 @@ async def build(settings: Settings, *, clock: Clock | None = None,
         await app.close()
         raise
     return app
+
+
+def is_postgres(url: str) -> bool:
+    """Whether `url` names a PostgreSQL database."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def leadership_for(url: str, store: Fencing, clock: Clock) -> Leadership:
+    """The leadership of the database at `url`: a lease on PostgreSQL, always-leader on SQLite."""
+    if is_postgres(url):
+        from alertbot.store.postgres.leadership import PostgresLeadership
+
+        return PostgresLeadership(url)
+    return SqliteLeadership(store, clock)
 
 
 async def _install_platforms(app: App) -> None:

@@ -1,4 +1,4 @@
-"""`alertbot db backup PATH` and `alertbot db stats`: maintenance on the store alone.
+"""`alertbot db backup PATH`, `db stats` and `status`: maintenance on the store alone.
 
 These open only the database (migrations apply, as at every start), never the source or the
 platforms, so they are safe to run next to a running bot.
@@ -7,10 +7,11 @@ platforms, so they are safe to run next to a running bot.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from alertbot.config import Settings
+from alertbot.ports.leadership import LeadershipStatus, Role
 from alertbot.ports.store import DatabaseStats, OutboxState, StoreError
 from alertbot.store.sqlite import SqliteStore
 
@@ -78,3 +79,86 @@ def _size(count: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
+
+
+SILENT_AFTER = timedelta(seconds=30)
+"""A replica whose last heartbeat is older than this is shown as silent (probably gone)."""
+
+
+async def status(settings: Settings, out: TextIO | None = None) -> int:
+    """Print which replica leads, since when, and every replica's last heartbeat.
+
+    Exit status 0 when a replica leads now, 1 when none does.
+    """
+    from alertbot.bootstrap.build import is_postgres, leadership_for
+    from alertbot.ports.clock import SystemClock
+
+    url = settings.database_url
+    if is_postgres(url):
+        # The lease lives on its own connection: no store needed to read it.
+        from alertbot.store.postgres.leadership import PostgresLeadership
+
+        postgres = PostgresLeadership(url)
+        try:
+            found = await postgres.status()
+        finally:
+            await postgres.close()
+    else:
+        store = SqliteStore.from_url(url)
+        await store.open()
+        try:
+            leadership = leadership_for(url, store, SystemClock())
+            try:
+                found = await leadership.status()
+            finally:
+                await leadership.close()
+        finally:
+            await store.close()
+    lines, leading = format_status(found)
+    for line in lines:
+        print(line, file=out or sys.stdout)
+    return EXIT_OK if leading else EXIT_FAILURE
+
+
+def format_status(found: LeadershipStatus) -> tuple[list[str], bool]:
+    """Readable lines of the leadership status, and whether a replica leads now."""
+    now = found.now
+    leader = found.leader
+    by_id = {r.replica: r for r in found.replicas}
+    leading = False
+    if leader is None:
+        lines = ["leader: none (no `alertbot run` has started on this database yet)"]
+    else:
+        record = by_id.get(leader.holder)
+        lease_ok = leader.expires_at is None or leader.expires_at > now
+        alive = (record is not None and record.role is Role.LEADER
+                 and now - record.heartbeat_at <= SILENT_AFTER)
+        leading = lease_ok and alive
+        since = f"since {_at(leader.acquired_at)} ({_ago(now - leader.acquired_at)})"
+        who = (f"{leader.holder.host} pid {leader.holder.pid} (epoch {leader.epoch}) {since}")
+        if leading:
+            lease = ("no lease (SQLite: one process)" if leader.expires_at is None
+                     else f"lease until {_at(leader.expires_at)}")
+            lines = [f"leader: {who}; {lease}"]
+        else:
+            lines = [f"leader: none now; the last was {who}"]
+    lines.append(f"replicas: {len(found.replicas)}")
+    for record in found.replicas:
+        age = now - record.heartbeat_at
+        silent = " (silent: probably stopped)" if age > SILENT_AFTER else ""
+        lines.append(f"  {record.replica.host} pid {record.replica.pid}: {record.role.value},"
+                     f" started {_at(record.started_at)}, last heartbeat {_ago(age)}{silent}")
+    return lines, leading
+
+
+def _at(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _ago(age: timedelta) -> str:
+    seconds = max(0, int(age.total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"

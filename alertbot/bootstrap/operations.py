@@ -74,7 +74,7 @@ def web_server(app: App, *, port: int | None = None) -> WebServer:
                      quota=app.source_parts.quota,
                      limits=HttpLimits(app.settings.http_max_connections,
                                        app.settings.http_read_timeout.total_seconds()),
-                     telegram=telegram)
+                     telegram=telegram, role=app.role, leader_probes=app.leader_probes)
 
 
 class Reloader:

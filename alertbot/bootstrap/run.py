@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from alertbot.bootstrap.app import App
+from alertbot.bootstrap.roles import EVERYWHERE, LEADER_PROBES, RoleSwitch
 from alertbot.bootstrap.supervisor import Supervisor
 from alertbot.domain.address import ADDRESS_ID_PREFIX
 from alertbot.domain.models import (
@@ -36,6 +37,8 @@ DEMO_SUBSCRIPTION_KEY = "demo.console_subscription"
 """Meta key set while the console subscription the demo created for itself exists."""
 START_RETRY_CAP = 30.0
 """Longest pause between start-up attempts while the database is unavailable."""
+ONCE_LEADERSHIP_WAIT = 30.0
+"""How long `run --once` waits to lead before it gives up."""
 
 
 async def ensure_default_subscription(app: App) -> bool:
@@ -183,9 +186,7 @@ async def run(app: App, *, once: bool = False) -> int:
     if once:
         undelivered = _Undelivered()
         app.observers.add(undelivered)
-        await prepare(app, once=True)
-        await app.poller.poll_once()
-        await app.dispatcher.run_until_idle()
+        await _once_as_leader(app)
         if undelivered.dead or undelivered.failing:
             where = ", ".join(str(d) for d in undelivered.failing) or "-"
             log.error("run --once: %d alerts dead-lettered; destinations still failing: %s",
@@ -212,13 +213,45 @@ async def run(app: App, *, once: bool = False) -> int:
     supervisor = Supervisor(app.clock, observer=app.observers, redact=app.redactor)
     for name in jobs:
         app.health[f"{JOB_PROBE_PREFIX}{name}"] = supervisor.probe(name)
+    everywhere = {name: job for name, job in jobs.items() if name in EVERYWHERE}
+    assert app.leadership is not None, "build() sets the leadership"
+    switch = RoleSwitch(app.leadership, supervisor,
+                        {name: job for name, job in jobs.items() if name not in everywhere},
+                        dispatcher=app.dispatcher, poller=app.poller, metrics=app.metrics)
+    app.role_switch = switch
+    app.leader_probes.update(LEADER_PROBES)
+    app.leader_probes.update(f"{JOB_PROBE_PREFIX}{name}" for name in switch.jobs)
     try:
-        await supervisor.run(jobs, stop)
+        await supervisor.run({**everywhere, "leadership": switch.run}, stop)
     finally:
+        app.role_switch = None
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     log.info("alertbot stopped")
     return 0
+
+
+async def _once_as_leader(app: App) -> None:
+    """One poll and dispatch cycle under a leadership epoch of its own."""
+    leadership = app.leadership
+    assert leadership is not None, "build() sets the leadership"
+    gave_up = asyncio.Event()
+    timer = asyncio.get_running_loop().call_later(ONCE_LEADERSHIP_WAIT, gave_up.set)
+    try:
+        epoch = await leadership.acquire(gave_up)
+    finally:
+        timer.cancel()
+    if epoch is None:
+        raise StoreError(f"no leadership within {ONCE_LEADERSHIP_WAIT:.0f}s (another replica "
+                         "leads, or the database is unavailable); run --once delivers only "
+                         "as the leader")
+    app.dispatcher.lead(epoch, valid=leadership.valid)
+    try:
+        await prepare(app, once=True)
+        await app.poller.poll_once()
+        await app.dispatcher.run_until_idle()
+    finally:
+        await leadership.release()
 
 
 async def _first_of(*events: asyncio.Event) -> asyncio.Event:

@@ -1,6 +1,12 @@
 """HTTP endpoints: /healthz, /readyz, /metrics, the signed push ingest /hooks/signals and,
 in Telegram webhook mode, the path of TELEGRAM_WEBHOOK_URL (telegram_hook.py).
 
+With several replicas, /readyz says which role answers: the leader's body starts with
+`ready` (or `not ready`), a standby's with `standby`; both carry an `Alertbot-Role` header
+(`leader` or `standby`). A ready standby answers 200, since it serves /metrics and push
+ingest; `/readyz?role=leader` answers 503 on a standby, for a load balancer that must reach
+the leader only. A standby skips the leader-only checks (polls, chat connections).
+
 Runs as a background job of `alertbot run` on ALERTBOT_HTTP_HOST:ALERTBOT_HTTP_PORT (port 0
 disables it). Every response body passes through the redactor. Connections are capped and
 reads are bounded in time (see limits.py); refusals are counted and summarised, never logged
@@ -13,7 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +52,7 @@ from alertbot.http.telegram_hook import TelegramWebhook, UpdateSink
 from alertbot.observability.logs import Redactor, correlation_id
 from alertbot.observability.metrics import CONTENT_TYPE, Metrics, QuotaProbe
 from alertbot.ports.clock import Clock
+from alertbot.ports.leadership import Role
 from alertbot.ports.lifecycle import Probe
 from alertbot.ports.store import Store
 from alertbot.services.lookup import Lookup
@@ -56,6 +63,7 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 5.0
 INGEST_PATH = "/hooks/signals"
 LOGGED_STATUSES = (422,)
+ROLE_HEADER = "Alertbot-Role"
 """Rejections logged one by one: only signed requests get this far, the rest are summarised."""
 
 
@@ -86,7 +94,9 @@ class WebServer:
                  port: int = 0, quota: QuotaProbe | None = None, started: datetime | None = None,
                  wall: Callable[[], float] = time.time, limits: HttpLimits | None = None,
                  summary_every: float = SUMMARY_INTERVAL,
-                 telegram: TelegramRoute | None = None) -> None:
+                 telegram: TelegramRoute | None = None,
+                 role: Callable[[], Role | None] = lambda: None,
+                 leader_probes: Collection[str] = ()) -> None:
         self._store = store
         self._poller = poller
         self._lookup = lookup
@@ -95,6 +105,10 @@ class WebServer:
         self._redactor = redactor
         self._health = health
         """Shared with the composition root: probes added later are read too."""
+        self._role = role
+        """None outside `alertbot run` (answers as the leader)."""
+        self._leader_probes = leader_probes
+        """Shared like `health`: probes a standby skips."""
         self._webhook_secret = webhook_secret
         self._host = host
         self._port = port
@@ -231,10 +245,17 @@ class WebServer:
         return web.Response(text="ok\n")
 
     async def readiness(self) -> list[CheckResult]:
-        """Every readiness check: database, poll freshness, each registered probe."""
+        """Every readiness check: database, poll freshness, each registered probe.
+
+        A standby checks only what it runs itself (the database, the HTTP server, ...).
+        """
+        standby = self._role() is Role.STANDBY
         results = [await self._database()]
-        results.append(self._polls())
+        if not (standby and "polls" in self._leader_probes):
+            results.append(self._polls())
         for name, probe in self._health.items():
+            if standby and name in self._leader_probes:
+                continue
             try:
                 problem = probe()
             except Exception as exc:
@@ -269,9 +290,15 @@ class WebServer:
         return CheckResult("polls", None, f"last success {age:.0f}s ago")
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        role = self._role() or Role.LEADER
         results = await self.readiness()
         ready = all(r.problem is None for r in results)
-        lines = ["ready" if ready else "not ready"]
+        if role is Role.STANDBY:
+            lines = ["standby" if ready else "not ready (standby)"]
+            if request.query.get("role") == "leader":
+                ready = False
+        else:
+            lines = ["ready" if ready else "not ready"]
         for result in results:
             if result.problem is None:
                 lines.append(f"{result.name}: ok" + (f" ({result.detail})" if result.detail
@@ -279,7 +306,8 @@ class WebServer:
             else:
                 lines.append(f"{result.name}: FAILED: {result.problem}")
         body = self._redactor("\n".join(lines) + "\n")
-        return web.Response(text=body, status=200 if ready else 503)
+        return web.Response(text=body, status=200 if ready else 503,
+                            headers={ROLE_HEADER: role.value})
 
     # ------------------------------------------------------------------ metrics
 

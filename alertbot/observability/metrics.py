@@ -111,6 +111,16 @@ class Metrics(PollObserver, DispatchObserver, JobObserver):
         self.scrape_errors = Counter("alertbot_metrics_scrape_errors",
                                      "Scrapes where stored state could not be read",
                                      registry=r)
+        self.leader = Gauge("alertbot_leader",
+                            "1 while this replica leads (polls and delivers), 0 on standby",
+                            registry=r)
+        self.leadership_changes = Counter(
+            "alertbot_leadership_changes",
+            "Times this replica started or stopped leading", registry=r)
+        self.leader_epoch = Gauge("alertbot_leader_epoch",
+                                  "Leadership epoch this replica holds (0 on standby)",
+                                  registry=r)
+        self._leading = False
         for state in OUTBOX_STATES:
             self.outbox.labels(state=state)
         for result in ("ok", "failed"):
@@ -152,6 +162,14 @@ class Metrics(PollObserver, DispatchObserver, JobObserver):
         self.paused_destinations.labels(platform=destination.platform).inc()
 
     # ------------------------------------------------------------------ other sources
+
+    def leadership(self, leading: bool, epoch: int | None) -> None:
+        """This replica started (with its epoch) or stopped (None) leading."""
+        self.leader.set(1 if leading else 0)
+        self.leader_epoch.set(epoch or 0)
+        if leading != self._leading:
+            self.leadership_changes.inc()
+        self._leading = leading
 
     def api_call(self, endpoint: str, status: str) -> None:
         """One Token Metrics request finished (status code, `timeout` or `error`)."""

@@ -32,6 +32,7 @@ from alertbot.domain.models import (
     TrackedState,
 )
 from alertbot.domain.throttle import DueAlert, Plan
+from alertbot.ports.leadership import LeaderRecord, ReplicaRecord
 
 
 class StoreError(Exception):
@@ -39,6 +40,14 @@ class StoreError(Exception):
 
     Raised with the driver's error as `__cause__`; the failed call changed nothing, so the
     caller may retry it later.
+    """
+
+
+class FencedError(StoreError):
+    """An outbox write carried an older leadership epoch than the store's current one.
+
+    A newer leader has started since the writer's epoch began: the writer must stop sending
+    and step down. Nothing was changed.
     """
 
 
@@ -387,9 +396,15 @@ class Outbox(Protocol):
     in the states they start from, so repeating any call (or reporting the outcome of a
     message already finished) changes nothing. `apply_plan`, `mark_retry` and `mark_dead`
     record decisions (see Audit.recent_decisions).
+
+    Fencing: the writes of the delivery path (`recover`, `apply_plan`, `claim`, `mark_sent`,
+    `mark_retry`, `mark_dead`) take the writer's leadership `epoch` and raise FencedError,
+    changing nothing, when it is older than the store's current epoch (Fencing.begin_epoch);
+    the check and the write are one transaction. The default epoch 0 passes only as long as no
+    epoch has begun (tools and tests on a fresh database).
     """
 
-    async def recover(self, now: datetime) -> int:
+    async def recover(self, now: datetime, *, epoch: int = 0) -> int:
         """Make rows left in `sending` by a crash due again; returns how many."""
         ...
 
@@ -415,7 +430,7 @@ class Outbox(Protocol):
         ...
 
     async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
-                         now: datetime) -> Counter[Reason]:
+                         now: datetime, *, epoch: int = 0) -> Counter[Reason]:
         """Store a throttle plan: decisions, holds, suppressions and message keys.
 
         Returns the decisions newly recorded, by reason: re-holding a row for the reason it
@@ -423,23 +438,23 @@ class Outbox(Protocol):
         """
         ...
 
-    async def claim(self, key: str, now: datetime) -> None:
+    async def claim(self, key: str, now: datetime, *, epoch: int = 0) -> None:
         """Mark a message's rows as being sent."""
         ...
 
     async def mark_sent(self, destination: Destination, key: str, message_id: str,
-                        now: datetime) -> list[Change]:
+                        now: datetime, *, epoch: int = 0) -> list[Change]:
         """Record a delivered message; returns its changes (none when already finished)."""
         ...
 
     async def mark_retry(self, destination: Destination, key: str, until: datetime,
                          error: str, reason: Reason, count_attempt: bool,
-                         now: datetime) -> None:
+                         now: datetime, *, epoch: int = 0) -> None:
         """Schedule a message for another attempt."""
         ...
 
     async def mark_dead(self, destination: Destination, key: str, error: str, reason: Reason,
-                        now: datetime) -> None:
+                        now: datetime, *, epoch: int = 0) -> None:
         """Give up on a message."""
         ...
 
@@ -542,6 +557,31 @@ class Updates(Protocol):
         ...
 
 
+class Fencing(Protocol):
+    """Leadership epochs and replica heartbeats as the database records them.
+
+    The epoch stored here is the one Outbox writes are checked against. `begin_epoch` is how
+    a backend that always leads (SQLite, one process) starts its epoch; a leadership that
+    elects among replicas (PostgreSQL lease) writes the same record itself.
+    """
+
+    async def begin_epoch(self, holder: str, now: datetime) -> int:
+        """Start a new epoch held by `holder` (one above every earlier one); returns it."""
+        ...
+
+    async def leader(self) -> LeaderRecord | None:
+        """The current epoch's holder, or None before the first epoch."""
+        ...
+
+    async def heartbeat(self, record: ReplicaRecord, forget_before: datetime) -> None:
+        """Record a replica's heartbeat; forget replicas silent since before `forget_before`."""
+        ...
+
+    async def replicas(self) -> list[ReplicaRecord]:
+        """Every remembered replica, leader first, then by id."""
+        ...
+
+
 class Maintenance(Protocol):
     """Lifecycle, health and housekeeping of the database.
 
@@ -589,7 +629,7 @@ class Maintenance(Protocol):
 
 
 class Store(Catalog, StateStore, Subscriptions, Destinations, Outbox, Audit, Meta, TokenMutes,
-            Updates,
+            Updates, Fencing,
             Maintenance, Protocol):
     """Durable state of the bot: every role, for the composition root and the tests."""
 

@@ -11,6 +11,12 @@ A store fault (StoreError: locked, full, read-only) pauses delivery instead of e
 loop and the lanes back off with a capped exponential delay, log one line (then at most one a
 minute), and resume when the store answers again. The outcome of a send already made is
 retried until it is recorded, so a fault never loses or repeats an alert.
+
+Fencing: every outbox write carries the leadership epoch given to `lead`. When the store
+refuses it (FencedError: a newer leader began) or the lease is no longer certainly held, the
+dispatcher starts no further send, records nothing more and calls `on_fenced`, so the process
+steps down; a send already made is left claimed for the new leader's recovery to send again
+under the same key.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
 from alertbot.ports.observers import DispatchObserver
-from alertbot.ports.store import DispatchStore, PlanKeys, StoreError
+from alertbot.ports.store import DispatchStore, FencedError, PlanKeys, StoreError
 from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -170,6 +176,14 @@ class _StoreFault:
         return max(0.0, self._until - now)
 
 
+def _always() -> bool:
+    return True
+
+
+def _nothing() -> None:
+    return None
+
+
 class Dispatcher:
     """Delivers due outbox rows through the notifiers."""
 
@@ -200,6 +214,33 @@ class Dispatcher:
         """The end of each destination's announced held group (see _announce_held)."""
         self.charts: ChartSource | None = None
         """Draws the chart of a grade alert, bound to its change (None: alerts are text)."""
+        self._epoch = 0
+        self._valid: Callable[[], bool] = _always
+        self._on_fenced: Callable[[], None] = _nothing
+        self._fenced = False
+
+    @property
+    def epoch(self) -> int:
+        """The leadership epoch every outbox write carries."""
+        return self._epoch
+
+    @property
+    def fenced(self) -> bool:
+        """Whether this run was refused for an older epoch (or a lease that ran out)."""
+        return self._fenced
+
+    def lead(self, epoch: int, *, valid: Callable[[], bool] = _always,
+             on_fenced: Callable[[], None] = _nothing) -> None:
+        """Deliver as the leader of `epoch` from the next `run` on.
+
+        `valid` is asked right before each send (False: the lease may have run out, send
+        nothing); `on_fenced` is called once when the store refuses the epoch or `valid`
+        says no.
+        """
+        self._epoch = epoch
+        self._valid = valid
+        self._on_fenced = on_fenced
+        self._fenced = False
 
     @property
     def platforms(self) -> list[str]:
@@ -221,6 +262,11 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop`, then let in-flight sends finish (bounded)."""
+        if self._fenced:
+            # A fenced leader sends nothing more; the supervisor must not restart it into
+            # sending: the step-down sets `stop` and a new `lead` clears this.
+            await stop.wait()
+            return
         self._stopping = False  # a run after a failed one (the supervisor's restart) sends again
         await self._start_notifiers()
         stopper = asyncio.create_task(stop.wait())
@@ -228,7 +274,7 @@ class Dispatcher:
         pruned = loop.time()
         try:
             await self._recover(stopper)
-            while not stop.is_set():
+            while not stop.is_set() and not self._fenced:
                 pause = self._fault.remaining(loop.time())
                 if pause > 0:
                     await asyncio.wait({stopper}, timeout=pause)
@@ -256,7 +302,7 @@ class Dispatcher:
             raise
         finally:
             stopper.cancel()
-            if not self._stopping:
+            if not self._stopping or self._fenced:
                 await self._drain()
 
     async def _recover(self, stopper: asyncio.Task[bool]) -> None:
@@ -264,7 +310,10 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         while not stopper.done():
             try:
-                recovered = await self._store.recover(self._clock.now())
+                recovered = await self._store.recover(self._clock.now(), epoch=self._epoch)
+            except FencedError as exc:
+                self._fence(exc)
+                return
             except StoreError as exc:
                 await asyncio.wait({stopper}, timeout=self._fault.failed(exc, loop.time()))
                 continue
@@ -277,13 +326,15 @@ class Dispatcher:
     async def run_until_idle(self, limit: float = 60.0) -> None:
         """Deliver everything due within `limit` seconds (for `run --once`), then return.
 
-        Raises StoreError when the store fails (a later run delivers what is left).
+        Raises StoreError when the store fails (a later run delivers what is left), and
+        FencedError when a newer leadership epoch began meanwhile.
         """
+        self._stopping = False
         await self._start_notifiers()
-        await self._store.recover(self._clock.now())
+        await self._store.recover(self._clock.now(), epoch=self._epoch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
-        while loop.time() < deadline:
+        while loop.time() < deadline and not self._fenced:
             await self._start_lanes()
             if self._lanes:
                 await asyncio.wait(list(self._lanes.values()),
@@ -300,6 +351,8 @@ class Dispatcher:
                 break  # held or backing off beyond the limit: a later run delivers it
             await asyncio.sleep(max(wait, 0.0))
         await self._drain()
+        if self._fenced:
+            raise FencedError(f"leadership epoch {self._epoch} is over")
         if self._fault.last is not None:
             raise self._fault.last
 
@@ -379,6 +432,8 @@ class Dispatcher:
     async def _lane(self, destination: Destination) -> None:
         try:
             await self._run_lane(destination)
+        except FencedError as exc:
+            self._fence(exc)
         except StoreError as exc:
             # Nothing of this lane is half done: a claimed send records its outcome itself.
             self._fault.failed(exc, asyncio.get_running_loop().time())
@@ -431,13 +486,24 @@ class Dispatcher:
                 digest=digest_key([message_key(by_row[d.row_id].change.change_id, destination)
                                    for d in plan.digest]) if plan.digest else None,
             )
-            recorded = await self._store.apply_plan(destination, plan, keys, now)
+            recorded = await self._store.apply_plan(destination, plan, keys, now,
+                                                    epoch=self._epoch)
             self._fault.recovered(asyncio.get_running_loop().time())
             for reason, count in recorded.items():
                 self._observer.decided(destination, reason, count)
             self._announce_held(destination, policy, plan)
             if not plan.messages:
                 return
+
+    def _fence(self, exc: StoreError) -> None:
+        """Stop sending for good in this epoch and tell the owner (once)."""
+        self._stopping = True
+        self._wake.set()
+        if self._fenced:
+            return
+        self._fenced = True
+        log.warning("delivery stopped: %s; stepping down", exc)
+        self._on_fenced()
 
     def _announce_held(self, destination: Destination, policy: Policy,
                        plan: throttle.Plan) -> None:
@@ -474,10 +540,14 @@ class Dispatcher:
         # Claim first, so nothing but the send itself runs between taking a pacing slot and
         # the request: waiting for the store (one connection shared by every lane) after the
         # slot let the request leave later than the slot the pacer counted.
-        await self._store.claim(key, self._clock.now())
+        await self._store.claim(key, self._clock.now(), epoch=self._epoch)
         self._fault.recovered(asyncio.get_running_loop().time())
         limits = notifier.limits(destination)
         slot = await self._pacer.acquire(limits, scopes=(destination.platform, str(destination)))
+        if not self.stopping() and not self._valid():
+            # Paused past the lease (or cut off from the database): another replica may
+            # lead by now. The claimed row is the new leader's to send.
+            self._fence(FencedError(f"the lease of epoch {self._epoch} may have run out"))
         if self.stopping():
             # The stop began while this waited for a slot: the row stays claimed and the
             # restart sends it, once.
@@ -534,7 +604,8 @@ class Dispatcher:
             return await self._failed(target, key, error, attempts, first_created, delivery)
         now = self._clock.now()
         delivered = await self._persist(
-            lambda: self._store.mark_sent(destination, key, result.message_id, now))
+            lambda: self._store.mark_sent(destination, key, result.message_id, now,
+                                          epoch=self._epoch))
         log.debug("delivery %s: %s accepted %s (%d alerts)", delivery, destination, key,
                   len(delivered))
         self._observer.delivered(destination, delivered, now)
@@ -553,7 +624,8 @@ class Dispatcher:
             self.wake()
         elif error.destination_gone:
             await self._persist(lambda: self._store.mark_dead(
-                destination, key, error.reason, Reason.DESTINATION_GONE, now))
+                destination, key, error.reason, Reason.DESTINATION_GONE, now,
+                epoch=self._epoch))
             await self._persist(lambda: self._store.pause(destination, error.reason, now))
             log.warning("delivery %s: %s no longer accepts messages (%s); paused its "
                         "subscriptions", delivery, destination, error.reason)
@@ -564,7 +636,8 @@ class Dispatcher:
             wait = max(error.retry_after or 60.0, 0.0)
             self._pacer.pause(destination.platform, wait)
             await self._store.mark_retry(destination, key, now + timedelta(seconds=wait),
-                                         error.reason, Reason.RETRY, False, now)
+                                         error.reason, Reason.RETRY, False, now,
+                                         epoch=self._epoch)
             log.warning("delivery %s to %s refused: %s; retrying in %.0fs", delivery,
                         destination, error.reason, wait)
             outcome = Reason.RETRY
@@ -574,7 +647,7 @@ class Dispatcher:
             self._pacer.pause(scope, wait)
             await self._persist(lambda: self._store.mark_retry(
                 destination, key, now + timedelta(seconds=wait), error.reason,
-                Reason.RATE_LIMITED, False, now))
+                Reason.RATE_LIMITED, False, now, epoch=self._epoch))
             log.info("delivery %s: %s rate limited, retrying in %.1fs", delivery, destination,
                      wait)
             outcome = Reason.RATE_LIMITED
@@ -582,13 +655,13 @@ class Dispatcher:
             wait = max(self._retry.delay(attempts, self._rng), error.retry_after or 0.0)
             await self._persist(lambda: self._store.mark_retry(
                 destination, key, now + timedelta(seconds=wait), error.reason, Reason.RETRY,
-                True, now))
+                True, now, epoch=self._epoch))
             log.warning("delivery %s to %s failed (%s); attempt %d, retrying in %.1fs",
                         delivery, destination, error.reason, attempts + 1, wait)
             outcome = Reason.RETRY
         else:
             await self._persist(lambda: self._store.mark_dead(
-                destination, key, error.reason, Reason.DEAD, now))
+                destination, key, error.reason, Reason.DEAD, now, epoch=self._epoch))
             log.error("delivery %s to %s failed permanently after %d attempts: %s", delivery,
                       destination, attempts + 1, error.reason)
             outcome = Reason.DEAD
@@ -600,12 +673,15 @@ class Dispatcher:
 
         The row is claimed (`sending`); giving up would leave it for the next start to send
         again. Only cancellation (the drain's deadline) ends the retries, and then the
-        restart's recovery sends it under the same key.
+        restart's recovery sends it under the same key; a refused epoch (FencedError) is
+        never retried: the new leader's recovery sends it.
         """
         loop = asyncio.get_running_loop()
         while True:
             try:
                 result = await write()
+            except FencedError:
+                raise
             except StoreError as exc:
                 await asyncio.sleep(self._fault.failed(exc, loop.time()))
                 continue

@@ -42,6 +42,9 @@ class Poller:
         # so the cache stays exact and a poll reads nothing back from the store.
         self._states: dict[tuple[int, Kind], TrackedState] = {}
         self._absent: set[tuple[int, Kind]] = set()
+        self.shared_state = False
+        """True when other processes write readings too (replicas): the cache is not trusted
+        and each ingest reads the states it compares against from the store."""
         self._lock = asyncio.Lock()
         self._soon = asyncio.Event()
         self.last_success: datetime | None = None
@@ -137,12 +140,19 @@ class Poller:
 
     async def _load_states(self, keys: set[tuple[int, Kind]]) -> None:
         """Fill the state cache for series not seen yet (the poller is their only writer)."""
+        if self.shared_state:
+            self.forget()
         missing = {key[0] for key in keys - self._states.keys() - self._absent}
         if not missing:
             return
         loaded = await self._store.load_states(sorted(missing))
         self._states.update(loaded)
         self._absent.update(key for key in keys if key[0] in missing and key not in loaded)
+
+    def forget(self) -> None:
+        """Drop the cached detection state: the next ingest reads it from the store again."""
+        self._states.clear()
+        self._absent.clear()
 
     def _with_catalog_token(self, reading: Reading) -> Reading:
         # Some endpoints omit the slug or name; the catalog's richer token makes better links.

@@ -1,8 +1,8 @@
 """SQLite implementation of the Store port (aiosqlite, WAL, one writer connection).
 
 One module per role (catalog, state, subscriptions, destinations, outbox, audit,
-token_mutes, updates, maintenance), each a subclass of the shared connection in `connection`;
-SqliteStore combines them over a single connection.
+token_mutes, updates, fencing, maintenance), each a subclass of the shared connection in
+`connection`; SqliteStore combines them over a single connection.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from alertbot.store.sqlite.audit import SqliteAudit
 from alertbot.store.sqlite.catalog import SqliteCatalog
 from alertbot.store.sqlite.connection import sqlite_path
 from alertbot.store.sqlite.destinations import SqliteDestinations
+from alertbot.store.sqlite.fencing import SqliteFencing
 from alertbot.store.sqlite.maintenance import SqliteMaintenance
 from alertbot.store.sqlite.outbox import SqliteOutbox
 from alertbot.store.sqlite.state import SqliteState
@@ -22,7 +23,8 @@ __all__ = ["SqliteStore"]
 
 
 class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDestinations,
-                  SqliteOutbox, SqliteAudit, SqliteTokenMutes, SqliteUpdates, SqliteMaintenance):
+                  SqliteOutbox, SqliteAudit, SqliteTokenMutes, SqliteUpdates, SqliteFencing,
+                  SqliteMaintenance):
     """Store on a SQLite file. All access goes through one connection guarded by a lock."""
 
     @classmethod

@@ -2,7 +2,8 @@
 
 Rows move pending -> (held | suppressed | committed to a message key) -> sending -> sent or
 dead, or back to pending for a retry (see OutboxState). Every UPDATE names the states it
-moves a row from, so a repeated or late call finds no row and changes nothing.
+moves a row from, so a repeated or late call finds no row and changes nothing. Every write of
+the delivery path first checks the writer's leadership epoch in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from alertbot.domain.throttle import DueAlert, Plan
 from alertbot.ports.store import Committed, OutboxState, PlanKeys
 from alertbot.store.sqlite.audit import write_decisions
 from alertbot.store.sqlite.connection import SqliteConnection
+from alertbot.store.sqlite.fencing import check_epoch
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
     DEAD,
@@ -78,9 +80,10 @@ _DUE_ALERTS = (
 class SqliteOutbox(SqliteConnection):
     """Outbox rows, the throttle's plans for them and the messages they were sent in."""
 
-    async def recover(self, now: datetime) -> int:
+    async def recover(self, now: datetime, *, epoch: int = 0) -> int:
         """Rows left in `sending` by a crash become due now (they keep their message key)."""
         async with self._tx() as db:
+            await check_epoch(db, epoch)
             cur = await db.execute(
                 f"UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE state = {SENDING}",
                 (ts(now), ts(now)),
@@ -166,11 +169,12 @@ class SqliteOutbox(SqliteConnection):
         return [dt(r[0]) for r in rows]
 
     async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
-                         now: datetime) -> Counter[Reason]:
+                         now: datetime, *, epoch: int = 0) -> Counter[Reason]:
         """Store a plan's decisions; returns the new decisions recorded, by reason."""
         stamp = ts(now)
         recorded: Counter[Reason] = Counter()
         async with self._tx() as db:
+            await check_epoch(db, epoch)
             for decision in plan.suppressed:
                 cur = await db.execute(
                     f"UPDATE outbox SET state = {SUPPRESSED}, reason = ?, updated_at = ?"
@@ -220,9 +224,10 @@ class SqliteOutbox(SqliteConnection):
                         recorded[decision.reason] += 1
         return recorded
 
-    async def claim(self, key: str, now: datetime) -> None:
+    async def claim(self, key: str, now: datetime, *, epoch: int = 0) -> None:
         """Mark a message's rows as being sent."""
         async with self._tx() as db:
+            await check_epoch(db, epoch)
             await db.execute(
                 f"UPDATE outbox SET state = {SENDING}, updated_at = ? WHERE msg_key = ?"
                 f" AND state IN {IN_FLIGHT}",
@@ -230,10 +235,11 @@ class SqliteOutbox(SqliteConnection):
             )
 
     async def mark_sent(self, destination: Destination, key: str, message_id: str,
-                        now: datetime) -> list[Change]:
+                        now: datetime, *, epoch: int = 0) -> list[Change]:
         """Record a delivered message."""
         stamp = ts(now)
         async with self._tx() as db:
+            await check_epoch(db, epoch)
             async with db.execute(
                 f"SELECT o.id, {CHANGE_COLUMNS} FROM outbox o JOIN changes c ON c.id = o.change_pk"
                 f" WHERE o.msg_key = ? AND o.state IN {IN_FLIGHT}",
@@ -256,9 +262,10 @@ class SqliteOutbox(SqliteConnection):
 
     async def mark_retry(self, destination: Destination, key: str, until: datetime,
                          error: str, reason: Reason, count_attempt: bool,
-                         now: datetime) -> None:
+                         now: datetime, *, epoch: int = 0) -> None:
         """Schedule a message for another attempt."""
         async with self._tx() as db:
+            await check_epoch(db, epoch)
             cur = await db.execute(
                 f"UPDATE outbox SET state = {PENDING}, next_attempt_at = ?, last_error = ?,"
                 " attempts = attempts + ?, updated_at = ? WHERE msg_key = ?"
@@ -270,9 +277,10 @@ class SqliteOutbox(SqliteConnection):
                                   f"{error} (next attempt {until:%H:%M:%S} UTC)", now)
 
     async def mark_dead(self, destination: Destination, key: str, error: str, reason: Reason,
-                        now: datetime) -> None:
+                        now: datetime, *, epoch: int = 0) -> None:
         """Dead-letter a message's rows."""
         async with self._tx() as db:
+            await check_epoch(db, epoch)
             cur = await db.execute(
                 f"UPDATE outbox SET state = {DEAD}, reason = ?, last_error = ?, updated_at = ?"
                 f" WHERE msg_key = ? AND state IN {IN_FLIGHT} RETURNING id, change_pk",

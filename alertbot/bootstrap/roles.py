@@ -1,0 +1,103 @@
+"""Leader and standby: the leader-only jobs run exactly while this replica leads.
+
+`alertbot run` supervises the jobs every replica runs (HTTP, reload) and the role switch; the
+role switch waits for leadership as a standby, then starts the leader-only jobs (startup,
+poller, dispatcher, chat connections, retention, operator alerts) under the same supervisor,
+and stops them when leadership is lost, the store fences the dispatcher's epoch, or the
+process stops. Leadership is released only after the leader-only jobs have stopped, so the
+next leader never overlaps with this one's last sends on a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+from alertbot.bootstrap.supervisor import Supervisor
+from alertbot.observability.metrics import Metrics
+from alertbot.ports.leadership import Leadership, Role
+from alertbot.ports.lifecycle import Job
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.poller import Poller
+
+log = logging.getLogger(__name__)
+
+EVERYWHERE = ("http", "reload")
+"""Jobs every replica runs; all others run on the leader only."""
+LEADER_PROBES = ("polls", "source", "telegram", "discord")
+"""Readiness probes (besides the leader-only jobs' own) that only mean something on the leader."""
+
+
+class RoleSwitch:
+    """Runs the leader-only jobs while `leadership` is held; a supervised job itself."""
+
+    def __init__(self, leadership: Leadership, supervisor: Supervisor,
+                 jobs: Mapping[str, Job], *, dispatcher: Dispatcher, poller: Poller,
+                 metrics: Metrics, on_role: Callable[[Role], None] = lambda role: None) -> None:
+        self._leadership = leadership
+        self._supervisor = supervisor
+        self._jobs = dict(jobs)
+        self._dispatcher = dispatcher
+        self._poller = poller
+        self._metrics = metrics
+        self._on_role = on_role
+        self._role = Role.STANDBY
+        self._fenced = asyncio.Event()
+        metrics.leadership(False, None)
+
+    @property
+    def role(self) -> Role:
+        """What this replica does now."""
+        return self._role
+
+    @property
+    def jobs(self) -> list[str]:
+        """The leader-only jobs by name."""
+        return list(self._jobs)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stand by, lead, stand by again … until `stop`."""
+        while not stop.is_set():
+            log.info("leadership: %s standing by", self._leadership.replica)
+            epoch = await self._leadership.acquire(stop)
+            if epoch is None:
+                return
+            await self._lead(epoch, stop)
+
+    async def _lead(self, epoch: int, stop: asyncio.Event) -> None:
+        self._fenced.clear()
+        # Other replicas wrote states while this one stood by: read them again.
+        self._poller.forget()
+        self._dispatcher.lead(epoch, valid=self._leadership.valid, on_fenced=self._fenced.set)
+        self._switch(Role.LEADER, epoch)
+        log.info("leadership: %s leads (epoch %d)", self._leadership.replica, epoch)
+        leader_stop = asyncio.Event()
+        hold_stop = asyncio.Event()
+        jobs = asyncio.create_task(self._supervisor.run(self._jobs, leader_stop))
+        holding = asyncio.create_task(self._leadership.hold(hold_stop))
+        waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(self._fenced.wait())}
+        try:
+            await asyncio.wait({holding, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            lost = holding.done() and not stop.is_set()
+            if lost or self._fenced.is_set():
+                log.warning("leadership: epoch %d is over (%s); stopping the leader's jobs",
+                            epoch, "fenced by the store" if self._fenced.is_set()
+                            else "lease lost")
+            leader_stop.set()
+            try:
+                await asyncio.shield(jobs)
+            finally:
+                hold_stop.set()
+                if self._fenced.is_set():
+                    await self._leadership.release()
+                await holding
+                self._switch(Role.STANDBY, None)
+
+    def _switch(self, role: Role, epoch: int | None) -> None:
+        self._role = role
+        self._metrics.leadership(role is Role.LEADER, epoch)
+        self._on_role(role)
