@@ -91,7 +91,9 @@ _FORGET = "DELETE FROM replicas WHERE heartbeat_at < clock_timestamp() - make_in
 
 Connect = Callable[[], Awaitable[Any]]
 """Opens a new asyncpg connection."""
-_UNAVAILABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# InternalClientError: a connection left mid-statement (a cut-off query) refuses the next one.
+_UNAVAILABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                OSError, TimeoutError)
 
 
 class _Unavailable(Exception):
@@ -123,6 +125,8 @@ class PostgresLeadership:
         """Monotonic time at which the held lease may have run out."""
         self._released = asyncio.Event()
         self._failing = False
+        self._lock = asyncio.Lock()
+        """One statement at a time on the dedicated connection (renewal, status, release)."""
 
     def __repr__(self) -> str:
         return f"PostgresLeadership({self._replica})"
@@ -264,7 +268,7 @@ class PostgresLeadership:
     async def _call(self, statement: Callable[[Any], Awaitable[Any]], within: float) -> Any:
         """Run `statement` on the dedicated connection (reconnecting) within `within` s."""
         try:
-            async with asyncio.timeout(max(within, 0.001)):
+            async with asyncio.timeout(max(within, 0.001)), self._lock:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._connect()
                 if not self._schema_ready:
