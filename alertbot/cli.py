@@ -28,7 +28,9 @@ from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
 from alertbot.services.commands import AlertTestOutcome
 from alertbot.services.lookup import InvalidSymbol, LookupFailed, UnknownToken
+from alertbot.store.factory import store_from_url
 from alertbot.store.sqlite.instance import AlreadyRunning, single_run
+from alertbot.store.urls import is_postgres, url_password
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -116,11 +118,23 @@ def _parser() -> argparse.ArgumentParser:
                                       "(the same as /why in chat)")
     _destination_args(why)
 
-    db = sub.add_parser("db", help="database maintenance: backup, stats")
+    db = sub.add_parser("db", help="database maintenance: backup, stats, migrate, copy")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    backup = db_sub.add_parser("backup", help="write a consistent copy while the bot runs")
+    backup = db_sub.add_parser("backup", help="write a consistent copy while the bot runs "
+                                              "(SQLite; PostgreSQL: prints the pg_dump command)")
     backup.add_argument("path", help="file to write (replaced if it exists)")
     db_sub.add_parser("stats", help="sizes, rows per table, outbox by state, schema version")
+    db_sub.add_parser("migrate", help="apply pending schema migrations now (for "
+                                      "ALERTBOT_MIGRATE=off deployments)")
+    copy = db_sub.add_parser(
+        "copy", help="copy every row into an empty database (sqlite <-> postgresql)",
+        description="Copy every table, row ids included, from SRC_URL into the empty "
+                    "database DST_URL (migrated first). Stop the bot first.",
+        epilog="example:\n  alertbot db copy sqlite:///alertbot.db "
+               "postgresql://alertbot@db.example/alertbot",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    copy.add_argument("source", metavar="SRC_URL", help="database to read")
+    copy.add_argument("target", metavar="DST_URL", help="empty database to fill")
     return parser
 
 
@@ -194,6 +208,18 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Reda
 
         if args.db_command == "backup":
             return await maintenance.backup(settings, args.path)
+        if args.db_command == "migrate":
+            return await maintenance.migrate(settings)
+        if args.db_command == "copy":
+            for url in (args.source, args.target):
+                # Their passwords are secrets too, wherever they are printed.
+                if password := url_password(url):
+                    redactor.add(password)
+                try:
+                    store_from_url(url)
+                except StoreError as exc:
+                    raise UsageError(f"db copy: {exc}") from None
+            return await maintenance.copy(args.source, args.target)
         return await maintenance.stats(settings)
     with _run_lock(settings) if args.command == "run" else contextlib.nullcontext():
         app = await build(settings, redactor=redactor, env_file=args.env_file)
@@ -205,6 +231,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Reda
 
 
 def _run_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """SQLite serves one bot per file; processes sharing PostgreSQL coordinate in the database."""
+    if is_postgres(settings.database_url):
+        return contextlib.nullcontext()
     from alertbot.store.sqlite.connection import sqlite_path
 
     return single_run(sqlite_path(settings.database_url))

@@ -49,7 +49,7 @@ async def postgres_schema() -> AsyncIterator[str]:
     """
     import asyncpg
 
-    from alertbot.store import redact_url
+    from alertbot.store.urls import redact_url
 
     try:
         admin = await asyncpg.connect(TEST_POSTGRES_URL, timeout=5)

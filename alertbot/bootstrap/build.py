@@ -32,7 +32,7 @@ from alertbot.services.commands import AlertTestResult, CommandCore, send_test_a
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.poller import Poller
-from alertbot.store.sqlite import SqliteStore
+from alertbot.store.factory import store_from_url
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     """Open the store and wire source, notifiers, poller, dispatcher, lookups and operations."""
     clock = clock or SystemClock()
     redactor = redactor or Redactor(settings.secrets())
-    store = SqliteStore.from_url(settings.database_url)
+    store = store_from_url(settings.database_url, migrate=settings.migrate == "auto")
     await store.open()
     closers: list[Closer] = [store.close]
     try:

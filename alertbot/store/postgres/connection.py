@@ -30,7 +30,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from alertbot.ports.store import StoreError
-from alertbot.store import is_postgres, migrate, redact_url, url_password
+from alertbot.store import migrate
+from alertbot.store.urls import is_postgres, redact_url, url_password
 
 MIGRATIONS_PACKAGE = "alertbot.store.postgres"
 """PostgreSQL's migrations are `alertbot/store/postgres/migrations/NNNN_name.sql`."""
@@ -43,10 +44,12 @@ DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 10.0
 MIGRATION_LOCK = "alertbot.migrate"
 """Name of the session advisory lock held while migrating (hashed with the schema)."""
-_OWN_PARAMETERS = ("pool_size", "statement_timeout")
+OWN_PARAMETERS = ("pool_size", "statement_timeout")
+"""URL query parameters alertbot reads itself (the rest go to asyncpg and the server)."""
 _PLACEHOLDER = re.compile(r"\?")
 FAULTS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
+    TimeoutError,
 )
 """Driver and connection errors that become StoreError."""
 
@@ -83,8 +86,8 @@ class PostgresUrl:
         except ValueError:
             raise StoreError(f"malformed PostgreSQL URL {self.redacted} (expected "
                              "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)") from None
-        own = {k: v for k, v in query if k in _OWN_PARAMETERS}
-        rest = [(k, v) for k, v in query if k not in _OWN_PARAMETERS]
+        own = {k: v for k, v in query if k in OWN_PARAMETERS}
+        rest = [(k, v) for k, v in query if k not in OWN_PARAMETERS]
         self.pool_size = _int_parameter(own, "pool_size", DEFAULT_POOL_SIZE, 1, MAX_POOL_SIZE,
                                         self.redacted)
         self.statement_timeout_ms = _int_parameter(own, "statement_timeout",

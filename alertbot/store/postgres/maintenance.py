@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from alertbot.ports.store import DatabaseStats, OutboxStats, PurgeResult, StoreError
-from alertbot.store.postgres.connection import PostgresConnection, lock_key, pg, status_count
+from alertbot.store.postgres.connection import (
+    OWN_PARAMETERS,
+    PostgresConnection,
+    lock_key,
+    pg,
+    status_count,
+)
 from alertbot.store.sqlite.rows import FINISHED, QUEUED, opt_dt, ts
 
 
@@ -22,8 +30,18 @@ async def write_meta(conn: asyncpg.Connection, values: Mapping[str, str]) -> Non
 
 
 def pg_dump_command(location: str, path: str = "alertbot.dump") -> str:
-    """The pg_dump command that backs up the database at `location` (a redacted URL)."""
-    return f"pg_dump --format=custom --file={path} '{location}'"
+    """The pg_dump command that backs up the database at `location` (a redacted URL).
+
+    alertbot's own URL parameters are left out (pg_dump does not know them) and a
+    `search_path` becomes `--schema`.
+    """
+    parts = urlsplit(location)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in query if k == "search_path"]
+    kept = [(k, v) for k, v in query if k not in (*OWN_PARAMETERS, "search_path")]
+    url = urlunsplit(parts._replace(query=urlencode(kept, quote_via=quote)))
+    schema = "".join(f" --schema={s}" for s in schemas)
+    return f"pg_dump --format=custom{schema} --file={path} '{url}'"
 
 
 class PostgresMaintenance(PostgresConnection):
@@ -108,3 +126,42 @@ class PostgresMaintenance(PostgresConnection):
             tables=tables,
             outbox=await self.outbox_stats(),
         )
+
+    async def table_columns(self, table: str) -> list[str]:
+        """A table's columns, in order (for `alertbot db copy`)."""
+        rows = await self._fetchall(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+            " current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))
+        return [str(r[0]) for r in rows]
+
+    async def export_rows(self, table: str, columns: Sequence[str],
+                          batch: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """A table's rows in batches from one snapshot (for `alertbot db copy`)."""
+        # Identifiers come from table_columns and the fixed table list, quoted.
+        listed = ", ".join(f'"{c}"' for c in columns)
+        order = "id" if "id" in columns else listed
+        async with self._read() as conn, conn.transaction(isolation="repeatable_read",
+                                                          readonly=True):
+            cursor = await conn.cursor(f'SELECT {listed} FROM "{table}" ORDER BY {order}')
+            while rows := await cursor.fetch(batch):
+                yield [tuple(r) for r in rows]
+
+    async def import_rows(self, table: str, columns: Sequence[str],
+                          rows: Sequence[tuple[Any, ...]]) -> None:
+        """COPY rows in as they are, ids included (for `alertbot db copy`)."""
+        async with self._tx() as conn:
+            schema = await conn.fetchval("SELECT current_schema()")
+            await conn.copy_records_to_table(table, records=rows, columns=list(columns),
+                                             schema_name=schema)
+
+    async def reset_sequences(self) -> None:
+        """Move every identity sequence past the largest stored id (after a copy)."""
+        async with self._tx() as conn:
+            tables = await conn.fetch(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema ="
+                " current_schema() AND column_name = 'id' AND is_identity = 'YES'")
+            for (table,) in tables:
+                await conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'),"
+                    f' COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)')
+

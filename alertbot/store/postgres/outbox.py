@@ -40,9 +40,11 @@ from alertbot.store.sqlite.rows import (
 
 _CLAIM = pg(
     f"UPDATE outbox SET state = {SENDING}, updated_at = ? WHERE id IN (SELECT id FROM outbox"
-    f" WHERE msg_key = ? AND state IN {IN_FLIGHT} ORDER BY id FOR UPDATE SKIP LOCKED)"
+    f" WHERE msg_key = ? AND state = {PENDING} ORDER BY id FOR UPDATE SKIP LOCKED)"
     " RETURNING id"
 )
+"""Pending rows of a message become `sending`; rows already sending stay so (as on SQLite,
+where a repeated claim changes nothing else), and rows another transaction holds are skipped."""
 
 
 class PostgresOutbox(PostgresConnection):
@@ -185,7 +187,10 @@ class PostgresOutbox(PostgresConnection):
         await self.claim_rows(key, now)
 
     async def claim_rows(self, key: str, now: datetime) -> list[int]:
-        """Claim a message's rows that no other transaction holds; returns the rows claimed."""
+        """Claim a message's pending rows no other transaction holds; returns them.
+
+        Two processes claiming the same message at once never both get a row.
+        """
         async with self._tx() as conn:
             return sorted(r[0] for r in await conn.fetch(_CLAIM, ts(now), key))
 
