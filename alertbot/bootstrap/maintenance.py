@@ -29,7 +29,7 @@ def open_settings_store(settings: Settings, *, migrate: bool | None = None) -> C
                           migrate=settings.migrate == "auto" if migrate is None else migrate)
 
 
-async def backup(settings: Settings, path: str, out: TextIO = sys.stdout) -> int:
+async def backup(settings: Settings, path: str, out: TextIO | None = None) -> int:
     """Write a consistent copy of the database to `path` (SQLite; PostgreSQL: pg_dump)."""
     if is_postgres(settings.database_url):
         # Refused before connecting: pg_dump is the tool, whether or not the server is up.
@@ -48,11 +48,11 @@ async def backup(settings: Settings, path: str, out: TextIO = sys.stdout) -> int
     finally:
         await store.close()
     print(f"backup written to {path} (schema version {stats.schema_version}, "
-          f"{_size(stats.size_bytes)})", file=out)
+          f"{_size(stats.size_bytes)})", file=out or sys.stdout)
     return EXIT_OK
 
 
-async def stats(settings: Settings, out: TextIO = sys.stdout,
+async def stats(settings: Settings, out: TextIO | None = None,
                 now: datetime | None = None) -> int:
     """Print sizes, rows per table, outbox by state and the schema version."""
     store = open_settings_store(settings)
@@ -62,11 +62,11 @@ async def stats(settings: Settings, out: TextIO = sys.stdout,
     finally:
         await store.close()
     for line in format_stats(found, now or datetime.now(UTC)):
-        print(line, file=out)
+        print(line, file=out or sys.stdout)
     return EXIT_OK
 
 
-async def migrate(settings: Settings, out: TextIO = sys.stdout) -> int:
+async def migrate(settings: Settings, out: TextIO | None = None) -> int:
     """Apply pending migrations (whatever ALERTBOT_MIGRATE says) and print the version."""
     store = open_settings_store(settings, migrate=True)
     await store.open()
@@ -75,11 +75,11 @@ async def migrate(settings: Settings, out: TextIO = sys.stdout) -> int:
     finally:
         await store.close()
     print(f"database {redact_url(settings.database_url)} is at schema version {version}",
-          file=out)
+          file=out or sys.stdout)
     return EXIT_OK
 
 
-async def copy(source_url: str, target_url: str, out: TextIO = sys.stdout) -> int:
+async def copy(source_url: str, target_url: str, out: TextIO | None = None) -> int:
     """Copy every row of one database into another, empty one (either backend)."""
     if source_url == target_url:
         print("alertbot: db copy: source and destination are the same database",
@@ -98,7 +98,7 @@ async def copy(source_url: str, target_url: str, out: TextIO = sys.stdout) -> in
         await source.close()
     total = sum(result.tables.values())
     print(f"copied {total:,} rows from {redact_url(source_url)} to {redact_url(target_url)}: "
-          + ", ".join(f"{t} {n:,}" for t, n in result.tables.items()), file=out)
+          + ", ".join(f"{t} {n:,}" for t, n in result.tables.items()), file=out or sys.stdout)
     return EXIT_OK
 
 

@@ -39,6 +39,19 @@ _INSERT_CHANGES = (
 """Every change of a poll in one statement; ids already stored are skipped (RETURNING omits
 them), ids ascend in the poll's order."""
 
+_UPSERT_READINGS = (
+    "INSERT INTO readings (token_id, kind, value, label, source_ts, band, alerted_value,"
+    " fired_at, source, updated_at)"
+    " SELECT n.*, $10::float8 FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[],"
+    " $5::float8[], $6::integer[], $7::float8[], $8::float8[], $9::text[])"
+    " AS n(token_id, kind, value, label, source_ts, band, alerted_value, fired_at, source)"
+    " ON CONFLICT (token_id, kind) DO UPDATE SET value = excluded.value,"
+    " label = excluded.label, source_ts = excluded.source_ts, band = excluded.band,"
+    " alerted_value = excluded.alerted_value, fired_at = excluded.fired_at,"
+    " updated_at = excluded.updated_at, source = excluded.source"
+)
+"""Every reading of a poll in one statement (the SQLite module's upsert, batched)."""
+
 _FANOUT = (
     "INSERT INTO outbox (change_pk, platform, chat_id, thread_id, state, next_attempt_at,"
     " created_at, updated_at)"
@@ -113,19 +126,18 @@ class PostgresState(PostgresConnection):
                     "UPDATE readings SET updated_at = $1 WHERE kind = $2"
                     " AND token_id = ANY($3::bigint[])", stamp, kind.value, sorted(token_ids))
             if states:
-                # Sorted by key so two writers never lock the same rows in opposite orders.
-                ordered = sorted(states, key=lambda s: (s.token_id, s.kind.value))
-                await conn.executemany(
-                    pg("INSERT INTO readings (token_id, kind, value, label, source_ts, band,"
-                       " alerted_value, fired_at, updated_at, source)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                       " ON CONFLICT (token_id, kind) DO UPDATE SET value = excluded.value,"
-                       " label = excluded.label, source_ts = excluded.source_ts,"
-                       " band = excluded.band, alerted_value = excluded.alerted_value,"
-                       " fired_at = excluded.fired_at, updated_at = excluded.updated_at,"
-                       " source = excluded.source"),
-                    [(s.token_id, s.kind.value, s.value, s.label, ts(s.source_ts), s.band,
-                      s.alerted_value, opt_ts(s.fired_at), stamp, s.source) for s in ordered],
+                # One statement for every reading; the last of a series wins (as one upsert
+                # after another would), sorted by key so two writers never lock the same rows
+                # in opposite orders.
+                last = {(s.token_id, s.kind.value): s for s in states}
+                ordered = [last[key] for key in sorted(last)]
+                await conn.execute(
+                    _UPSERT_READINGS,
+                    [s.token_id for s in ordered], [s.kind.value for s in ordered],
+                    [s.value for s in ordered], [s.label for s in ordered],
+                    [ts(s.source_ts) for s in ordered], [s.band for s in ordered],
+                    [s.alerted_value for s in ordered], [opt_ts(s.fired_at) for s in ordered],
+                    [s.source for s in ordered], stamp,
                 )
             if changes:
                 await write_tokens(conn, (c.token for c in changes), now)

@@ -185,3 +185,12 @@ async def test_postgres_backup_refuses_naming_pg_dump(pg_store: PostgresStore) -
     with pytest.raises(StoreError,
                        match=r"pg_dump --format=custom --schema=t_\w+ --file=/tmp/a\.dump 'post"):
         await pg_store.backup("/tmp/a.dump")
+
+
+async def test_postgres_record_poll_same_series_twice_keeps_the_last(
+        pg_store: PostgresStore) -> None:
+    from tests.contract.store.helpers import tracked
+
+    await pg_store.record_poll([tracked(value=1.0), tracked(value=-1.0)], [], NOW)
+    states = await pg_store.load_states([BTC.token_id])
+    assert [s.value for s in states.values()] == [-1.0]
