@@ -63,10 +63,13 @@ _FANOUT = (
     " AND s.created_at <= n.detected_at"
     " JOIN destinations d ON d.platform = s.platform AND d.chat_id = s.chat_id"
     " AND d.thread_id = s.thread_id"
-    " WHERE d.paused_at IS NULL ORDER BY n.pk, s.platform, s.chat_id, s.thread_id"
-    " ON CONFLICT DO NOTHING"
+    " WHERE d.paused_at IS NULL"
 )
-"""The fan-out of every new change of a poll: one INSERT … SELECT, whatever the count."""
+"""The fan-out of every new change of a poll: one INSERT … SELECT, whatever the count.
+
+No ON CONFLICT (SQLite's has one): every change here was inserted by this transaction, and
+DISTINCT leaves one row per destination, so no row can exist already; leaving out the
+speculative insertion makes the fan-out of 100,000 rows markedly cheaper."""
 
 
 async def insert_changes(conn: asyncpg.Connection, changes: Sequence[Change]) -> dict[str, int]:
