@@ -201,6 +201,9 @@ class PostgresConnection:
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                # A connection still busy (or a server gone quiet): closing must not hang.
+                pool.terminate()
             except BaseException:
                 pool.terminate()
                 raise
