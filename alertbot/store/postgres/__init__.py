@@ -1,9 +1,9 @@
 """PostgreSQL implementation of the Store port (asyncpg, a small pool, several processes).
 
 One module per role (catalog, state, subscriptions, destinations, outbox, audit,
-maintenance), each a subclass of the shared pool in `connection`, as in store/sqlite/ whose
-column conversions (`alertbot.store.sqlite.rows`) and SQL shapes it shares; PostgresStore
-combines them over one pool.
+token_mutes, updates, maintenance), each a subclass of the shared pool in `connection`, as in
+store/sqlite/ whose column conversions (`alertbot.store.sqlite.rows`) and SQL shapes it
+shares; PostgresStore combines them over one pool.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from alertbot.store.postgres.maintenance import PostgresMaintenance
 from alertbot.store.postgres.outbox import PostgresOutbox
 from alertbot.store.postgres.state import PostgresState
 from alertbot.store.postgres.subscriptions import PostgresSubscriptions
+from alertbot.store.postgres.token_mutes import PostgresTokenMutes
+from alertbot.store.postgres.updates import PostgresUpdates
 
 __all__ = ["PostgresStore"]
 
 
 class PostgresStore(PostgresCatalog, PostgresState, PostgresSubscriptions, PostgresDestinations,
-                    PostgresOutbox, PostgresAudit, PostgresMaintenance):
+                    PostgresOutbox, PostgresAudit, PostgresTokenMutes, PostgresUpdates,
+                    PostgresMaintenance):
     """Store on a PostgreSQL database; any number of processes may share it."""
 
     @classmethod

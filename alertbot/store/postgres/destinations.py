@@ -226,6 +226,15 @@ class PostgresDestinations(PostgresConnection):
                 pg("UPDATE messages SET platform = ?, chat_id = ?, thread_id = ?"
                    " WHERE platform = ? AND chat_id = ? AND thread_id = ?"), *new_p, *old_p)
             await conn.execute(
+                pg("INSERT INTO token_mutes (platform, chat_id, thread_id, token_id, until,"
+                   " created_at, actor) SELECT ?, ?, ?, token_id, until, created_at, actor"
+                   " FROM token_mutes WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+                   " ON CONFLICT (platform, chat_id, thread_id, token_id) DO NOTHING"),
+                *new_p, *old_p)
+            await conn.execute(
+                pg("DELETE FROM token_mutes WHERE platform = ? AND chat_id = ?"
+                   " AND thread_id = ?"), *old_p)
+            await conn.execute(
                 pg("DELETE FROM destinations WHERE platform = ? AND chat_id = ?"
                    " AND thread_id = ?"), *old_p)
             await write_audit(conn, new, "rekey", f"moved from {old} ({moved} queued alerts)",

@@ -147,8 +147,11 @@ class PostgresOutbox(PostgresConnection):
                     decision.reason.value, stamp, decision.row_id,
                 )
                 if hit:
+                    detail = (f"until {decision.until:%Y-%m-%d %H:%M} UTC"
+                              if decision.reason is Reason.TOKEN_MUTED and decision.until
+                              else "")
                     await write_decisions(conn, destination, [(decision.row_id, hit[0])],
-                                          decision.reason, "", now)
+                                          decision.reason, detail, now)
                     recorded[decision.reason] += 1
             waits = ([(d, OutboxState.HELD) for d in plan.held]
                      + [(d, OutboxState.PENDING) for d in plan.deferred])

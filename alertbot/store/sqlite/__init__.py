@@ -1,8 +1,8 @@
 """SQLite implementation of the Store port (aiosqlite, WAL, one writer connection).
 
 One module per role (catalog, state, subscriptions, destinations, outbox, audit,
-maintenance), each a subclass of the shared connection in `connection`; SqliteStore
-combines them over a single connection.
+token_mutes, updates, maintenance), each a subclass of the shared connection in `connection`;
+SqliteStore combines them over a single connection.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from alertbot.store.sqlite.maintenance import SqliteMaintenance
 from alertbot.store.sqlite.outbox import SqliteOutbox
 from alertbot.store.sqlite.state import SqliteState
 from alertbot.store.sqlite.subscriptions import SqliteSubscriptions
+from alertbot.store.sqlite.token_mutes import SqliteTokenMutes
+from alertbot.store.sqlite.updates import SqliteUpdates
 
 __all__ = ["SqliteStore"]
 
 
 class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDestinations,
-                  SqliteOutbox, SqliteAudit, SqliteMaintenance):
+                  SqliteOutbox, SqliteAudit, SqliteTokenMutes, SqliteUpdates, SqliteMaintenance):
     """Store on a SQLite file. All access goes through one connection guarded by a lock."""
 
     @classmethod
