@@ -1,4 +1,5 @@
-"""Command line: run, check, lookup, (un)subscribe, subscriptions, throttle, why, test, db."""
+"""Command line: run, check, lookup, chart, (un)subscribe, subscriptions, throttle, why, test,
+db."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from alertbot.bootstrap.build import build
 from alertbot.bootstrap.run import missing_platform_variable, run, unconfigured_destinations
 from alertbot.config import ConfigError, Settings, load_settings
 from alertbot.domain.address import ADDRESS_ID_PREFIX
+from alertbot.domain.charts import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, ChartInputError, check_days
 from alertbot.domain.models import ALL_TOKENS, Destination, Kind, Policy
 from alertbot.domain.parsing import (
     parse_kinds,
@@ -26,6 +28,7 @@ from alertbot.domain.policy import describe_policy, update_policy
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
+from alertbot.services.charts import ChartUnavailable
 from alertbot.services.commands import AlertTestOutcome
 from alertbot.services.lookup import InvalidSymbol, LookupFailed, UnknownToken
 from alertbot.store.factory import store_from_url
@@ -110,6 +113,21 @@ def _parser() -> argparse.ArgumentParser:
         ["alertbot lookup BTC", "alertbot lookup 3375               by Token Metrics token id"])
     look.add_argument("symbol")
 
+    chart = _command(
+        sub, "chart", "draw a token's grade-history chart (PNG) and print its text alternative",
+        "Draw the TM grade and fundamental grade of a token over time on the band scale (daily "
+        "signal flips marked), or with --drivers the fundamental grade's key drivers, to a PNG "
+        "file; the caption printed is the chart's text alternative.",
+        ["alertbot chart BTC --out btc.png",
+         "alertbot chart ETH --days 365 --out eth-year.png",
+         "alertbot chart SOL --drivers --out sol-drivers.png"])
+    chart.add_argument("symbol", help="token symbol or numeric token id")
+    chart.add_argument("--days", type=int, default=DEFAULT_DAYS,
+                       help=f"days of history, {MIN_DAYS}-{MAX_DAYS} (default {DEFAULT_DAYS})")
+    chart.add_argument("--drivers", action="store_true",
+                       help="draw the fundamental grade's key drivers instead")
+    chart.add_argument("--out", type=Path, required=True, help="PNG file to write")
+
     for name, summary, description, examples in (
         ("subscribe", "subscribe a destination to a token (or all)",
          "Subscribe a chat, topic, channel, thread or webhook to a token's changes (or to "
@@ -161,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
          "alertbot throttle --platform telegram --chat -1001234567890 --mute 2h",
          "alertbot throttle --platform telegram --chat -1001234567890 --settle 5m "
          "--mode hourly=silent",
-         "alertbot throttle --platform telegram --chat -1001234567890 --quiet off --settle off"])
+         "alertbot throttle --platform telegram --chat -1001234567890 --quiet off --settle off",
+         "alertbot throttle --platform discord --chat 444444444444444444 --charts on"])
     _destination_args(thr)
     thr.add_argument("--max", dest="max_alerts", help="alerts per window")
     thr.add_argument("--window", help="window length, e.g. 1h")
@@ -172,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     thr.add_argument("--settle", help="flap guard: cancel changes reverted within this long")
     thr.add_argument("--mode", action="append", default=[],
                      help="KIND=on|silent|off (repeatable)")
+    thr.add_argument("--charts", help="on|off: attach a 30-day chart to grade alerts")
 
     test = _command(
         sub, "test", "send one marked test alert to a destination and say what to fix",
@@ -545,7 +565,7 @@ async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
     def change(current: Policy) -> Policy:
         return update_policy(current, now, max_alerts=args.max_alerts, window=args.window,
                              quiet=quiet, mute=args.mute, unmute=args.unmute,
-                             settle=args.settle, modes=args.mode)
+                             settle=args.settle, modes=args.mode, charts=args.charts)
 
     try:
         change(policy)  # validate before writing
@@ -584,8 +604,49 @@ async def _cmd_why(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _cmd_chart(app: App, args: argparse.Namespace) -> int:
+    try:
+        days = check_days(args.days)
+    except ChartInputError as exc:
+        raise UsageError(f"--days: {exc}") from None
+    out: Path = args.out
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {out}: the file name must end in .png")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: directory {out.parent} does not exist")
+    if app.charts is None:
+        print("charts are not available with this source", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        token = await app.lookup.resolve(args.symbol)
+    except (InvalidSymbol, UnknownToken) as exc:
+        raise UsageError(str(exc)) from None
+    except LookupFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        if args.drivers:
+            recent = await app.lookup.recent_changes(token, Kind.FUNDAMENTAL, 1)
+            image = await app.charts.drivers_chart(token, recent[0].detected_at if recent
+                                                   else None)
+        else:
+            image = await app.charts.chart(token, days)
+    except ChartUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        await asyncio.to_thread(out.write_bytes, image.png)
+    except OSError as exc:
+        print(f"cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(image.caption)
+    print(f"wrote {out} ({len(image.png):,} bytes)")
+    return EXIT_OK
+
+
 _COMMANDS = {
     "run": _cmd_run,
+    "chart": _cmd_chart,
     "check": _cmd_check,
     "lookup": _cmd_lookup,
     "subscribe": _cmd_subscribe,

@@ -71,10 +71,16 @@ def _target_row(line: Mapping[str, Any]) -> tuple[str, str, str, str, str] | Non
                 f"≤ {line['target_mb']:.0f} MB",
                 f"peak at {line['peak_at_s']:.1f} s; steady {line['steady_rss_mb']:.1f} MB; "
                 f"{line['outbox_rows']:,} outbox rows, {line['delivered']:,} delivered")
+    if bench == "chart":
+        return (bench, line["case"], f"p99 {line['p99_ms']:.1f} ms, {line['png_kb']:.0f} KB",
+                f"p99 ≤ {line['target_ms']:.0f} ms, ≤ {line['target_kb']:.0f} KB",
+                f"p50 {line['p50_ms']:.1f} ms, max {line['max_ms']:.1f} ms, {line['runs']} runs"
+                + (f"; CPU p50 {line['cpu_p50_ms']:.1f}, p99 {line['cpu_p99_ms']:.1f} ms"
+                   if "cpu_p99_ms" in line else ""))
     return None
 
 
-_BENCH_ORDER = ("detect", "fanout", "delivery", "due", "latency", "memory", "peers")
+_BENCH_ORDER = ("detect", "fanout", "delivery", "due", "latency", "memory", "peers", "chart")
 
 
 def _order(line: Mapping[str, Any]) -> tuple[int, str, int, int]:

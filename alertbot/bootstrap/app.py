@@ -22,6 +22,7 @@ from alertbot.ports.notifier import Notifier
 from alertbot.ports.observers import Observers
 from alertbot.ports.source import Source
 from alertbot.ports.store import Store
+from alertbot.services.charts import ChartService
 from alertbot.services.commands import CommandCore
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
@@ -62,6 +63,8 @@ class App:
     """Handlers of webhook-delivered chat updates by platform (Telegram webhook mode)."""
     env_file: Path | None = Path(".env")
     """Re-read on SIGHUP."""
+    charts: ChartService | None = None
+    """Grade-history charts (None: the source has no history)."""
 
     @property
     def source(self) -> Source:

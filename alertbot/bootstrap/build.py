@@ -24,15 +24,18 @@ from alertbot.bootstrap.platforms import (
 )
 from alertbot.bootstrap.sources import build_source
 from alertbot.config import Settings
+from alertbot.domain.charts import Scale
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import Destination
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics
+from alertbot.ports.charts import ChartRenderer
 from alertbot.ports.clock import Clock, SystemClock
 from alertbot.ports.lifecycle import Check, Closer
 from alertbot.ports.notifier import Notifier
 from alertbot.ports.observers import Observers
 from alertbot.ports.store import QUEUED_STATES, Maintenance
+from alertbot.services.charts import ChartService
 from alertbot.services.commands import AlertTestResult, CommandCore, send_test_alert
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
@@ -82,11 +85,17 @@ async def build(settings: Settings, *, clock: Clock | None = None,
         return await send_test_alert(destination, notifiers=notifiers, pacer=dispatcher.pacer,
                                      store=store, clock=clock)
 
+    charts = (ChartService(parts.history, pillow_renderer, clock,
+                           scale=Scale(rules.thresholds, rules.band_names))
+              if parts.history is not None else None)
+    if charts is not None:
+        dispatcher.charts = charts.alert_chart
     commands = CommandCore(store, lookup, clock, band_label=rules.band_label,
-                           on_policy_change=dispatcher.wake, send_test=send_test)
+                           on_policy_change=dispatcher.wake, send_test=send_test,
+                           charts=charts)
     app = App(settings, clock, store, parts, rules, poller, dispatcher, lookup, commands,
               redactor, session, Metrics(), observers, notifiers=notifiers, closers=closers,
-              env_file=env_file)
+              env_file=env_file, charts=charts)
     app.checks["database"] = _database_check(store)
     app.checks["source"] = parts.check
     if parts.readiness is not None:
@@ -118,6 +127,13 @@ async def _install_platforms(app: App) -> None:
             store=app.store, clock=app.clock, commands=app.commands,
             pacer=app.dispatcher.pacer, redactor=app.redactor, on_rekey=app.dispatcher.wake,
             buttons=buttons, webhook=webhook))
+
+
+def pillow_renderer() -> ChartRenderer:
+    """The chart renderer; Pillow is imported only when the first chart is drawn."""
+    from alertbot.charts.pillow import PillowRenderer
+
+    return PillowRenderer()
 
 
 async def _close_all(closers: list[Closer]) -> None:

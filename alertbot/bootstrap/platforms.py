@@ -24,8 +24,8 @@ from alertbot.services.pacing import Pacer
 
 def alert_buttons(store: Store, commands: CommandCore, clock: Clock) -> ButtonCore:
     """The Chart, Why and Mute buttons on alerts, shared by Telegram and Discord."""
-    # The Chart button's answer for a token: the /grade lookup text (a symbol or token id).
-    return ButtonCore(store, commands, clock, chart=commands.grade)
+    # The Chart button's answer for a token (a symbol or token id): what /chart answers.
+    return ButtonCore(store, commands, clock, chart=commands.chart)
 
 
 def install_builtin(clock: Clock, session: aiohttp.ClientSession,

@@ -14,7 +14,7 @@ from alertbot.domain.models import ALL_KINDS, mask_to_kinds
 from alertbot.observability.metrics import QuotaProbe, QuotaUsage
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import Check, Probe
-from alertbot.ports.source import Source
+from alertbot.ports.source import HistorySource, Source
 from alertbot.ports.store import SourceSetupStore
 from alertbot.sources.replay import CURSOR_KEY, ReplaySource, load_demo_data
 
@@ -38,6 +38,8 @@ class SourceParts:
     """Switch to a new API key without a restart (SIGHUP)."""
     on_api_call: Callable[[Callable[[str, str], None]], None] | None = None
     """Register a counter of API calls by endpoint and status (metrics)."""
+    history: HistorySource | None = None
+    """Grade history for charts (None: this source has none)."""
 
 
 async def build_source(settings: Settings, store: SourceSetupStore, clock: Clock,
@@ -49,7 +51,7 @@ async def build_source(settings: Settings, store: SourceSetupStore, clock: Clock
         replay = ReplaySource(load_demo_data(), speed=settings.demo_speed,
                               cursor=float(saved) if saved else None, started_wall=clock.now(),
                               head_start=interval if saved else timedelta(0))
-        return SourceParts(replay, replay, interval, _universe_check(replay))
+        return SourceParts(replay, replay, interval, _universe_check(replay), history=replay)
     return await _tokenmetrics(settings, store, clock, session)
 
 
@@ -83,7 +85,8 @@ async def _tokenmetrics(settings: Settings, store: SourceSetupStore, clock: Cloc
     return SourceParts(source, source.lookups, plan.interval, source.check,
                        readiness=source.readiness, quota=quota,
                        auth_error=lambda: source.last_auth_error,
-                       rotate_key=source.rotate_key, on_api_call=on_api_call)
+                       rotate_key=source.rotate_key, on_api_call=on_api_call,
+                       history=source.lookups)
 
 
 def _universe_check(source: Source) -> Check:

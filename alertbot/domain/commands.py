@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from alertbot.domain.charts import ChartImage
 from alertbot.domain.models import Message
 
 
@@ -33,6 +34,8 @@ class Reply:
     message: Message | None = None
     """A rendered lookup (/signal, /grade), shown before `lines`."""
     kind: ReplyKind = ReplyKind.OK
+    image: ChartImage | None = None
+    """A chart to send with the reply; `lines` then hold its caption (the text alternative)."""
 
     @property
     def error(self) -> bool:
@@ -83,6 +86,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 False, ("symbol",)),
     CommandSpec("grade", "/grade SYMBOL", "TM grade and fundamental grade of a token", False,
                 ("symbol",)),
+    CommandSpec("chart", "/chart SYMBOL [30d|90d|1y|drivers]",
+                "Grade-history chart of a token (drivers: what moves its fundamental grade)",
+                False, ("symbol", "range")),
     CommandSpec("subscribe", "/subscribe SYMBOL|all [kinds]",
                 "Post changes of a token (or all) here; kinds: signal, hourly, tm_grade, "
                 "fundamental", True, ("symbol", "kinds")),
@@ -103,6 +109,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "End a mute now; with a symbol, end that token's mute (Mute button)", True,
                 ("symbol",)),
     CommandSpec("why", "/why", "The last few alert decisions here and their reasons", False),
+    CommandSpec("charts", "/charts on|off",
+                "Attach a 30-day chart to TM grade and fundamental grade alerts here", True,
+                ("setting",)),
     CommandSpec("test", "/test", "Send one marked test alert here to check that delivery works",
                 True),
     CommandSpec("id", "/id", "This chat's id (and topic or thread id) and your user id", False),

@@ -219,6 +219,8 @@ class Policy:
     mute_until: datetime | None = None
     settle: timedelta = timedelta(0)
     modes: dict[Kind, Mode] = field(default_factory=dict)
+    charts: bool = False
+    """Attach a 30-day chart to grade alerts."""
 
     def mode(self, kind: Kind) -> Mode:
         """Delivery mode of a kind (on unless set)."""
@@ -246,6 +248,18 @@ class Reason(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ChartImage:
+    """A rendered chart: PNG bytes and its caption (the text alternative)."""
+
+    png: bytes
+    caption: str
+    filename: str = "chart.png"
+
+    def __repr__(self) -> str:
+        return f"ChartImage({self.filename!r}, {len(self.png)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """Platform-neutral rendered message: notifiers turn it into HTML, embeds or JSON."""
 
@@ -256,6 +270,8 @@ class Message:
     timestamp: datetime
     changes: tuple[Change, ...]
     is_digest: bool = False
+    image: ChartImage | None = None
+    """A chart to show with the message (grade alerts of destinations with charts on)."""
 
     @property
     def text(self) -> str:

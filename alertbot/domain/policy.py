@@ -42,7 +42,16 @@ def describe_policy(policy: Policy) -> list[str]:
                  else "flap guard: off")
     modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in ALL_KINDS)
     lines.append(f"modes: {modes}")
+    lines.append(f"charts on grade alerts: {'on' if policy.charts else 'off'}")
     return lines
+
+
+def parse_on_off(text: str, what: str) -> bool:
+    """"on" -> True, "off" -> False; raises ValueError naming `what` otherwise."""
+    word = text.strip().lower()
+    if word not in ("on", "off"):
+        raise ValueError(f"{what} is on or off, not '{echo(text.strip())}'")
+    return word == "on"
 
 
 def parse_max_alerts(text: str) -> int:
@@ -80,7 +89,7 @@ def parse_mute(text: str) -> timedelta:
 def update_policy(policy: Policy, now: datetime, *, max_alerts: str | int | None = None,
                   window: str | None = None, quiet: str | None = None,
                   mute: str | None = None, unmute: bool = False, settle: str | None = None,
-                  modes: Sequence[str] = ()) -> Policy:
+                  modes: Sequence[str] = (), charts: str | None = None) -> Policy:
     """`policy` with the given settings changed (None = keep); raises ValueError.
 
     Shared by the chat commands and `alertbot throttle`. `quiet` is "HH:MM-HH:MM [TZ]" or
@@ -111,4 +120,6 @@ def update_policy(policy: Policy, now: datetime, *, max_alerts: str | int | None
             kind, mode = parse_mode(item)
             merged[kind] = mode
         changes["modes"] = merged
+    if charts is not None:
+        changes["charts"] = parse_on_off(charts, "charts")
     return replace(policy, **changes)  # type: ignore[arg-type]

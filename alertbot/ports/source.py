@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from alertbot.domain.charts import History
 from alertbot.domain.models import Kind, Reading, Token
 
 
@@ -58,4 +59,18 @@ class Source(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+class HistorySource(Protocol):
+    """Daily grade history of one token, for charts.
+
+    `history` covers the `days` before `end` (a wall-clock time) in the source's own timeline
+    (the demo replays its data set faster than the wall clock), and never anything after it.
+    It raises SourceError when the history cannot be read; calling it again is safe. Each
+    call may cost API calls: callers cache.
+    """
+
+    async def history(self, token: Token, days: int, end: datetime) -> History:
+        """TM grade, fundamental grade (with component scores) and daily-signal flips."""
         ...

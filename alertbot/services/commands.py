@@ -14,9 +14,10 @@ import enum
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from alertbot.domain.charts import DEFAULT_DAYS, ChartInputError, parse_range
 from alertbot.domain.commands import (
     COMMANDS,
     Reply,
@@ -28,6 +29,7 @@ from alertbot.domain.commands import (
 )
 from alertbot.domain.models import (
     ALL_TOKENS,
+    Change,
     Destination,
     Kind,
     Policy,
@@ -41,6 +43,7 @@ from alertbot.domain.policy import (
     MAX_ECHO,
     describe_policy,
     echo,
+    parse_on_off,
     update_policy,
 )
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
@@ -49,6 +52,7 @@ from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
 from alertbot.ports.store import CommandStore, Destinations, PolicyChange
+from alertbot.services.charts import ChartService, ChartUnavailable
 from alertbot.services.lookup import InvalidSymbol, Lookup, LookupFailed
 from alertbot.services.pacing import Pacer
 
@@ -269,8 +273,10 @@ class CommandCore:
     def __init__(self, store: CommandStore, lookup: Lookup, clock: Clock, *,
                  band_label: Callable[[float], str],
                  on_policy_change: Callable[[], None] | None = None,
-                 send_test: AlertTestSender | None = None) -> None:
+                 send_test: AlertTestSender | None = None,
+                 charts: ChartService | None = None) -> None:
         self._store = store
+        self._charts = charts
         self._send_test = send_test
         self._on_policy_change = on_policy_change
         self._lookup = lookup
@@ -297,6 +303,10 @@ class CommandCore:
                 return self._usage(name)
             return await (self.signal(caller, args[0]) if name == "signal"
                           else self.grade(caller, args[0]))
+        if name == "chart":
+            if not 1 <= len(args) <= 2:
+                return self._usage(name)
+            return await self.chart(caller, *args)
         if name in ("subscribe", "unsubscribe"):
             if not args:
                 return self._usage(name)
@@ -309,6 +319,10 @@ class CommandCore:
             return await self.throttle(caller, *args)
         if name == "quiet":
             return await self.quiet(caller, text)
+        if name == "charts":
+            if len(args) > 1:
+                return self._usage(name)
+            return await self.charts(caller, text)
         if name == "mute":
             return await self.mute(caller, text)
         if name == "unmute":
@@ -346,8 +360,47 @@ class CommandCore:
             snapshot = await self._lookup.snapshot(token, (Kind.TM_GRADE, Kind.FUNDAMENTAL))
         except LookupFailed as exc:
             return fail(ReplyKind.NOT_FOUND, str(exc))
-        return Reply(self._missing(snapshot.missing),
+        drivers: tuple[str, ...] = ()
+        if self._charts is not None:
+            drivers = await self._driver_lines(token, snapshot.recent)
+        return Reply(self._missing(snapshot.missing) + drivers,
                      message=render_grade_lookup(snapshot, self._band_label))
+
+    async def _driver_lines(self, token: Token, recent: Sequence[Change]) -> tuple[str, ...]:
+        """Key drivers of the fundamental grade, with the change since its last alert."""
+        assert self._charts is not None
+        since = max((c.detected_at for c in recent if c.kind is Kind.FUNDAMENTAL),
+                    default=None)
+        try:
+            spec = await self._charts.drivers(token, since)
+        except ChartUnavailable as exc:
+            log.info("/grade %s without key drivers: %s", token.symbol, exc)
+            return ()
+        if not spec.bars:
+            return ()
+        return ("Key drivers (fundamental grade):", *(f"  {line}" for line in spec.lines))
+
+    async def chart(self, caller: Caller, symbol: str, span: str = "") -> Reply:
+        """A grade-history chart (or the key drivers) of a token, with its text alternative."""
+        try:
+            days = parse_range(span) if span else DEFAULT_DAYS
+        except ChartInputError as exc:
+            return self._usage("chart", str(exc))
+        if self._charts is None:
+            return fail(ReplyKind.NOT_FOUND, "Charts are not available with this source.")
+        token = await self._resolve(symbol, "chart")
+        if isinstance(token, Reply):
+            return token
+        try:
+            if days is None:
+                recent = await self._lookup.recent_changes(token, Kind.FUNDAMENTAL, 1)
+                since = recent[0].detected_at if recent else None
+                image = await self._charts.drivers_chart(token, since)
+            else:
+                image = await self._charts.chart(token, days)
+        except ChartUnavailable as exc:
+            return fail(ReplyKind.NOT_FOUND, str(exc))
+        return Reply((image.caption,), image=image)
 
     async def complete_symbol(self, prefix: str, limit: int = 25) -> list[Token]:
         """Known tokens whose symbol or name starts with `prefix` (for autocomplete)."""
@@ -543,6 +596,34 @@ class CommandCore:
         if not result.changed:
             return ok("Alerts here are not muted.")
         return ok("Unmuted: new alerts will be posted again.")
+
+    async def charts(self, caller: Caller, setting: str = "") -> Reply:
+        """Attach (or stop attaching) a 30-day chart to this chat's grade alerts."""
+        if not setting.strip():
+            return self._usage("charts")
+        try:
+            wanted = parse_on_off(setting, "/charts")
+        except ValueError as exc:
+            return self._usage("charts", str(exc))
+        refused = await self._refuse_unless_moderator(caller, "change charts on alerts")
+        if refused:
+            return refused
+        now = self._clock.now()
+
+        def change(current: Policy) -> Policy:
+            return replace(current, charts=wanted)
+
+        result = await self._change_policy(
+            caller, change, now, lambda p: f"charts {'on' if p.charts else 'off'}",
+            command="charts")
+        if isinstance(result, Reply):
+            return result
+        if wanted:
+            note = ("" if self._charts is not None
+                    else " (this source has no history: alerts stay text-only)")
+            return ok("Charts on: TM grade and fundamental grade alerts here come with a "
+                      f"30-day chart{note}. /charts off stops it.")
+        return ok("Charts off: grade alerts here are text only.")
 
     async def _change_policy(self, caller: Caller, change: Callable[[Policy], Policy],
                              now: datetime, detail: Callable[[Policy], str], *, command: str,

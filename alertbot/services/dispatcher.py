@@ -23,12 +23,20 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from alertbot.domain import throttle
-from alertbot.domain.models import Change, Destination, Message, Policy, Reason
+from alertbot.domain.models import (
+    Change,
+    ChartImage,
+    Destination,
+    Kind,
+    Message,
+    Policy,
+    Reason,
+)
 from alertbot.domain.parsing import format_duration
 from alertbot.domain.render import render
 from alertbot.observability.logs import correlation_id
@@ -40,6 +48,12 @@ from alertbot.ports.store import DispatchStore, PlanKeys, StoreError
 from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
+
+ChartSource = Callable[[Change], Awaitable[ChartImage]]
+CHART_KINDS = frozenset({Kind.TM_GRADE, Kind.FUNDAMENTAL})
+"""Alerts that carry a chart when their destination has charts on."""
+CHART_TIMEOUT = 10.0
+"""Seconds a chart may take (history read and drawing) before the alert goes as text."""
 
 KEY_LENGTH = 24
 """Idempotency keys fit Discord's 25-character nonce."""
@@ -184,6 +198,8 @@ class Dispatcher:
         self._fault = _StoreFault(store_backoff or StoreBackoff())
         self._held_until: dict[Destination, datetime] = {}
         """The end of each destination's announced held group (see _announce_held)."""
+        self.charts: ChartSource | None = None
+        """Draws the chart of a grade alert, bound to its change (None: alerts are text)."""
 
     @property
     def platforms(self) -> list[str]:
@@ -387,7 +403,8 @@ class Dispatcher:
                     return
                 outcome = await self._deliver(notifier, target, message.key, message.changes,
                                               message.silent, message.attempts,
-                                              message.first_created)
+                                              message.first_created,
+                                              with_chart=info.policy.charts)
                 if outcome in (Reason.DESTINATION_GONE, Reason.REKEYED):
                     return
             now = self._clock.now()
@@ -448,9 +465,12 @@ class Dispatcher:
 
     async def _deliver(self, notifier: Notifier, target: Target, key: str,
                        changes: Sequence[Change], silent: bool, attempts: int,
-                       first_created: datetime) -> Reason:
+                       first_created: datetime, *, with_chart: bool = False) -> Reason:
         destination = target.destination
         message = render(changes)
+        if with_chart and len(changes) == 1 and changes[0].kind in CHART_KINDS:
+            # Drawn before the claim and the pacing slot, which must lead straight to the send.
+            message = await self._with_chart(message, changes[0], destination)
         # Claim first, so nothing but the send itself runs between taking a pacing slot and
         # the request: waiting for the store (one connection shared by every lane) after the
         # slot let the request leave later than the slot the pacer counted.
@@ -477,6 +497,21 @@ class Dispatcher:
             # the retry wait a whole window (a minute, for a Telegram group).
             self._pacer.release(limits, slot)
         return outcome
+
+    async def _with_chart(self, message: Message, change: Change,
+                          destination: Destination) -> Message:
+        """`message` with its change's chart; as it is when no chart can be drawn in time."""
+        if self.charts is None:
+            return message
+        try:
+            image = await asyncio.wait_for(self.charts(change), timeout=CHART_TIMEOUT)
+        except Exception as exc:
+            reraise_if_cancelling()
+            # A chart is an extra: the alert goes out as text rather than late or never.
+            log.warning("chart for %s to %s not drawn (%s); sending text", change.change_id,
+                        destination, str(exc) or type(exc).__name__)
+            return message
+        return replace(message, image=image)
 
     async def _send(self, notifier: Notifier, target: Target, key: str, message: Message,
                     changes: Sequence[Change], silent: bool, attempts: int,

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from alertbot.domain.models import ALL_KINDS, Kind, Reading, Snapshot, Token, TrackedState
+from alertbot.domain.models import (
+    ALL_KINDS,
+    Change,
+    Kind,
+    Reading,
+    Snapshot,
+    Token,
+    TrackedState,
+)
 from alertbot.domain.parsing import shown
 from alertbot.domain.validity import MAX_TOKEN_ID
 from alertbot.ports.clock import Clock
@@ -151,6 +159,11 @@ class Lookup:
         recent = await self._store.recent_changes(token.token_id, None, 6)
         return Snapshot(token, entries, tuple(recent),
                         tuple(k for k in missing if k not in entries))
+
+    async def recent_changes(self, token: Token, kind: Kind | None = None,
+                             limit: int = 6) -> list[Change]:
+        """The token's newest stored changes (of one kind, or of all)."""
+        return await self._store.recent_changes(token.token_id, kind, limit)
 
     async def _fetch(self, token: Token, kinds: tuple[Kind, ...]) -> _Cached:
         key = (token.token_id, kinds)

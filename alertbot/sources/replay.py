@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,10 +19,16 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from alertbot.domain.charts import History
 from alertbot.domain.models import Kind, Token
 from alertbot.domain.parsing import parse_timestamp
 from alertbot.ports.source import Batch
-from alertbot.sources.tokenmetrics.rows import ParseReport, parse_kind, parse_tokens
+from alertbot.sources.tokenmetrics.rows import (
+    ParseReport,
+    parse_history,
+    parse_kind,
+    parse_tokens,
+)
 
 CURSOR_KEY = "replay.cursor"
 DEFAULT_SPEED = 1800.0
@@ -150,6 +157,37 @@ class ReplaySource:
         """
         story_seconds = (story - self._start).total_seconds()
         return self._wall0 + timedelta(seconds=(story_seconds - self._origin) / self._speed)
+
+    async def history(self, token: Token, days: int, end: datetime) -> History:
+        """The story's daily rows of `token` over the `days` before the story time at `end`.
+
+        The data set repeats before and after the replay, as it does during it, so any range
+        has data: the story's own dates are shown, not wall-clock dates.
+        """
+        story_end = self.story_time(end)
+        story_start = story_end - timedelta(days=days)
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for endpoint, kind in (("tm", Kind.TM_GRADE), ("fundamental", Kind.FUNDAMENTAL),
+                               ("signals", Kind.SIGNAL)):
+            rows[endpoint] = list(self._story_rows(kind, token.token_id, story_start,
+                                                   story_end))
+        return parse_history(token, story_start, story_end, tm=rows["tm"],
+                             fundamental=rows["fundamental"], signals=rows["signals"],
+                             report=ParseReport(source=self.name))
+
+    def _story_rows(self, kind: Kind, token_id: int, start: datetime,
+                    end: datetime) -> Iterator[dict[str, Any]]:
+        series = self._series.get((kind, token_id))
+        if series is None:
+            return
+        first = math.floor((start - self._start).total_seconds() / self._span)
+        last = math.floor((end - self._start).total_seconds() / self._span)
+        for lap in range(first, last + 1):
+            shift = timedelta(seconds=lap * self._span)
+            for offset, row in zip(series.offsets, series.rows, strict=True):
+                at = self._start + timedelta(seconds=offset) + shift
+                if start <= at <= end:
+                    yield {**row, "DATE": at.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -151,6 +151,7 @@ _ERROR_MESSAGES: dict[int, str] = {
     10015: "Unknown Webhook",
     10062: "Unknown interaction",
     20012: "You are not authorized to perform this action on this application",
+    40005: "Request entity too large",
     40060: "Interaction has already been acknowledged.",
     50001: "Missing Access",
     50006: "Cannot send an empty message",
@@ -461,6 +462,16 @@ class _BadJson(Exception):
     pass
 
 
+class _TooLarge(Exception):
+    pass
+
+
+# Uploads: "the default file upload limit is 10 MB" per message, at most 10 files per message
+# (discord-api-docs, reference/platforms.md §6); over it Discord answers 413 / 40005.
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_FILES = 10
+
+
 class FakeDiscord:
     """Fake Discord REST API + gateway on 127.0.0.1 that records what a client sends."""
 
@@ -515,6 +526,8 @@ class FakeDiscord:
         self.callbacks: dict[int, CallbackRecord] = {}
         self.callback_log: list[CallbackRecord] = []
         self.followups: list[FollowupRecord] = []
+        self.uploads: list[tuple[str, bytes]] = []
+        """Every file uploaded with a message (name, content), in arrival order."""
         self.webhook_executions: list[WebhookExecution] = []
         self.command_puts: list[CommandPut] = []
         self.interactions: dict[int, InjectedInteraction] = {}
@@ -578,7 +591,8 @@ class FakeDiscord:
 
     async def start(self) -> None:
         """Bind an ephemeral port on 127.0.0.1 and start serving."""
-        app = web.Application(middlewares=[self._middleware])
+        # Above the 10 MB upload limit, so the limit is answered as Discord does.
+        app = web.Application(middlewares=[self._middleware], client_max_size=32 * 1024 * 1024)
         self._add_routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -1205,7 +1219,12 @@ class FakeDiscord:
     async def _read_json(self, request: web.Request) -> tuple[Any, list[str]]:
         if request.content_type.startswith("multipart/"):
             form = await request.post()
-            files = [v.filename for v in form.values() if isinstance(v, web.FileField)]
+            uploads = [(v.filename, v.file.read()) for v in form.values()
+                       if isinstance(v, web.FileField)]
+            if sum(len(c) for _, c in uploads) > MAX_UPLOAD_BYTES or len(uploads) > MAX_FILES:
+                raise _TooLarge
+            self.uploads.extend(uploads)
+            files = [name for name, _ in uploads]
             raw = form.get("payload_json")
             try:
                 return (json.loads(raw) if isinstance(raw, str) else {}), files
@@ -1226,6 +1245,8 @@ class FakeDiscord:
             payload, files = await self._read_json(request)
         except _BadJson:
             return _error(400, 50109)
+        except _TooLarge:
+            return _error(413, 40005)
         if not isinstance(payload, dict):
             return _error(400, 50109)
         return payload, files

@@ -53,7 +53,13 @@ MAX_TEXT_LENGTH: Final = 4096
 GROUP_ANONYMOUS_BOT_ID: Final = 1087968824
 CHANNEL_BOT_ID: Final = 136817688
 
-RATE_LIMITED_METHODS: Final = frozenset({"sendmessage"})
+RATE_LIMITED_METHODS: Final = frozenset({"sendmessage", "sendphoto"})
+# Bot API sendPhoto: "The photo must be at most 10 MB in size. The photo's width and height
+# must not exceed 10000 in total. Width and height ratio must be at most 20."; caption
+# "0-1024 characters after entities parsing" (MessageLimit.CAPTION_LENGTH).
+MAX_PHOTO_BYTES: Final = 10 * 1024 * 1024
+MAX_PHOTO_SIDES: Final = 10000
+MAX_CAPTION_LENGTH: Final = 1024
 CHAT_MEMBER_STATUSES: Final = frozenset(
     {"creator", "administrator", "member", "restricted", "left", "kicked"}
 )
@@ -193,6 +199,41 @@ class WebhookDelivery:
 
     update_id: int
     status: int  # HTTP status of the answer; 0 when the connection failed or timed out
+
+
+@dataclass(slots=True)
+class SentPhoto:
+    """One photo the fake accepted (sendPhoto with an uploaded file)."""
+
+    chat_id: int
+    message_id: int
+    content: bytes = field(repr=False)
+    filename: str
+    width: int
+    height: int
+    caption: str  # as sent, markup included
+    visible_caption: str
+    parse_mode: str | None
+    disable_notification: bool
+    message_thread_id: int | None
+    reply_to_message_id: int | None
+    timestamp: float
+    params: JSONDict = field(repr=False)
+
+
+def image_size(content: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG or baseline JPEG, or None when it is neither."""
+    if content[:8] == b"\x89PNG\r\n\x1a\n" and content[12:16] == b"IHDR":
+        return int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")
+    if content[:2] == b"\xff\xd8":
+        at = 2
+        while at + 9 < len(content):
+            marker, size = content[at + 1], int.from_bytes(content[at + 2:at + 4], "big")
+            if marker in (0xC0, 0xC2):
+                return (int.from_bytes(content[at + 7:at + 9], "big"),
+                        int.from_bytes(content[at + 5:at + 7], "big"))
+            at += 2 + size
+    return None
 
 
 @dataclass(slots=True)
@@ -782,6 +823,7 @@ class FakeTelegram:
 
         self.calls: list[tuple[str, JSONDict]] = []
         self.sent: list[SentMessage] = []
+        self.photos: list[SentPhoto] = []
         self.edited: list[JSONDict] = []
         self.commands: dict[str, list[JSONDict]] = {}
         self.rate_limited = 0  # every 429 answered, enforced or scripted
@@ -835,6 +877,7 @@ class FakeTelegram:
                 "deleteWebhook": self._delete_webhook,
                 "getWebhookInfo": self._get_webhook_info,
                 "sendMessage": self._send_message,
+                "sendPhoto": self._send_photo,
                 "editMessageText": self._edit_message_text,
                 "deleteMessage": self._delete_message,
                 "sendChatAction": self._send_chat_action,
@@ -860,7 +903,8 @@ class FakeTelegram:
         self._closing = asyncio.Event()
         self._updates_changed = asyncio.Event()
         self._state_changed = asyncio.Event()
-        app = web.Application()
+        # Above the 10 MB photo limit, so the limit is answered as Telegram does.
+        app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -1609,6 +1653,85 @@ class FakeTelegram:
         )
         self.sent.append(record)
         self._sent_by_chat.setdefault(chat_id, []).append(record)
+        return message
+
+    async def _send_photo(self, params: JSONDict) -> JSONDict:
+        now = self.clock()
+        chat_id = self._resolve_chat(params, sending=True)
+        _check_reply_markup(params.get("reply_markup"))
+        photo = params.get("photo")
+        if isinstance(photo, str) and photo.startswith("attach://"):
+            photo = params.get(photo.removeprefix("attach://"))
+        if photo is None or photo == "":
+            raise _ApiError(400, "Bad Request: there is no photo in the request")
+        if not isinstance(photo, dict):
+            # A file_id or URL: this fake knows no stored files and fetches nothing.
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        content: bytes = photo["content"]
+        if len(content) > MAX_PHOTO_BYTES:
+            raise _ApiError(400, "Bad Request: file is too big")
+        size = image_size(content)
+        if size is None:
+            raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        width, height = size
+        if (width + height > MAX_PHOTO_SIDES or min(width, height) == 0
+                or max(width, height) / min(width, height) > 20):
+            raise _ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        caption = params.get("caption") or ""
+        parse_mode = params.get("parse_mode") or None
+        visible, entities = "", []
+        if caption:
+            try:
+                visible, entities = parse_formatted(caption, parse_mode)
+            except EntityParseError as exc:
+                raise _ApiError(400, f"Bad Request: can't parse entities: {exc}") from None
+            except ValueError:
+                raise _ApiError(400, "Bad Request: unsupported parse_mode") from None
+        if len(visible) > MAX_CAPTION_LENGTH:
+            raise _ApiError(400, "Bad Request: message caption is too long")
+        reply = params.get("reply_parameters") or {}
+        reply_to = reply.get("message_id") if isinstance(reply, dict) else None
+        if reply_to is not None:
+            reply_to = _as_int(reply_to, "reply message identifier")
+            if (chat_id, reply_to) not in self._messages and not _as_bool(
+                    reply.get("allow_sending_without_reply")):
+                raise _ApiError(400, "Bad Request: message to be replied not found")
+        if self.enforce_limits:
+            self._check_rate(chat_id, now, _as_bool(params.get("allow_paid_broadcast")))
+        chat = self._chat(chat_id)
+        message_id = self._next_message_id(chat_id)
+        unique = f"photo-{chat_id}-{message_id}"
+        message: JSONDict = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": chat,
+            "photo": [{"file_id": unique, "file_unique_id": unique, "width": width,
+                       "height": height, "file_size": len(content)}],
+        }
+        if chat["type"] == "channel":
+            message["sender_chat"] = chat
+        else:
+            message["from"] = dict(self.bot_user)
+        thread_id = params.get("message_thread_id")
+        if thread_id is not None:
+            thread_id = _as_int(thread_id, "message thread identifier")
+            message["message_thread_id"] = thread_id
+        if visible:
+            message["caption"] = visible
+        if entities:
+            message["caption_entities"] = entities
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = markup  # only inline keyboards are echoed back
+        self._messages[(chat_id, message_id)] = message
+        self._bot_messages.add((chat_id, message_id))
+        self.photos.append(SentPhoto(
+            chat_id=chat_id, message_id=message_id, content=content,
+            filename=str(photo.get("filename") or ""), width=width, height=height,
+            caption=caption, visible_caption=visible, parse_mode=parse_mode,
+            disable_notification=_as_bool(params.get("disable_notification")),
+            message_thread_id=thread_id, reply_to_message_id=reply_to, timestamp=now,
+            params=params))
         return message
 
     async def _edit_message_text(self, params: JSONDict) -> JSONDict:

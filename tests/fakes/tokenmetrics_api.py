@@ -47,12 +47,16 @@ TRADING_SIGNALS = "/trading-signals"
 HOURLY_TRADING_SIGNALS = "/hourly-trading-signals"
 TM_GRADE = "/tm-grade"
 FUNDAMENTAL_GRADE = "/fundamental-grade"
+TM_GRADE_HISTORY = "/tm-grade-history"
+FUNDAMENTAL_GRADE_HISTORY = "/fundamental-grade-history"
 ENDPOINTS: tuple[str, ...] = (
     TOKENS,
     TRADING_SIGNALS,
     HOURLY_TRADING_SIGNALS,
     TM_GRADE,
     FUNDAMENTAL_GRADE,
+    TM_GRADE_HISTORY,
+    FUNDAMENTAL_GRADE_HISTORY,
 )
 
 DEFAULT_LIMIT = 50
@@ -324,6 +328,8 @@ class FakeTokenMetrics:
         self._hourly: dict[tuple[int, dt.datetime], _Row] = {}
         self._tm_grades: dict[int, _Row] = {}
         self._fundamentals: dict[int, _Row] = {}
+        self._tm_history: dict[tuple[int, dt.date], _Row] = {}
+        self._fundamental_history: dict[tuple[int, dt.date], _Row] = {}
         self._raw: dict[str, list[_Row]] = {endpoint: [] for endpoint in ENDPOINTS}
 
     # ----------------------------------------------------------------- lifecycle
@@ -594,6 +600,47 @@ class FakeTokenMetrics:
         self._fundamentals[token_id] = _Row(fields)
         return fields
 
+    def add_tm_grade_history(
+        self, token_id: int, date: dt.date | str, grade: float, signal_label: str = "Neutral",
+        *, as_string: bool = False,
+    ) -> dict[str, Any]:
+        """Add the ``/tm-grade-history`` row of ``token_id`` on ``date`` (``/tm-grade`` + DATE)."""
+        day = _to_date(date)
+        fields: dict[str, Any] = {
+            **self._identity(token_id),
+            "DATE": format_date(day),
+            "TM_GRADE": str(grade) if as_string else grade,
+            "TM_GRADE_SIGNAL": signal_label,
+            "TM_GRADE_24h_PCT_CHANGE": 0.0,
+            "QUANT_GRADE": 50.0,
+            "MOMENTUM": "Holding Steady",
+        }
+        self._tm_history[(token_id, day)] = _Row(fields, sort_key=fields["DATE"], day=day)
+        return fields
+
+    def add_fundamental_history(
+        self, token_id: int, date: dt.date | str, grade: float, klass: str = "blueChip", *,
+        community_score: float | None = 50.0, exchange_score: float | None = 50.0,
+        vc_score: float | None = None, tokenomics_score: float | None = 50.0,
+        defi_scanner_score: float | None = 50.0,
+    ) -> dict[str, Any]:
+        """Add the ``/fundamental-grade-history`` row of ``token_id`` on ``date``."""
+        day = _to_date(date)
+        fields: dict[str, Any] = {
+            **self._identity(token_id),
+            "DATE": format_date(day),
+            "FUNDAMENTAL_GRADE": grade,
+            "FUNDAMENTAL_GRADE_CLASS": klass,
+            "COMMUNITY_SCORE": community_score,
+            "EXCHANGE_SCORE": exchange_score,
+            "VC_SCORE": vc_score,
+            "TOKENOMICS_SCORE": tokenomics_score,
+            "DEFI_SCANNER_SCORE": defi_scanner_score,
+        }
+        self._fundamental_history[(token_id, day)] = _Row(fields, sort_key=fields["DATE"],
+                                                          day=day)
+        return fields
+
     def add_raw_row(self, endpoint: str, row: Mapping[str, Any], *, filtered: bool = False) -> None:
         """Serve ``row`` verbatim on ``endpoint`` (no case/string transforms).
 
@@ -661,6 +708,10 @@ class FakeTokenMetrics:
             self.set_tm_grade(**item)
         for item in scenario.get("fundamentals", []):
             self.set_fundamental(**item)
+        for item in scenario.get("tm_grade_history", []):
+            self.add_tm_grade_history(**item)
+        for item in scenario.get("fundamental_history", []):
+            self.add_fundamental_history(**item)
         for item in scenario.get("raw_rows", []):
             self.add_raw_row(**item)
         for item in scenario.get("faults", []):
@@ -883,6 +934,10 @@ class FakeTokenMetrics:
             rows = list(self._hourly.values())
         elif path == TM_GRADE:
             rows = list(self._tm_grades.values())
+        elif path in (TM_GRADE_HISTORY, FUNDAMENTAL_GRADE_HISTORY):
+            rows = list((self._tm_history if path == TM_GRADE_HISTORY
+                         else self._fundamental_history).values())
+            start, end = self._window(query)
         else:
             rows = list(self._fundamentals.values())
 
@@ -945,6 +1000,8 @@ _SCENARIO_KEYS: tuple[str, ...] = (
     "hourly",
     "tm_grades",
     "fundamentals",
+    "tm_grade_history",
+    "fundamental_history",
     "raw_rows",
     "faults",
 )

@@ -19,7 +19,7 @@ import discord
 
 from alertbot.domain.buttons import PREFIX, Action, Button, InvalidPayload, parse
 from alertbot.platforms.discord.commands import DEFER_AFTER, caller_of
-from alertbot.platforms.discord.embeds import alert_embed, reply_content
+from alertbot.platforms.discord.embeds import alert_embed, chart_embed, chart_file, reply_content
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.services.buttons import FORGED, ButtonAnswer, ButtonCore
 
@@ -98,7 +98,11 @@ class DiscordButtons:
                                                 allowed_mentions=none)
             return
         content, embed = _render(answer)
-        if embed is not None:
+        if answer.reply is not None and answer.reply.image is not None:
+            await interaction.response.send_message(
+                embed=chart_embed(answer.reply.image), file=chart_file(answer.reply.image),
+                ephemeral=True, allowed_mentions=none)
+        elif embed is not None:
             await interaction.response.send_message(content, embed=embed, ephemeral=True,
                                                     allowed_mentions=none)
         else:
@@ -117,7 +121,11 @@ class DiscordButtons:
             finally:
                 release(view)
         content, embed = _render(answer)
-        if embed is not None:
+        if answer.reply is not None and answer.reply.image is not None:
+            await interaction.followup.send(
+                embed=chart_embed(answer.reply.image), file=chart_file(answer.reply.image),
+                ephemeral=True, allowed_mentions=none)
+        elif embed is not None:
             await interaction.followup.send(content or "", embed=embed, ephemeral=True,
                                             allowed_mentions=none)
         else:

@@ -21,7 +21,14 @@ from discord import app_commands
 from alertbot.domain.commands import COMMANDS, CommandSpec, Reply, ReplyKind
 from alertbot.domain.flood import FloodGuard, Verdict, slow_down_text
 from alertbot.domain.models import Destination
-from alertbot.platforms.discord.embeds import alert_embed, clip, no_pings, reply_content
+from alertbot.platforms.discord.embeds import (
+    alert_embed,
+    chart_embed,
+    chart_file,
+    clip,
+    no_pings,
+    reply_content,
+)
 from alertbot.platforms.discord.permissions import (
     MODERATOR_PERMISSIONS,
     is_moderator,
@@ -146,6 +153,15 @@ class DiscordCommands:
         content = reply_content(reply) or None
         embed = alert_embed(reply.message) if reply.message is not None else None
         none = discord.AllowedMentions.none()
+        if reply.image is not None:
+            # The caption is the embed's description; the image is attached to the message.
+            embed, file = chart_embed(reply.image), chart_file(reply.image)
+            if deferred:
+                await interaction.followup.send(embed=embed, file=file, allowed_mentions=none)
+            else:
+                await interaction.response.send_message(embed=embed, file=file,
+                                                        allowed_mentions=none)
+            return
         if not deferred:
             if embed is not None:
                 await interaction.response.send_message(content, embed=embed,
@@ -233,6 +249,17 @@ class DiscordCommands:
             await answer(interaction, core.grade(caller_of(interaction), symbol),
                          defer_now=True)
 
+        @app_commands.describe(symbol="token symbol, e.g. BTC",
+                               range="30d, 90d (default), 1y, or drivers")
+        @app_commands.autocomplete(symbol=symbols)
+        @app_commands.choices(range=[app_commands.Choice(name=n, value=n)
+                                     for n in ("30d", "90d", "1y", "drivers")])
+        async def chart(interaction: discord.Interaction[Any], symbol: str,
+                        range: str | None = None) -> None:
+            # Deferred at once: a cold cache reads the history and draws, which may pass 3 s.
+            await answer(interaction, core.chart(caller_of(interaction), symbol, range or ""),
+                         defer_now=True)
+
         @app_commands.describe(symbol="token symbol, or all", kinds=_KINDS_HELP)
         @app_commands.autocomplete(symbol=targets)
         async def subscribe(interaction: discord.Interaction[Any], symbol: str,
@@ -275,6 +302,12 @@ class DiscordCommands:
         async def why(interaction: discord.Interaction[Any]) -> None:
             await answer(interaction, core.why(caller_of(interaction)))
 
+        @app_commands.describe(setting="on: attach a 30-day chart to grade alerts here; off")
+        @app_commands.choices(setting=[app_commands.Choice(name=n, value=n)
+                                       for n in ("on", "off")])
+        async def charts(interaction: discord.Interaction[Any], setting: str) -> None:
+            await answer(interaction, core.charts(caller_of(interaction), setting))
+
         async def test(interaction: discord.Interaction[Any]) -> None:
             await answer(interaction, core.test(caller_of(interaction)))
 
@@ -285,9 +318,10 @@ class DiscordCommands:
             await answer(interaction, core.help(caller_of(interaction)))
 
         callbacks: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
-            "signal": signal, "grade": grade, "subscribe": subscribe,
+            "signal": signal, "grade": grade, "chart": chart, "subscribe": subscribe,
             "unsubscribe": unsubscribe, "subscriptions": subscriptions, "throttle": throttle,
-            "quiet": quiet, "mute": mute, "unmute": unmute, "why": why, "test": test, "id": id_,
+            "quiet": quiet, "mute": mute, "unmute": unmute, "why": why, "charts": charts,
+            "test": test, "id": id_,
             "help": help_,
         }
         return [_command(specs[name], callback) for name, callback in callbacks.items()]

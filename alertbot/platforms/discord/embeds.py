@@ -6,12 +6,14 @@ and mentions broken, so it can neither ping nor format. Every text is clipped to
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import discord
 
+from alertbot.domain.charts import ChartImage
 from alertbot.domain.commands import Reply
 from alertbot.domain.models import Change, Direction, Kind, Message
 from alertbot.domain.render import ARROW, headline, movement, when
@@ -179,3 +181,18 @@ def reply_content(reply: Reply) -> str:
     parts = [f"**{neutralize(reply.title)}**"] if reply.title else []
     parts.extend(neutralize(line) for line in reply.lines)
     return clip("\n".join(parts), CONTENT_MAX)
+
+
+def chart_embed(image: ChartImage, *, title: str = "") -> discord.Embed:
+    """An embed showing an attached chart, its caption (the text alternative) as description."""
+    embed = discord.Embed(title=clip(no_pings(title), EMBED_TITLE_MAX) or None,
+                          description=clip(neutralize(image.caption), EMBED_DESCRIPTION_MAX),
+                          colour=COLOUR_NEUTRAL)
+    embed.set_image(url=f"attachment://{image.filename}")
+    embed.set_footer(text=FOOTER)
+    return embed
+
+
+def chart_file(image: ChartImage) -> discord.File:
+    """The chart as an upload, named as the embed refers to it."""
+    return discord.File(io.BytesIO(image.png), filename=image.filename)

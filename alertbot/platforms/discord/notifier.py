@@ -23,6 +23,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import aiohttp
 import discord
@@ -31,7 +32,7 @@ from alertbot.domain.address import validate_webhook_address
 from alertbot.domain.buttons import Button
 from alertbot.domain.models import Destination, Message
 from alertbot.platforms.discord.buttons import button_view, release
-from alertbot.platforms.discord.embeds import alert_embed
+from alertbot.platforms.discord.embeds import alert_embed, chart_file
 from alertbot.platforms.discord.errors import (
     MISSING_PERMISSIONS,
     SEND_ERRORS,
@@ -113,13 +114,19 @@ class DiscordNotifier:
                    silent: bool) -> Delivered:
         """Post one embed; raises DeliveryError on any failure."""
         embed = alert_embed(message)
+        extra: dict[str, Any] = {}
+        if message.image is not None:
+            # A grade alert's chart: attached to the message, shown inside the embed.
+            embed.set_image(url=f"attachment://{message.image.filename}")
+            extra["file"] = chart_file(message.image)
         if target.address:
-            return await self._send_webhook(target, embed, silent)
+            return await self._send_webhook(target, embed, silent, extra)
         if is_webhook_destination(target.destination):
             raise DeliveryError("this Discord webhook destination has no URL stored",
                                 destination_gone=True)
         buttons = await self._keyboard(target.destination, message, key)
-        return await self._send_bot(target.destination, embed, key[:NONCE_MAX], silent, buttons)
+        return await self._send_bot(target.destination, embed, key[:NONCE_MAX], silent, extra,
+                                    buttons)
 
     async def _keyboard(self, destination: Destination, message: Message,
                         key: str) -> tuple[Button, ...]:
@@ -149,7 +156,8 @@ class DiscordNotifier:
         return self._client
 
     async def _send_bot(self, destination: Destination, embed: discord.Embed, nonce: str,
-                        silent: bool, buttons: Sequence[Button] = ()) -> Delivered:
+                        silent: bool, extra: dict[str, Any],
+                        buttons: Sequence[Button] = ()) -> Delivered:
         client = await self._client_ready()
         thread = bool(destination.thread_id)
         try:
@@ -160,11 +168,9 @@ class DiscordNotifier:
         view = button_view(buttons)
         try:
             if view is not None:
-                sent = await channel.send(embed=embed, nonce=nonce, silent=silent, view=view,
-                                          allowed_mentions=discord.AllowedMentions.none())
-            else:
-                sent = await channel.send(embed=embed, nonce=nonce, silent=silent,
-                                          allowed_mentions=discord.AllowedMentions.none())
+                extra = {**extra, "view": view}
+            sent = await channel.send(embed=embed, nonce=nonce, silent=silent,
+                                      allowed_mentions=discord.AllowedMentions.none(), **extra)
         except discord.Forbidden as exc:
             missing = (self._missing_permissions(client, channel_id, thread)
                        if exc.code == MISSING_PERMISSIONS else ())
@@ -189,7 +195,7 @@ class DiscordNotifier:
         return missing_permissions(permissions, thread=thread)
 
     async def _send_webhook(self, target: Target, embed: discord.Embed,
-                            silent: bool) -> Delivered:
+                            silent: bool, extra: dict[str, Any]) -> Delivered:
         address = target.address or ""
         try:
             webhook = discord.Webhook.from_url(address, session=self._session)
@@ -205,10 +211,11 @@ class DiscordNotifier:
             if thread is not None:
                 sent = await webhook.send(embed=embed, wait=True, silent=silent,
                                           allowed_mentions=discord.AllowedMentions.none(),
-                                          thread=thread)
+                                          thread=thread, **extra)
             else:
                 sent = await webhook.send(embed=embed, wait=True, silent=silent,
-                                          allowed_mentions=discord.AllowedMentions.none())
+                                          allowed_mentions=discord.AllowedMentions.none(),
+                                          **extra)
         except SEND_ERRORS as exc:
             raise translate_error(exc, webhook=True) from None
         except ValueError:

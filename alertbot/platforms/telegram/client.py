@@ -8,7 +8,7 @@ about to retry too.
 from __future__ import annotations
 
 import telegram
-from telegram import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
+from telegram import InlineKeyboardMarkup, InputFile, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
 
 from alertbot.domain.models import Destination
@@ -47,6 +47,28 @@ async def send_html(bot: telegram.Bot, destination: Destination, text: str, *,
         text=text,
         parse_mode=ParseMode.HTML,
         link_preview_options=NO_PREVIEW,
+        disable_notification=silent,
+        reply_parameters=reply_parameters,
+        message_thread_id=int(thread) if thread else None,
+        reply_markup=reply_markup,
+    )
+
+
+async def send_photo_html(bot: telegram.Bot, destination: Destination, png: bytes,
+                          filename: str, caption: str, *, silent: bool | None = None,
+                          reply_parameters: ReplyParameters | None = None,
+                          reply_markup: InlineKeyboardMarkup | None = None) -> telegram.Message:
+    """sendPhoto of a PNG (multipart upload) with an HTML caption of at most 1024 characters.
+
+    Raises telegram.error.TelegramError (callers translate it), or ValueError for a
+    non-numeric topic id.
+    """
+    thread = destination.thread_id.strip()
+    return await bot.send_photo(
+        chat_id=chat_ref(destination.chat_id),
+        photo=InputFile(png, filename=filename, attach=True),
+        caption=caption or None,
+        parse_mode=ParseMode.HTML,
         disable_notification=silent,
         reply_parameters=reply_parameters,
         message_thread_id=int(thread) if thread else None,

@@ -51,9 +51,15 @@ from alertbot.domain.commands import COMMAND_NAMES, COMMANDS, Reply, ReplyKind
 from alertbot.domain.flood import FloodGuard, Verdict, slow_down_text
 from alertbot.domain.models import Destination
 from alertbot.platforms.telegram.buttons import callback_text, inline_keyboard
-from alertbot.platforms.telegram.client import api_base_url, api_file_url, chat_ref, send_html
+from alertbot.platforms.telegram.client import (
+    api_base_url,
+    api_file_url,
+    chat_ref,
+    send_html,
+    send_photo_html,
+)
 from alertbot.platforms.telegram.errors import UNAUTHORIZED_REASON, translate_error
-from alertbot.platforms.telegram.format import Line, html_chunks, reply_lines
+from alertbot.platforms.telegram.format import MAX_CAPTION, Line, html_chunks, reply_lines
 from alertbot.platforms.telegram.limits import pacing_scopes, telegram_limits
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
@@ -392,7 +398,33 @@ class TelegramCommands:
             reraise_if_cancelling()
             log.exception("/%s in %s failed", name, caller.destination)
             reply = Reply((SORRY,), kind=ReplyKind.INTERNAL)
+        if reply.image is not None:
+            await self._send_photo(caller.destination, reply, reply_to=message)
+            return
         await self._send(caller.destination, reply_lines(reply), reply_to=message)
+
+    async def _send_photo(self, destination: Destination, reply: Reply, *,
+                          reply_to: Message) -> None:
+        """A chart as a photo with its caption; as text when the photo cannot be sent."""
+        assert reply.image is not None
+        quote = None
+        if reply_to.chat.type != ChatType.PRIVATE:
+            quote = ReplyParameters(reply_to.message_id, allow_sending_without_reply=True)
+        # The caption is one line within the limit (domain/charts.py); the cut is a safeguard.
+        captions = html_chunks(reply_lines(reply), MAX_CAPTION)
+        if self._pacer is not None:
+            await self._pacer.acquire(telegram_limits(destination), pacing_scopes(destination))
+        try:
+            await send_photo_html(self.application.bot, destination, reply.image.png,
+                                  reply.image.filename, captions[0] if captions else "",
+                                  reply_parameters=quote)
+        except TelegramError as exc:
+            error = translate_error(exc)
+            log.warning("could not send a chart in %s: %s", destination, error.reason)
+            if error.rate_limited and self._pacer is not None:
+                self._pacer.pause(str(destination), error.retry_after or 1.0)
+                return
+            await self._send(destination, reply_lines(reply), reply_to=reply_to)
 
     def _sender_key(self, update: Update) -> str | None:
         """The flood-budget key of a command or button press, or None for anything else."""
@@ -496,7 +528,9 @@ class TelegramCommands:
         await self._answer(query, answer.notice, alert=answer.refused)
         if answer.buttons is not None:
             await self._edit_buttons(caller.destination, message, answer)
-        if answer.reply is not None:
+        if answer.reply is not None and answer.reply.image is not None:
+            await self._send_photo(caller.destination, answer.reply, reply_to=message)
+        elif answer.reply is not None:
             await self._send(caller.destination, reply_lines(answer.reply), reply_to=message)
 
     def _presser(self, query: CallbackQuery, message: Message) -> Caller:

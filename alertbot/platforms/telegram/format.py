@@ -21,6 +21,8 @@ from alertbot.domain.render import ARROW
 
 MAX_TEXT = int(MessageLimit.MAX_TEXT_LENGTH)
 """sendMessage text: 1-4096 characters after entities parsing (Bot API)."""
+MAX_CAPTION = int(MessageLimit.CAPTION_LENGTH)
+"""sendPhoto caption: 0-1024 characters after entities parsing (Bot API)."""
 LINK_TEXT = "Open on Token Metrics"
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"
 """Characters kept as they are in link targets; anything else is percent-encoded."""

@@ -28,12 +28,17 @@ from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 from telegram.request import HTTPXRequest
 
-from alertbot.domain.models import Destination, Message
+from alertbot.domain.models import ChartImage, Destination, Message
 from alertbot.observability.logs import Redactor
 from alertbot.platforms.telegram.buttons import inline_keyboard
-from alertbot.platforms.telegram.client import api_base_url, api_file_url, send_html
+from alertbot.platforms.telegram.client import (
+    api_base_url,
+    api_file_url,
+    send_html,
+    send_photo_html,
+)
 from alertbot.platforms.telegram.errors import translate_error
-from alertbot.platforms.telegram.format import alert_lines, html_chunks
+from alertbot.platforms.telegram.format import MAX_CAPTION, alert_lines, html_chunks
 from alertbot.platforms.telegram.limits import pacing_scopes, telegram_limits
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
@@ -95,8 +100,13 @@ class TelegramNotifier:
         if thread and not thread.isdigit():
             raise DeliveryError(f"invalid Telegram forum topic id {thread[:20]!r}",
                                 destination_gone=True)
-        chunks = html_chunks(alert_lines(message))
         markup = await self._keyboard(destination, message, key)
+        if message.image is not None:
+            photo = await self._send_photo(destination, message, message.image, key, silent,
+                                           markup)
+            if photo is not None:
+                return photo
+        chunks = html_chunks(alert_lines(message))
         done = self._sent_parts.get(key, {})
         ids: list[str] = []
         posted = 0
@@ -141,6 +151,28 @@ class TelegramNotifier:
             log.warning("alert %s to %s goes without buttons: they could not be made", key,
                         destination, exc_info=True)
             return None
+
+    async def _send_photo(self, destination: Destination, message: Message, image: ChartImage,
+                          key: str, silent: bool,
+                          markup: InlineKeyboardMarkup | None) -> Delivered | None:
+        """The alert as a photo with the alert as caption; None: send it as text instead."""
+        captions = html_chunks(alert_lines(message), MAX_CAPTION)
+        if len(captions) != 1:
+            return None  # too long for a caption: the text alone carries the alert
+        try:
+            sent = await send_photo_html(self._bot, destination, image.png, image.filename,
+                                         captions[0], silent=silent, reply_markup=markup)
+        except BadRequest as exc:
+            error = translate_error(exc, self._redactor)
+            if error.destination_gone or error.rekey_to or error.retryable:
+                raise error from None
+            # The picture was refused (size, format): the alert still goes out, as text.
+            log.warning("Telegram refused the chart of %s for %s (%s); sending text",
+                        key, destination, error.reason)
+            return None
+        except TelegramError as exc:
+            raise translate_error(exc, self._redactor) from None
+        return Delivered(message_id=str(sent.message_id))
 
     def _remember(self, key: str, done: dict[str, str]) -> None:
         if not done:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alertbot.domain.charts import Flip, History, Point, driver_scores
 from alertbot.domain.models import Kind, Reading, Token
 from alertbot.domain.parsing import parse_direction, parse_timestamp
 from alertbot.domain.validity import MAX_TOKEN_ID, timestamp_problem
@@ -319,3 +320,80 @@ def parse_kind(kind: Kind, rows: Iterable[Any], fetched_at: datetime,
     if kind is Kind.HOURLY:
         return parse_hourly(rows, report, now=fetched_at)
     return parse_grades(kind, rows, fetched_at, report)
+
+
+# ---------------------------------------------------------------- history (charts)
+
+HISTORY_ENDPOINTS = {
+    "tm": "/tm-grade-history",
+    "fundamental": "/fundamental-grade-history",
+    "signal": ENDPOINTS[Kind.SIGNAL],
+}
+
+
+def _score(value: Any) -> float | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and 0 <= number <= 100 else None
+
+
+class DriverRow(GradeRow):
+    """A `/fundamental-grade(-history)` row with the grade's component scores."""
+
+    date: datetime | None = Field(None, alias="DATE")
+    community_score: float | None = Field(None, alias="COMMUNITY_SCORE")
+    exchange_score: float | None = Field(None, alias="EXCHANGE_SCORE")
+    vc_score: float | None = Field(None, alias="VC_SCORE")
+    tokenomics_score: float | None = Field(None, alias="TOKENOMICS_SCORE")
+    defi_scanner_score: float | None = Field(None, alias="DEFI_SCANNER_SCORE")
+
+    @field_validator("community_score", "exchange_score", "vc_score", "tokenomics_score",
+                     "defi_scanner_score", mode="before")
+    @classmethod
+    def _component(cls, value: Any) -> float | None:
+        # A component the API cannot rate comes as null; an odd one is no score, not a bad row.
+        return _score(value)
+
+    def components(self) -> dict[str, float | None]:
+        """Component scores by their API field name."""
+        return {"COMMUNITY_SCORE": self.community_score, "EXCHANGE_SCORE": self.exchange_score,
+                "VC_SCORE": self.vc_score, "TOKENOMICS_SCORE": self.tokenomics_score,
+                "DEFI_SCANNER_SCORE": self.defi_scanner_score}
+
+
+def parse_history(token: Token, start: datetime, end: datetime, *, tm: Iterable[Any] = (),
+                  fundamental: Iterable[Any] = (), signals: Iterable[Any] = (),
+                  report: ParseReport | None = None) -> History:
+    """A token's chart history from history rows; malformed rows and other tokens are skipped.
+
+    Rows outside [start, end] are left out, so a chart bound to a time never shows later data.
+    """
+    report = report or ParseReport()
+
+    def mine(rows: Sequence[RowT]) -> list[RowT]:
+        return [r for r in rows if r.token_id == token.token_id
+                and (stamp := r.source_time()) is not None and start <= stamp <= end]
+
+    tm_rows = mine(_validate(GradeRow, tm, HISTORY_ENDPOINTS["tm"], report))
+    fundamental_rows = mine(_validate(DriverRow, fundamental, HISTORY_ENDPOINTS["fundamental"],
+                                      report))
+    signal_rows = mine(_validate(SignalRow, signals, HISTORY_ENDPOINTS["signal"], report))
+    return History(
+        token, start, end,
+        tm_grade=tuple(sorted((Point(r.date, r.tm_grade) for r in tm_rows
+                               if r.date is not None and r.tm_grade is not None),
+                              key=lambda p: p.at)),
+        fundamental=tuple(sorted((Point(r.date, r.fundamental_grade) for r in fundamental_rows
+                                  if r.date is not None and r.fundamental_grade is not None),
+                                 key=lambda p: p.at)),
+        flips=tuple(sorted((Flip(r.date, r.signal > 0) for r in signal_rows if r.signal != 0),
+                           key=lambda f: f.at)),
+        drivers=tuple(sorted((driver_scores(r.date, r.components()) for r in fundamental_rows
+                              if r.date is not None and any(
+                                  v is not None for v in r.components().values())),
+                             key=lambda d: d.at)),
+    )

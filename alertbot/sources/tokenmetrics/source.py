@@ -20,12 +20,13 @@ import logging
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from alertbot.domain.charts import History
 from alertbot.domain.models import Kind, Token
 from alertbot.domain.parsing import parse_timestamp
 from alertbot.ports.clock import Clock
@@ -41,7 +42,14 @@ from alertbot.sources.tokenmetrics.client import (
     TokenMetricsApi,
 )
 from alertbot.sources.tokenmetrics.quota import Purpose, QuotaPlan, Refusal, Usage
-from alertbot.sources.tokenmetrics.rows import ENDPOINTS, ParseReport, parse_kind, parse_tokens
+from alertbot.sources.tokenmetrics.rows import (
+    ENDPOINTS,
+    HISTORY_ENDPOINTS,
+    ParseReport,
+    parse_history,
+    parse_kind,
+    parse_tokens,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,12 @@ LOOKUP_SIGNAL_DAYS = MAX_WINDOW_DAYS
 POLL_MAX_PAGES = 10
 HOURLY_MIN_LOOKBACK = timedelta(hours=2)
 HOURLY_MAX_LOOKBACK = timedelta(hours=48)
+HISTORY_MAX_PAGES = 2
+"""A 29-day window of one token is one page; a second allows for repeated rows."""
+HISTORY_CACHE_SIZE = 256
+"""(token, range) histories kept; each expires at the end of its UTC day."""
+HISTORY_RETRY = timedelta(minutes=5)
+"""How long a history with a failed part is kept before it is read again."""
 AUTH_BACKOFF_BASE = 60.0
 AUTH_BACKOFF_MAX = 3600.0
 
@@ -238,6 +252,10 @@ class _Shared:
     auth_error: str | None = None
     auth_failures: int = 0
     announced: bool = False
+    history: dict[tuple[int, date, date], tuple[datetime, dict[str, list[Any]]]] = field(
+        default_factory=dict)
+    """Chart history rows by (token, first day, last day): (expires, rows by part)."""
+    history_locks: dict[tuple[int, date, date], asyncio.Lock] = field(default_factory=dict)
 
 
 class TokenMetricsSource:
@@ -419,6 +437,82 @@ class TokenMetricsSource:
                 else _all_tokens(ids))
         return await api.pages(endpoint, params, meter=meter, max_pages=self._max_pages,
                                attempts=self._attempts, done=done)
+
+    # ------------------------------------------------------------------ history (charts)
+
+    async def history(self, token: Token, days: int, end: datetime) -> History:
+        """Daily TM grade, fundamental grade and signal rows of the `days` before `end`.
+
+        Rows are read in windows of at most 29 days, one token per request, and kept per
+        token and UTC day: a popular chart costs the API once a day. The calls count against
+        the lookup reserve of the quota. The TM grade must answer; a failed fundamental or
+        signal endpoint leaves that part empty (and is not kept for the day).
+        """
+        end_day = end.astimezone(UTC).date()
+        start = (end - timedelta(days=days)).astimezone(UTC)
+        # Daily rows are stamped 00:00Z: the first day that can hold one at or after `start`.
+        first_day = start.date() if start.time() == time() else start.date() + timedelta(days=1)
+        key = (token.token_id, first_day, end_day)
+        state = self._state
+        now = state.clock.now()
+        cached = state.history.get(key)
+        if cached is None or cached[0] <= now:
+            lock = state.history_locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                cached = state.history.get(key)
+                if cached is None or cached[0] <= now:
+                    cached = await self._history_rows(token.token_id, first_day, end_day, now)
+                    state.history[key] = cached
+                    while len(state.history) > HISTORY_CACHE_SIZE:
+                        oldest = next(iter(state.history))
+                        del state.history[oldest]
+                        state.history_locks.pop(oldest, None)
+        rows = cached[1]
+        return parse_history(token, end - timedelta(days=days), end,
+                             tm=rows.get("tm", ()), fundamental=rows.get("fundamental", ()),
+                             signals=rows.get("signal", ()),
+                             report=ParseReport(source=self.name))
+
+    async def _history_rows(self, token_id: int, first: date, last: date,
+                            now: datetime) -> tuple[datetime, dict[str, list[Any]]]:
+        windows = date_windows(first, last)
+        estimate = len(windows) * len(HISTORY_ENDPOINTS)
+        await self._spend(estimate, now)
+        meter = Meter()
+        rows: dict[str, list[Any]] = {}
+        complete = True
+        try:
+            for part, endpoint in HISTORY_ENDPOINTS.items():
+                try:
+                    found: list[Any] = []
+                    for start, end in windows:
+                        query = {"token_id": str(token_id), "startDate": start.isoformat(),
+                                 "endDate": end.isoformat()}
+                        found += await self._state.api.pages(
+                            endpoint, query, meter=meter, max_pages=HISTORY_MAX_PAGES,
+                            attempts=self._attempts)
+                    rows[part] = dedupe_rows(Kind.TM_GRADE, found)
+                except AuthFailed as exc:
+                    if not exc.forbidden or part == "tm":
+                        raise self._auth_failure(str(exc)) from None
+                    complete = False
+                    log.warning("chart history without %s: %s", endpoint, exc)
+                except RateLimited as exc:
+                    raise SourceError(str(exc), retry_after=exc.retry_after) from None
+                except ApiError as exc:
+                    if part == "tm":
+                        raise SourceError(str(exc)) from None
+                    complete = False
+                    log.warning("chart history without %s: %s", endpoint, exc)
+        finally:
+            await self._settle(meter, estimate, now)
+        self._answered()
+        if complete:
+            today = now.astimezone(UTC).date()
+            expires = datetime.combine(today + timedelta(days=1), time(), UTC)
+        else:
+            expires = now + HISTORY_RETRY
+        return expires, rows
 
     # ------------------------------------------------------------------ symbols
 

@@ -18,8 +18,8 @@ from alertbot.store.sqlite.rows import DEAD, HELD, PENDING, QUEUED, dest_params,
 
 _UPDATE_POLICY = pg(
     "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
-    " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?"
-    " WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+    " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?,"
+    " charts = ? WHERE platform = ? AND chat_id = ? AND thread_id = ?"
 )
 
 
@@ -34,8 +34,8 @@ async def insert_destination(conn: asyncpg.Connection, destination: Destination,
     policy = policy or Policy()
     await conn.execute(
         pg("INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
-           " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, created_at)"
-           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+           " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts,"
+           " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
            " ON CONFLICT (platform, chat_id, thread_id) DO NOTHING"),
         *dest_params(destination), *_policy_columns(policy), ts(now),
     )
@@ -89,16 +89,16 @@ class PostgresDestinations(PostgresConnection):
     async def _destination_rows(self, clause: str, params: Sequence[Any]) -> list[DestinationInfo]:
         rows = await self._fetchall(
             "SELECT platform, chat_id, thread_id, max_alerts, window_s, quiet_start, quiet_end,"
-            " quiet_tz, mute_until, settle_s, modes, address, label, paused_reason, paused_at"
-            " FROM destinations" + clause,
+            " quiet_tz, mute_until, settle_s, modes, charts, address, label, paused_reason,"
+            " paused_at FROM destinations" + clause,
             params,
         )
         infos = []
         for row in rows:
-            policy = _policy_from(tuple(row[3:11]))
+            policy = _policy_from(tuple(row[3:12]))
             infos.append(DestinationInfo(Destination(row[0], row[1], row[2]), policy,
-                                         address=row[11], label=row[12], paused_reason=row[13],
-                                         paused_at=opt_dt(row[14])))
+                                         address=row[12], label=row[13], paused_reason=row[14],
+                                         paused_at=opt_dt(row[15])))
         return infos
 
     async def ensure_destination(self, destination: Destination, now: datetime, *,
@@ -134,7 +134,7 @@ class PostgresDestinations(PostgresConnection):
             await lock_destination(conn, destination)
             row = await conn.fetchrow(
                 pg("SELECT max_alerts, window_s, quiet_start, quiet_end, quiet_tz, mute_until,"
-                   " settle_s, modes FROM destinations"
+                   " settle_s, modes, charts FROM destinations"
                    " WHERE platform = ? AND chat_id = ? AND thread_id = ?"), *params)
             before = _policy_from(tuple(row)) if row is not None else Policy()
             after = change(before)

@@ -38,6 +38,7 @@ def _policy_columns(policy: Policy) -> tuple[Any, ...]:
         opt_ts(policy.mute_until),
         policy.settle.total_seconds(),
         encode_modes(policy.modes),
+        int(policy.charts),
     )
 
 
@@ -49,7 +50,7 @@ def _policy_from(row: Sequence[Any]) -> Policy:
                            row[4] or "UTC")
     return Policy(max_alerts=row[0], window=timedelta(seconds=row[1]), quiet=quiet,
                   mute_until=opt_dt(row[5]), settle=timedelta(seconds=row[6]),
-                  modes=decode_modes(row[7]))
+                  modes=decode_modes(row[7]), charts=bool(row[8]))
 
 
 async def insert_destination(db: aiosqlite.Connection, destination: Destination,
@@ -58,8 +59,8 @@ async def insert_destination(db: aiosqlite.Connection, destination: Destination,
     policy = policy or Policy()
     await db.execute(
         "INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
-        " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (platform, chat_id, thread_id) DO NOTHING",
         (*dest_params(destination), *_policy_columns(policy), ts(now)),
     )
@@ -113,16 +114,16 @@ class SqliteDestinations(SqliteConnection):
     async def _destination_rows(self, clause: str, params: Sequence[Any]) -> list[DestinationInfo]:
         rows = await self._fetchall(
             "SELECT platform, chat_id, thread_id, max_alerts, window_s, quiet_start, quiet_end,"
-            " quiet_tz, mute_until, settle_s, modes, address, label, paused_reason, paused_at"
-            " FROM destinations" + clause,
+            " quiet_tz, mute_until, settle_s, modes, charts, address, label, paused_reason,"
+            " paused_at FROM destinations" + clause,
             params,
         )
         infos = []
         for row in rows:
-            policy = _policy_from(tuple(row[3:11]))
+            policy = _policy_from(tuple(row[3:12]))
             infos.append(DestinationInfo(Destination(row[0], row[1], row[2]), policy,
-                                         address=row[11], label=row[12], paused_reason=row[13],
-                                         paused_at=opt_dt(row[14])))
+                                         address=row[12], label=row[13], paused_reason=row[14],
+                                         paused_at=opt_dt(row[15])))
         return infos
 
     async def ensure_destination(self, destination: Destination, now: datetime, *,
@@ -147,8 +148,8 @@ class SqliteDestinations(SqliteConnection):
             await insert_destination(db, destination, now)
             await db.execute(
                 "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
-                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?"
-                " WHERE platform = ? AND chat_id = ? AND thread_id = ?",
+                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?,"
+                " charts = ? WHERE platform = ? AND chat_id = ? AND thread_id = ?",
                 (*_policy_columns(policy), *dest_params(destination)),
             )
             await write_audit(db, destination, "policy",
@@ -162,7 +163,7 @@ class SqliteDestinations(SqliteConnection):
         async with self._tx() as db:
             async with db.execute(
                 "SELECT max_alerts, window_s, quiet_start, quiet_end, quiet_tz, mute_until,"
-                " settle_s, modes FROM destinations"
+                " settle_s, modes, charts FROM destinations"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ?", params,
             ) as cur:
                 row = await cur.fetchone()
@@ -173,8 +174,8 @@ class SqliteDestinations(SqliteConnection):
             await insert_destination(db, destination, now)
             await db.execute(
                 "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
-                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?"
-                " WHERE platform = ? AND chat_id = ? AND thread_id = ?",
+                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?,"
+                " charts = ? WHERE platform = ? AND chat_id = ? AND thread_id = ?",
                 (*_policy_columns(after), *params),
             )
             released = await db.execute(

@@ -171,3 +171,17 @@ async def test_store_change_policy_releases_held_rows_now(contract_store: Store)
     [alert] = await store.due_alerts(TG, NOW + timedelta(minutes=1))
     assert (alert.row_id, alert.held) == (row, True)
     assert await store.next_due(["telegram"]) == NOW + timedelta(minutes=1)
+
+
+async def test_store_charts_flag_round_trips_and_defaults_off(contract_store: Store) -> None:
+    store = contract_store
+    await store.ensure_destination(TG, NOW)
+    info = await store.destination(TG)
+    assert info is not None and info.policy.charts is False
+    result = await store.change_policy(TG, lambda p: replace(p, charts=True), NOW, actor="mod")
+    assert result.changed
+    info = await store.destination(TG)
+    assert info is not None and info.policy == Policy(charts=True)
+    await store.set_policy(TG, Policy(max_alerts=2), NOW)
+    info = await store.destination(TG)
+    assert info is not None and info.policy.charts is False

@@ -18,7 +18,7 @@ async def main():
     await app.close()
 
 asyncio.run(main())
-print("discord" in sys.modules, "telegram" in sys.modules)
+print("discord" in sys.modules, "telegram" in sys.modules, "PIL" in sys.modules)
 """
 
 
@@ -31,4 +31,4 @@ def test_build_demo_loads_no_platform_library(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     wired, loaded = done.stdout.strip().splitlines()
     assert wired == "['console', 'webhook'] ['reload', 'retention']"
-    assert loaded == "False False"
+    assert loaded == "False False False"  # the chart library loads with the first chart

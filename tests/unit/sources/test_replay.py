@@ -86,3 +86,28 @@ def test_demo_data_is_generated_by_the_script(tmp_path: Path) -> None:
                     str(out)], check=True, capture_output=True)
     bundled = ROOT / "alertbot" / "sources" / "demo" / "demo.json.gz"
     assert gzip.decompress(out.read_bytes()) == gzip.decompress(bundled.read_bytes())
+
+
+async def test_replay_history_ends_at_the_story_time_and_covers_the_range() -> None:
+    replay = source()
+    token = (await replay.resolve("BTC"))[0]
+    end = WALL + timedelta(minutes=10)
+
+    history = await replay.history(token, 90, end)
+
+    assert history.end == replay.story_time(end)
+    assert history.start == history.end - timedelta(days=90)
+    assert len(history.tm_grade) >= 85  # the data set repeats before the replay too
+    assert all(history.start <= p.at <= history.end for p in history.tm_grade)
+    assert history.flips and history.drivers
+    assert len({p.at for p in history.tm_grade}) == len(history.tm_grade)
+
+
+async def test_replay_history_never_shows_story_after_the_bound() -> None:
+    replay = source()
+    token = (await replay.resolve("ETH"))[0]
+    early = await replay.history(token, 30, WALL)
+    later = await replay.history(token, 30, WALL + timedelta(hours=1))
+
+    assert max(p.at for p in early.tm_grade) <= replay.story_time(WALL)
+    assert max(p.at for p in later.tm_grade) > max(p.at for p in early.tm_grade)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from alertbot.bootstrap.build import pillow_renderer
 from alertbot.domain.buttons import Action, payload
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
@@ -23,13 +24,14 @@ from alertbot.platforms.telegram.commands import TelegramCommands
 from alertbot.platforms.telegram.notifier import TelegramNotifier
 from alertbot.ports.notifier import Notifier
 from alertbot.services.buttons import FORGED, STALE, ButtonCore
+from alertbot.services.charts import ChartService
 from alertbot.services.commands import CommandCore
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.sources.replay import ReplaySource, load_demo_data
 from alertbot.store.sqlite import SqliteStore
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
-from tests.support import ManualClock
+from tests.support import ManualClock, eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -92,8 +94,9 @@ async def world(store: SqliteStore) -> AsyncIterator[World]:
         clock = ManualClock()
         source = ReplaySource(load_demo_data(), started_wall=clock.now())
         lookup = Lookup(store, source, clock, fresh_for=timedelta(minutes=5))
-        core = CommandCore(store, lookup, clock, band_label=Rules().band_label)
-        buttons = ButtonCore(store, core, clock, chart=core.grade)
+        charts = ChartService(source, pillow_renderer, clock)
+        core = CommandCore(store, lookup, clock, band_label=Rules().band_label, charts=charts)
+        buttons = ButtonCore(store, core, clock, chart=core.chart)
         notifier = TelegramNotifier.connect(tg.token, tg.root, buttons=buttons)
         commands = TelegramCommands(core, store, clock, token=tg.token, api_root=tg.root,
                                     poll_timeout=1, buttons=buttons)
@@ -220,13 +223,16 @@ async def test_telegram_why_button_replies_in_chat_with_the_alerts_decision(
 
 
 @pytest.mark.parametrize("user", [ADMIN, MEMBER])
-async def test_telegram_chart_button_answers_with_token_lookup(world: World, user: int) -> None:
+async def test_telegram_chart_button_answers_with_chart_photo(world: World, user: int) -> None:
     message = await world.alert()
-    before = len(world.tg.sent_to(GROUP))
+    before = len(world.tg.photos)
     text, _ = await world.press(message, "Chart", user=user)
     assert text is None
-    [reply] = (await world.tg.wait_for_messages(before + 1, chat_id=GROUP))[before:]
-    assert "BTC" in reply.visible_text and "TM grade" in reply.visible_text
+    await eventually(lambda: len(world.tg.photos) > before, what="the chart photo")
+    photo = world.tg.photos[before]
+    assert photo.chat_id == GROUP and photo.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert photo.visible_caption.startswith("BTC grade history, ")
+    assert photo.reply_to_message_id == message.message_id
 
 
 @pytest.mark.parametrize("data", [

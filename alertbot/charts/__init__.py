@@ -1,0 +1,1 @@
+"""Chart rendering adapter (Pillow), imported only when a chart is drawn."""

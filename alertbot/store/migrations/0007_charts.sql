@@ -1,0 +1,4 @@
+-- Charts on grade alerts, per destination (/charts on|off, `alertbot throttle --charts`).
+-- Off by default: a destination sees pictures only after a moderator asked for them.
+
+ALTER TABLE destinations ADD COLUMN charts INTEGER NOT NULL DEFAULT 0;
