@@ -31,7 +31,9 @@ from alertbot.ports.store import StoreError
 from alertbot.services.charts import ChartUnavailable
 from alertbot.services.commands import AlertTestOutcome
 from alertbot.services.lookup import InvalidSymbol, LookupFailed, UnknownToken
+from alertbot.store.factory import store_from_url
 from alertbot.store.sqlite.instance import AlreadyRunning, single_run
+from alertbot.store.urls import is_postgres, url_password
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -218,22 +220,38 @@ def _parser() -> argparse.ArgumentParser:
         ["alertbot status"])
 
     db = _command(
-        sub, "db", "database maintenance: backup, stats",
-        "Database maintenance beside a running bot: an online consistent backup, or sizes "
-        "and counts.",
-        ["alertbot db backup /backups/alertbot-$(date +%F).db", "alertbot db stats"])
+        sub, "db", "database maintenance: backup, stats, migrate, copy",
+        "Database maintenance beside a running bot: an online consistent backup (SQLite), "
+        "sizes and counts, pending schema migrations, or a copy into another database.",
+        ["alertbot db backup /backups/alertbot-$(date +%F).db", "alertbot db stats",
+         "alertbot db migrate",
+         "alertbot db copy sqlite:///alertbot.db postgresql://alertbot@db.example/alertbot"])
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     backup = _command(
-        db_sub, "backup", "write a consistent copy while the bot runs",
+        db_sub, "backup", "write a consistent copy while the bot runs (SQLite)",
         "Write a consistent copy through SQLite's online backup API while the bot keeps "
-        "running. The file is replaced atomically and readable by its owner only.",
+        "running. The file is replaced atomically and readable by its owner only. On "
+        "PostgreSQL, print the pg_dump command that backs the database up instead.",
         ["alertbot db backup /backups/alertbot-$(date +%F).db"])
     backup.add_argument("path", help="file to write (replaced if it exists)")
     _command(
         db_sub, "stats", "sizes, rows per table, outbox by state, schema version",
-        "Print the database path, schema version, size (and write-ahead log), rows per "
+        "Print the database location, schema version, size (and write-ahead log), rows per "
         "table, outbox rows by state and the oldest undelivered alert.",
         ["alertbot db stats"])
+    _command(
+        db_sub, "migrate", "apply pending schema migrations now",
+        "Apply pending schema migrations and print the schema version, whatever "
+        "ALERTBOT_MIGRATE says (for deployments that set it to off).",
+        ["alertbot db migrate"])
+    copy = _command(
+        db_sub, "copy", "copy every row into an empty database (sqlite <-> postgresql)",
+        "Copy every table, row ids included, from SRC_URL into the empty database DST_URL "
+        "(migrated first); a destination with data is refused. Stop the bot first.",
+        ["alertbot db copy sqlite:///alertbot.db postgresql://alertbot@db.example/alertbot",
+         "alertbot db copy postgresql://alertbot@db.example/alertbot sqlite:///back.db"])
+    copy.add_argument("source", metavar="SRC_URL", help="database to read")
+    copy.add_argument("target", metavar="DST_URL", help="empty database to fill")
     return parser
 
 
@@ -311,6 +329,18 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Reda
 
         if args.db_command == "backup":
             return await maintenance.backup(settings, args.path)
+        if args.db_command == "migrate":
+            return await maintenance.migrate(settings)
+        if args.db_command == "copy":
+            for url in (args.source, args.target):
+                # Their passwords are secrets too, wherever they are printed.
+                if password := url_password(url):
+                    redactor.add(password)
+                try:
+                    store_from_url(url)
+                except StoreError as exc:
+                    raise UsageError(f"db copy: {exc}") from None
+            return await maintenance.copy(args.source, args.target)
         return await maintenance.stats(settings)
     with _run_lock(settings) if args.command == "run" else contextlib.nullcontext():
         app = await build(settings, redactor=redactor, env_file=args.env_file)
@@ -322,6 +352,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, redactor: Reda
 
 
 def _run_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """SQLite serves one bot per file; processes sharing PostgreSQL coordinate in the database."""
+    if is_postgres(settings.database_url):
+        return contextlib.nullcontext()
     from alertbot.store.sqlite.connection import sqlite_path
 
     return single_run(sqlite_path(settings.database_url))

@@ -28,6 +28,8 @@ from pydantic_settings import (
 from alertbot.domain.address import is_loopback
 from alertbot.domain.parsing import parse_duration
 from alertbot.domain.signing import derive_secret
+from alertbot.ports.store import StoreError
+from alertbot.store.urls import is_postgres, url_password
 
 SECRET_VARIABLES = (
     "ALERTBOT_WEBHOOK_SECRET",
@@ -36,6 +38,9 @@ SECRET_VARIABLES = (
     "DISCORD_BOT_TOKEN",
     "TELEGRAM_WEBHOOK_SECRET",
 )
+FILE_VARIABLES = (*SECRET_VARIABLES, "ALERTBOT_DATABASE_URL")
+"""Variables that also accept NAME_FILE: the secrets, and the database URL (it may carry a
+password)."""
 _TELEGRAM_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
 _OPS_DESTINATION = re.compile(r"^(telegram|discord):(-?\d{1,20}|@[A-Za-z0-9_]{5,32})$")
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -75,7 +80,7 @@ class _FileSecretsSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         problems: list[str] = []
-        for name in SECRET_VARIABLES:
+        for name in FILE_VARIABLES:
             path = self._env.get(f"{name}_FILE")
             if not path:
                 continue
@@ -107,7 +112,11 @@ class Settings(BaseSettings):
         validate_default=True, hide_input_in_errors=True,
     )
 
-    database_url: str = Field("sqlite:///alertbot.db", alias="ALERTBOT_DATABASE_URL")
+    database_url: str = Field("sqlite:///alertbot.db", alias="ALERTBOT_DATABASE_URL", repr=False)
+    """Not in the repr: a PostgreSQL URL may carry a password."""
+    migrate: Literal["auto", "off"] = Field("auto", alias="ALERTBOT_MIGRATE")
+    """`off`: never migrate on start; a database behind the code is refused until
+    `alertbot db migrate` ran."""
     poll_interval: timedelta | None = Field(None, alias="ALERTBOT_POLL_INTERVAL")
     http_host: str = Field("127.0.0.1", alias="ALERTBOT_HTTP_HOST")
     http_port: int = Field(8080, alias="ALERTBOT_HTTP_PORT", ge=0, le=65535)
@@ -172,9 +181,16 @@ class Settings(BaseSettings):
         value = value.strip()
         if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
             return value
-        if value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("PostgreSQL is not supported yet; use sqlite:///PATH")
-        raise ValueError("expected sqlite:///PATH (e.g. sqlite:///alertbot.db)")
+        if is_postgres(value):
+            from alertbot.store.postgres.connection import PostgresUrl
+
+            try:
+                PostgresUrl(value)
+            except StoreError as exc:
+                raise ValueError(str(exc)) from None
+            return value
+        raise ValueError("expected sqlite:///PATH (e.g. sqlite:///alertbot.db) or "
+                         "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
 
     @field_validator("poll_interval", mode="before")
     @classmethod
@@ -390,6 +406,9 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Values of every configured secret (for log redaction)."""
         found = []
+        password = url_password(self.database_url)
+        if password:
+            found.append(password)
         for value in (self.webhook_secret, self.tokenmetrics_api_key, self.telegram_bot_token,
                       self.discord_bot_token, self.telegram_webhook_secret):
             if value is not None:

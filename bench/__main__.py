@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import chart, delivery, detect, due, fanout, latency, memory, peers
+from bench import backends, chart, delivery, detect, due, fanout, latency, memory, peers
 from bench.report import Figures, progress, table
 
 Bench = Callable[[Path], Awaitable[list[Figures]]]
@@ -26,6 +26,7 @@ BENCHES: dict[str, Bench] = {
     "memory": memory.run,
     "peers": peers.run,
     "chart": chart.run,
+    "backends": backends.run,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from alertbot.domain.detect import Rules
 from alertbot.domain.models import Destination, Kind, Reading
 from alertbot.platforms.telegram.notifier import TelegramNotifier
 from alertbot.ports.clock import SystemClock
+from alertbot.ports.store import Store
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.pacing import Pacer
 from alertbot.services.poller import Poller
@@ -30,11 +32,15 @@ TARGET_MS = 50.0
 _START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-async def run(workdir: Path) -> list[Figures]:
-    """Ingest one flipping reading at a time; time each change until its message arrives."""
+async def run(workdir: Path,
+              opener: Callable[[Path], Awaitable[Store]] | None = None) -> list[Figures]:
+    """Ingest one flipping reading at a time; time each change until its message arrives.
+
+    `opener` opens the store (default: SQLite in `workdir`), so other stores can be measured.
+    """
     tokens = [token(i + 1) for i in range(CHATS)]
     chats = [Destination("telegram", str(600_000_000 + i)) for i in range(CHATS)]
-    store = await open_store(workdir / "latency.db")
+    store = await (opener or open_store)(workdir / "latency.db")
     for destination, tok in zip(chats, tokens, strict=True):
         await subscribe_all(store, [destination], token_id=tok.token_id)
     # Arrival times in epoch seconds, comparable with Change.detected_at.

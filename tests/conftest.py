@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,17 +20,70 @@ if TYPE_CHECKING:
 
 # Store backends
 
-StoreFactory = Callable[[Path], Awaitable[Store]]
-"""Opens an empty store of one backend; may keep its files under the given folder."""
+StoreFactory = Callable[[Path], AbstractAsyncContextManager[Store]]
+"""An open, empty store of one backend for a `with` block; its files go in the given folder."""
+
+TEST_POSTGRES_URL = os.environ.get("ALERTBOT_TEST_POSTGRES_URL",
+                                   "postgresql://postgres@127.0.0.1:5432/test")
+"""The PostgreSQL server the tests use; each test gets its own schema, dropped afterwards."""
+REQUIRE_POSTGRES = os.environ.get("ALERTBOT_TEST_REQUIRE_POSTGRES") == "1"
+"""Set by .ci/run: an unreachable server fails the PostgreSQL tests instead of skipping them."""
 
 
-async def _sqlite_store(folder: Path) -> Store:
+@asynccontextmanager
+async def _sqlite_store(folder: Path) -> AsyncIterator[Store]:
     store = SqliteStore(str(folder / "contract.db"))
     await store.open()
-    return store
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
-STORE_BACKENDS: dict[str, StoreFactory] = {"sqlite": _sqlite_store}
+@asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """A fresh schema on the test server, as a database URL; dropped afterwards.
+
+    Skips the test with a one-line reason when the server is unreachable, unless
+    ALERTBOT_TEST_REQUIRE_POSTGRES=1 (then the test fails).
+    """
+    import asyncpg
+
+    from alertbot.store.urls import redact_url
+
+    try:
+        admin = await asyncpg.connect(TEST_POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        reason = (f"PostgreSQL unreachable at {redact_url(TEST_POSTGRES_URL)} ({exc}); set "
+                  "ALERTBOT_TEST_POSTGRES_URL to use another server")
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason + " (ALERTBOT_TEST_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        separator = "&" if "?" in TEST_POSTGRES_URL else "?"
+        yield f"{TEST_POSTGRES_URL}{separator}search_path={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+
+
+@asynccontextmanager
+async def _postgres_store(folder: Path) -> AsyncIterator[Store]:
+    from alertbot.store.postgres import PostgresStore
+
+    async with postgres_schema() as url:
+        store = PostgresStore(url)
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+STORE_BACKENDS: dict[str, StoreFactory] = {"sqlite": _sqlite_store,
+                                           "postgresql": _postgres_store}
 """Every Store implementation by name; each contract test runs once per entry."""
 
 
@@ -36,11 +91,15 @@ STORE_BACKENDS: dict[str, StoreFactory] = {"sqlite": _sqlite_store}
 async def contract_store(request: pytest.FixtureRequest,
                          tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Store]:
     """An open, empty store of each backend, closed afterwards."""
-    store = await STORE_BACKENDS[request.param](tmp_path_factory.mktemp("store"))
-    try:
+    async with STORE_BACKENDS[request.param](tmp_path_factory.mktemp("store")) as store:
         yield store
-    finally:
-        await store.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A database URL on a fresh PostgreSQL schema (see `postgres_schema`)."""
+    async with postgres_schema() as url:
+        yield url
 
 
 # Shared fixtures

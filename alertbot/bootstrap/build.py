@@ -41,8 +41,9 @@ from alertbot.services.commands import AlertTestResult, CommandCore, send_test_a
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.poller import Poller
-from alertbot.store.sqlite import SqliteStore
+from alertbot.store.factory import store_from_url
 from alertbot.store.sqlite.leadership import SqliteLeadership
+from alertbot.store.urls import is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     """Open the store and wire source, notifiers, poller, dispatcher, lookups and operations."""
     clock = clock or SystemClock()
     redactor = redactor or Redactor(settings.secrets())
-    store = SqliteStore.from_url(settings.database_url)
+    store = store_from_url(settings.database_url, migrate=settings.migrate == "auto")
     await store.open()
     closers: list[Closer] = [store.close]
     try:
@@ -116,17 +117,14 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     return app
 
 
-def is_postgres(url: str) -> bool:
-    """Whether `url` names a PostgreSQL database."""
-    return url.startswith(("postgresql://", "postgres://"))
-
-
 def leadership_for(url: str, store: Fencing, clock: Clock) -> Leadership:
     """The leadership of the database at `url`: a lease on PostgreSQL, always-leader on SQLite."""
     if is_postgres(url):
+        from alertbot.store.postgres.connection import PostgresUrl
         from alertbot.store.postgres.leadership import PostgresLeadership
 
-        return PostgresLeadership(url)
+        # The DSN without alertbot's own parameters (pool_size, …), which asyncpg refuses.
+        return PostgresLeadership(PostgresUrl(url).dsn)
     return SqliteLeadership(store, clock)
 
 

@@ -1,7 +1,8 @@
-"""`alertbot db backup PATH`, `db stats` and `status`: maintenance on the store alone.
+"""`alertbot db backup|stats|migrate|copy` and `status`: maintenance on the store alone.
 
-These open only the database (migrations apply, as at every start), never the source or the
-platforms, so they are safe to run next to a running bot.
+These open only the database (migrations apply as at every start, unless ALERTBOT_MIGRATE=off;
+`db migrate` always applies them), never the source or the platforms, so they are safe to run
+next to a running bot (except `db copy`, which wants the bot stopped).
 """
 
 from __future__ import annotations
@@ -13,16 +14,30 @@ from typing import TextIO
 from alertbot.config import Settings
 from alertbot.ports.leadership import LeadershipStatus, Role
 from alertbot.ports.store import DatabaseStats, OutboxState, StoreError
-from alertbot.store.sqlite import SqliteStore
+from alertbot.store.copy import Copyable, copy_rows
+from alertbot.store.factory import store_from_url
+from alertbot.store.postgres.maintenance import pg_dump_command
+from alertbot.store.urls import is_postgres, redact_url
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 STATES = tuple(OutboxState)
 
 
-async def backup(settings: Settings, path: str, out: TextIO = sys.stdout) -> int:
-    """Write a consistent copy of the database to `path`."""
-    store = SqliteStore.from_url(settings.database_url)
+def open_settings_store(settings: Settings, *, migrate: bool | None = None) -> Copyable:
+    """The configured store, not yet open (migrating on open as ALERTBOT_MIGRATE says)."""
+    return store_from_url(settings.database_url,
+                          migrate=settings.migrate == "auto" if migrate is None else migrate)
+
+
+async def backup(settings: Settings, path: str, out: TextIO | None = None) -> int:
+    """Write a consistent copy of the database to `path` (SQLite; PostgreSQL: pg_dump)."""
+    if is_postgres(settings.database_url):
+        # Refused before connecting: pg_dump is the tool, whether or not the server is up.
+        print("alertbot: backup: PostgreSQL is backed up with pg_dump, not alertbot: "
+              + pg_dump_command(redact_url(settings.database_url), path), file=sys.stderr)
+        return EXIT_FAILURE
+    store = open_settings_store(settings)
     await store.open()
     try:
         try:
@@ -34,21 +49,57 @@ async def backup(settings: Settings, path: str, out: TextIO = sys.stdout) -> int
     finally:
         await store.close()
     print(f"backup written to {path} (schema version {stats.schema_version}, "
-          f"{_size(stats.size_bytes)})", file=out)
+          f"{_size(stats.size_bytes)})", file=out or sys.stdout)
     return EXIT_OK
 
 
-async def stats(settings: Settings, out: TextIO = sys.stdout,
+async def stats(settings: Settings, out: TextIO | None = None,
                 now: datetime | None = None) -> int:
     """Print sizes, rows per table, outbox by state and the schema version."""
-    store = SqliteStore.from_url(settings.database_url)
+    store = open_settings_store(settings)
     await store.open()
     try:
         found = await store.stats()
     finally:
         await store.close()
     for line in format_stats(found, now or datetime.now(UTC)):
-        print(line, file=out)
+        print(line, file=out or sys.stdout)
+    return EXIT_OK
+
+
+async def migrate(settings: Settings, out: TextIO | None = None) -> int:
+    """Apply pending migrations (whatever ALERTBOT_MIGRATE says) and print the version."""
+    store = open_settings_store(settings, migrate=True)
+    await store.open()
+    try:
+        version = (await store.stats()).schema_version
+    finally:
+        await store.close()
+    print(f"database {redact_url(settings.database_url)} is at schema version {version}",
+          file=out or sys.stdout)
+    return EXIT_OK
+
+
+async def copy(source_url: str, target_url: str, out: TextIO | None = None) -> int:
+    """Copy every row of one database into another, empty one (either backend)."""
+    if source_url == target_url:
+        print("alertbot: db copy: source and destination are the same database",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    source = store_from_url(source_url)
+    target = store_from_url(target_url)
+    await source.open()
+    try:
+        await target.open()
+        try:
+            result = await copy_rows(source, target)
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+    total = sum(result.tables.values())
+    print(f"copied {total:,} rows from {redact_url(source_url)} to {redact_url(target_url)}: "
+          + ", ".join(f"{t} {n:,}" for t, n in result.tables.items()), file=out or sys.stdout)
     return EXIT_OK
 
 
@@ -90,21 +141,22 @@ async def status(settings: Settings, out: TextIO | None = None) -> int:
 
     Exit status 0 when a replica leads now, 1 when none does.
     """
-    from alertbot.bootstrap.build import is_postgres, leadership_for
+    from alertbot.bootstrap.build import leadership_for
     from alertbot.ports.clock import SystemClock
 
     url = settings.database_url
     if is_postgres(url):
         # The lease lives on its own connection: no store needed to read it.
+        from alertbot.store.postgres.connection import PostgresUrl
         from alertbot.store.postgres.leadership import PostgresLeadership
 
-        postgres = PostgresLeadership(url)
+        postgres = PostgresLeadership(PostgresUrl(url).dsn)
         try:
             found = await postgres.status()
         finally:
             await postgres.close()
     else:
-        store = SqliteStore.from_url(url)
+        store = store_from_url(url)
         await store.open()
         try:
             leadership = leadership_for(url, store, SystemClock())

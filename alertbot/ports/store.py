@@ -619,7 +619,8 @@ class Maintenance(Protocol):
         """Write a consistent copy of the database to `path` while it stays in use.
 
         The copy appears under its name only when complete (an existing file is replaced).
-        Raises StoreError when it cannot be written.
+        Raises StoreError when it cannot be written. A server database backed up with its
+        own tools (PostgreSQL: pg_dump) raises StoreError naming the command instead.
         """
         ...
 

@@ -49,7 +49,7 @@ async def test_run_once_runs_one_cycle_and_exits(tmp_path: Path) -> None:
     ("ALERTBOT_HTTP_PORT", "70000"),
     ("ALERTBOT_LOG_FORMAT", "xml"),
     ("ALERTBOT_DEMO", "sometimes"),
-    ("ALERTBOT_DATABASE_URL", "postgresql://user:hunter2pw@db/alertbot"),
+    ("ALERTBOT_DATABASE_URL", "mysql://user:hunter2pw@db/alertbot"),
     ("TELEGRAM_BOT_TOKEN", "hunter2pw-not-a-token"),
     ("TOKENMETRICS_API_KEY_FILE", "/nonexistent/hunter2pw"),
 ])

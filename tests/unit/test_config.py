@@ -142,6 +142,52 @@ def test_settings_bad_http_limit_names_the_variable(monkeypatch: pytest.MonkeyPa
     assert problem.startswith(f"{variable}: ") and fragment in problem, problem
 
 
+@pytest.mark.parametrize("url", [
+    "postgresql://alertbot:pw@db.example:5432/alertbot",
+    "postgres://alertbot@db.example/alertbot?sslmode=require&pool_size=8",
+])
+def test_settings_database_url_accepts_postgresql(monkeypatch: pytest.MonkeyPatch,
+                                                  url: str) -> None:
+    monkeypatch.setenv("ALERTBOT_DATABASE_URL", url)
+    assert load_settings(None).database_url == url
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("mysql://u:hunter2pw@h/db", "expected sqlite:///PATH"),
+    ("postgresql://u:hunter2pw@/db", "malformed PostgreSQL URL"),
+    ("postgresql://u:hunter2pw@h/db?pool_size=0", "pool_size must be a whole number"),
+])
+def test_settings_database_url_bad_is_one_line_without_password(
+        monkeypatch: pytest.MonkeyPatch, url: str, fragment: str) -> None:
+    monkeypatch.setenv("ALERTBOT_DATABASE_URL", url)
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None)
+    (problem,) = excinfo.value.problems
+    assert problem.startswith("ALERTBOT_DATABASE_URL: ") and fragment in problem
+    assert "hunter2pw" not in problem
+
+
+def test_settings_database_url_from_file_password_redacted_and_not_in_repr(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "db-url"
+    path.write_text("postgresql://alertbot:s3cret%2Fpw@db.example/alertbot\n")
+    monkeypatch.setenv("ALERTBOT_DATABASE_URL_FILE", str(path))
+    settings = load_settings(None)
+    assert settings.database_url == "postgresql://alertbot:s3cret%2Fpw@db.example/alertbot"
+    assert settings.secrets() == ["s3cret/pw"]
+    assert "s3cret" not in repr(settings)
+
+
+def test_settings_migrate_auto_by_default_and_off_accepted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(None).migrate == "auto"
+    monkeypatch.setenv("ALERTBOT_MIGRATE", "off")
+    assert load_settings(None).migrate == "off"
+    monkeypatch.setenv("ALERTBOT_MIGRATE", "sometimes")
+    with pytest.raises(ConfigError, match="ALERTBOT_MIGRATE"):
+        load_settings(None)
+
+
 # ------------------------------------------------------------------ Telegram webhook mode
 
 TOKEN = "123456:ABC-def_ghi"

@@ -1,1 +1,33 @@
-"""PostgreSQL backend (asyncpg)."""
+"""PostgreSQL implementation of the Store port (asyncpg, a small pool, several processes).
+
+One module per role (catalog, state, subscriptions, destinations, outbox, audit,
+token_mutes, updates, fencing, maintenance), each a subclass of the shared pool in
+`connection`, as in store/sqlite/ whose column conversions (`alertbot.store.sqlite.rows`) and
+SQL shapes it shares; PostgresStore combines them over one pool.
+"""
+
+from __future__ import annotations
+
+from alertbot.store.postgres.audit import PostgresAudit
+from alertbot.store.postgres.catalog import PostgresCatalog
+from alertbot.store.postgres.destinations import PostgresDestinations
+from alertbot.store.postgres.fencing import PostgresFencing
+from alertbot.store.postgres.maintenance import PostgresMaintenance
+from alertbot.store.postgres.outbox import PostgresOutbox
+from alertbot.store.postgres.state import PostgresState
+from alertbot.store.postgres.subscriptions import PostgresSubscriptions
+from alertbot.store.postgres.token_mutes import PostgresTokenMutes
+from alertbot.store.postgres.updates import PostgresUpdates
+
+__all__ = ["PostgresStore"]
+
+
+class PostgresStore(PostgresCatalog, PostgresState, PostgresSubscriptions, PostgresDestinations,
+                    PostgresOutbox, PostgresAudit, PostgresTokenMutes, PostgresUpdates,
+                    PostgresFencing, PostgresMaintenance):
+    """Store on a PostgreSQL database; any number of processes may share it."""
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> PostgresStore:
+        """Build from an ALERTBOT_DATABASE_URL (postgresql:// or postgres://)."""
+        return cls(url, migrate=migrate)

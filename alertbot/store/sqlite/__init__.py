@@ -28,6 +28,6 @@ class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDestina
     """Store on a SQLite file. All access goes through one connection guarded by a lock."""
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStore:
+    def from_url(cls, url: str, *, migrate: bool = True) -> SqliteStore:
         """Build from an ALERTBOT_DATABASE_URL."""
-        return cls(sqlite_path(url))
+        return cls(sqlite_path(url), migrate=migrate)

@@ -14,17 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 import aiosqlite
 
 from alertbot.ports.store import StoreError
+from alertbot.store import migrate
 
 BUSY_TIMEOUT_MS = 5000
 BUSY_RETRIES = 3
@@ -33,7 +32,8 @@ BUSY_BACKOFF = 0.1
 """Seconds before the first retry; doubled for each further one."""
 DATABASE_MODE = 0o600
 """The database holds delivery addresses (secrets); SQLite gives -wal/-shm the same mode."""
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+MIGRATIONS_PACKAGE = "alertbot.store"
+"""SQLite's migrations are `alertbot/store/migrations/NNNN_name.sql`."""
 
 
 def sqlite_path(url: str) -> str:
@@ -48,21 +48,16 @@ def sqlite_path(url: str) -> str:
 
 
 def available_migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL) of every bundled migration, in order."""
-    folder = resources.files("alertbot.store").joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    """(version, file name, SQL) of every bundled SQLite migration, in order."""
+    return [(m.version, m.name, m.sql) for m in migrate.available(MIGRATIONS_PACKAGE)]
 
 
 class SqliteConnection:
     """One aiosqlite connection to a SQLite file, guarded by a lock."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, migrate: bool = True) -> None:
         self._path = path
+        self._apply_migrations = migrate
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -104,16 +99,10 @@ class SqliteConnection:
         async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cur:
             row = await cur.fetchone()
         current = int(row[0]) if row else 0
-        migrations = available_migrations()
-        latest = migrations[-1][0] if migrations else 0
-        if current > latest:
-            raise StoreError(
-                f"database schema version {current} is newer than this alertbot supports "
-                f"({latest}); upgrade alertbot or point ALERTBOT_DATABASE_URL elsewhere"
-            )
-        for version, name, sql in migrations:
-            if version <= current:
-                continue
+        todo = migrate.pending(current, migrate.available(MIGRATIONS_PACKAGE),
+                               apply=self._apply_migrations)
+        for migration in todo:
+            version, name, sql = migration.version, migration.name, migration.sql
             now = datetime.now(UTC).timestamp()
             script = (
                 f"BEGIN IMMEDIATE;\n{sql}\n"

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import aiosqlite
 
@@ -130,6 +131,44 @@ class SqliteMaintenance(SqliteConnection):
             tables=tables,
             outbox=await self.outbox_stats(),
         )
+
+
+    @property
+    def location(self) -> str:
+        """The database as a URL."""
+        return f"sqlite:///{self._path}"
+
+    async def table_columns(self, table: str) -> list[str]:
+        """A table's columns, in order (for `alertbot db copy`)."""
+        rows = await self._fetchall("SELECT name FROM pragma_table_info(?) ORDER BY cid",
+                                    (table,))
+        return [str(r[0]) for r in rows]
+
+    async def export_rows(self, table: str, columns: Sequence[str],
+                          batch: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """A table's rows in batches, in rowid order (for `alertbot db copy`)."""
+        # Identifiers come from table_columns and the fixed table list, quoted.
+        listed = ", ".join(f'"{c}"' for c in columns)
+        last = -(2 ** 63)
+        while True:
+            rows = await self._fetchall(
+                f'SELECT rowid, {listed} FROM "{table}" WHERE rowid > ? ORDER BY rowid LIMIT ?',
+                (last, batch))
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [tuple(r[1:]) for r in rows]
+
+    async def import_rows(self, table: str, columns: Sequence[str],
+                          rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows as they are, ids included (for `alertbot db copy`)."""
+        listed = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" * len(columns))
+        async with self._tx() as db:
+            await db.executemany(f'INSERT INTO "{table}" ({listed}) VALUES ({marks})', rows)
+
+    async def reset_sequences(self) -> None:
+        """Nothing to do: SQLite's next rowid already follows the largest one."""
 
 
 def _backup_target(database: str, path: str) -> str:

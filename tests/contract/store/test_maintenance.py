@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,10 +18,6 @@ from tests.contract.store.helpers import (
     finished_rows,
     flip,
 )
-
-
-def _names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
 
 
 async def test_store_meta_set_replaces_and_missing_is_none(contract_store: Store) -> None:
@@ -99,21 +94,3 @@ async def test_store_stats_counts_rows_and_outbox(contract_store: Store) -> None
     assert stats.tables["outbox"] == 2 and stats.tables["changes"] == 2
     assert stats.tables["messages"] == 1 and stats.tables["subscriptions"] == 1
     assert stats.outbox.by_state == {"sent": 1, "dead": 1}
-
-
-async def test_store_backup_replaces_file_with_private_complete_copy(contract_store: Store,
-                                                                      tmp_path: Path) -> None:
-    store = contract_store
-    await finished_rows(store, NOW)
-    target = tmp_path / "copy.db"
-    target.write_bytes(b"an older backup")
-    await store.backup(str(target))
-    assert target.stat().st_size > 0 and target.read_bytes() != b"an older backup"
-    assert target.stat().st_mode & 0o077 == 0, "a backup holds secrets: owner only"
-    assert _names(tmp_path) == ["copy.db"], "nothing partial is left behind"
-
-
-async def test_store_backup_to_missing_directory_raises_store_error(contract_store: Store,
-                                                                  tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="does not exist"):
-        await contract_store.backup(str(tmp_path / "nope" / "copy.db"))

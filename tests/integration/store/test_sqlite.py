@@ -13,8 +13,14 @@ from alertbot.domain.models import ALL_KINDS, Destination
 from alertbot.ports.store import StoreError
 from alertbot.store.sqlite import SqliteStore
 from alertbot.store.sqlite.connection import available_migrations, sqlite_path
+from tests.contract.store.helpers import NOW as CNOW
+from tests.contract.store.helpers import finished_rows
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
 
 
 async def test_sqlite_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
@@ -107,6 +113,24 @@ async def test_sqlite_in_memory_store_has_no_files_but_backs_up(tmp_path: Path) 
         assert len(await copy.subscriptions()) == 1
     finally:
         await copy.close()
+
+
+async def test_sqlite_backup_replaces_file_with_private_complete_copy(store: SqliteStore,
+                                                                       tmp_path: Path) -> None:
+    await finished_rows(store, CNOW)
+    target = tmp_path / "copy.db"
+    target.write_bytes(b"an older backup")
+    await store.backup(str(target))
+    assert target.stat().st_size > 0 and target.read_bytes() != b"an older backup"
+    assert target.stat().st_mode & 0o077 == 0, "a backup holds secrets: owner only"
+    assert _names(tmp_path) == ["copy.db", "test.db", "test.db-shm", "test.db-wal"], (
+        "nothing partial is left behind")
+
+
+async def test_sqlite_backup_to_missing_directory_raises_store_error(store: SqliteStore,
+                                                                    tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        await store.backup(str(tmp_path / "nope" / "copy.db"))
 
 
 async def test_sqlite_claim_update_two_connections_one_winner(tmp_path: Path) -> None:

@@ -1,0 +1,267 @@
+"""The Outbox role on PostgreSQL: the delivery state machine, the crash-safety core.
+
+The same transitions as SQLite (see alertbot/store/sqlite/outbox.py): every UPDATE names the
+states it moves a row from, so a repeated or late call finds no row and changes nothing.
+Several processes may share the database: claims take rows with FOR UPDATE SKIP LOCKED, so a
+row another transaction is finishing is left to it instead of being claimed twice or waited
+for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from alertbot.domain.models import Change, Destination, Reason
+from alertbot.domain.throttle import DueAlert, Plan
+from alertbot.ports.store import Committed, OutboxState, PlanKeys
+from alertbot.store.postgres.audit import write_decisions
+from alertbot.store.postgres.connection import PostgresConnection, pg, status_count
+from alertbot.store.postgres.fencing import check_epoch
+from alertbot.store.sqlite.outbox import _DUE_ALERTS
+from alertbot.store.sqlite.rows import (
+    CHANGE_COLUMNS,
+    DEAD,
+    IN_FLIGHT,
+    PENDING,
+    QUEUED,
+    SENDING,
+    SENT,
+    SUPPRESSED,
+    UNDECIDED,
+    change_from_row,
+    dest_params,
+    dt,
+    opt_dt,
+    ts,
+)
+
+_CLAIM = pg(
+    f"UPDATE outbox SET state = {SENDING}, updated_at = ? WHERE id IN (SELECT id FROM outbox"
+    f" WHERE msg_key = ? AND state = {PENDING} ORDER BY id FOR UPDATE SKIP LOCKED)"
+    " RETURNING id"
+)
+"""Pending rows of a message become `sending`; rows already sending stay so (as on SQLite,
+where a repeated claim changes nothing else), and rows another transaction holds are skipped."""
+
+
+class PostgresOutbox(PostgresConnection):
+    """Outbox rows, the throttle's plans for them and the messages they were sent in."""
+
+    async def recover(self, now: datetime, *, epoch: int = 0) -> int:
+        """Rows left in `sending` by a crash become due now (they keep their message key)."""
+        async with self._tx() as conn:
+            await check_epoch(conn, epoch)
+            status = await conn.execute(
+                pg(f"UPDATE outbox SET next_attempt_at = ?, updated_at = ?"
+                   f" WHERE state = {SENDING}"), ts(now), ts(now))
+            return status_count(status)
+
+    async def due_destinations(self, now: datetime, limit: int, platforms: Sequence[str],
+                               exclude: Sequence[Destination] = ()) -> list[Destination]:
+        """Destinations on these platforms with due rows, oldest first, skipping busy ones."""
+        skip = {dest_params(d) for d in exclude}
+        if not platforms:
+            return []
+        rows = await self._fetchall(
+            "SELECT platform, chat_id, thread_id, MIN(next_attempt_at) AS due FROM outbox"
+            f" WHERE state IN {QUEUED} AND next_attempt_at <= ?"
+            " AND platform = ANY(?::text[])"
+            " GROUP BY platform, chat_id, thread_id ORDER BY due LIMIT ?",
+            (ts(now), list(platforms), limit + len(skip)),
+        )
+        found = [Destination(r[0], r[1], r[2]) for r in rows if (r[0], r[1], r[2]) not in skip]
+        return found[:limit]
+
+    async def next_due(self, platforms: Sequence[str]) -> datetime | None:
+        """When the next queued row on these platforms becomes due."""
+        if not platforms:
+            return None
+        row = await self._fetchone(
+            "SELECT MIN(next_attempt_at) FROM outbox"
+            f" WHERE state IN {QUEUED} AND platform = ANY(?::text[])",
+            (list(platforms),),
+        )
+        return opt_dt(row[0]) if row else None
+
+    async def committed(self, destination: Destination, now: datetime) -> list[Committed]:
+        """Due messages whose rows were already committed to a key."""
+        rows = await self._fetchall(
+            f"SELECT o.id, {CHANGE_COLUMNS}, o.msg_key, o.silent, o.attempts, o.created_at"
+            " FROM outbox o JOIN changes c ON c.id = o.change_pk"
+            " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
+            f" AND o.state IN {IN_FLIGHT} AND o.msg_key IS NOT NULL"
+            " AND o.next_attempt_at <= ? ORDER BY o.id",
+            (*dest_params(destination), ts(now)),
+        )
+        grouped: dict[str, list[asyncpg.Record]] = {}
+        for row in rows:
+            grouped.setdefault(row[16], []).append(row)
+        return [
+            Committed(
+                key=key,
+                row_ids=tuple(r[0] for r in members),
+                changes=tuple(change_from_row(r, 2) for r in members),
+                silent=all(bool(r[17]) for r in members),
+                attempts=max(r[18] for r in members),
+                first_created=dt(min(r[19] for r in members)),
+            )
+            for key, members in grouped.items()
+        ]
+
+    async def due_alerts(self, destination: Destination, now: datetime) -> list[DueAlert]:
+        """Due pending rows plus the whole held group, each with the next change of its series."""
+        params = dest_params(destination)
+        stamp = ts(now)
+        rows = await self._fetchall(_DUE_ALERTS, (*params, stamp, stamp, stamp, *params))
+        return [
+            DueAlert(
+                row_id=row[0], change=change_from_row(row, 2), held=row[16] == OutboxState.HELD,
+                next_change=change_from_row(row, 19) if row[17] is not None else None,
+                next_row_id=row[17],
+            )
+            for row in rows
+        ]
+
+    async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:
+        """Delivery times of messages to a destination since a time."""
+        rows = await self._fetchall(
+            "SELECT sent_at FROM messages WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+            " AND sent_at > ? ORDER BY sent_at",
+            (*dest_params(destination), ts(since)),
+        )
+        return [dt(r[0]) for r in rows]
+
+    async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
+                         now: datetime, *, epoch: int = 0) -> Counter[Reason]:
+        """Store a plan's decisions; returns the new decisions recorded, by reason."""
+        stamp = ts(now)
+        recorded: Counter[Reason] = Counter()
+        async with self._tx() as conn:
+            await check_epoch(conn, epoch)
+            for decision in plan.suppressed:
+                hit = await conn.fetchrow(
+                    pg(f"UPDATE outbox SET state = {SUPPRESSED}, reason = ?, updated_at = ?"
+                       f" WHERE id = ? AND state IN {UNDECIDED} AND msg_key IS NULL"
+                       " RETURNING change_pk"),
+                    decision.reason.value, stamp, decision.row_id,
+                )
+                if hit:
+                    detail = (f"until {decision.until:%Y-%m-%d %H:%M} UTC"
+                              if decision.reason is Reason.TOKEN_MUTED and decision.until
+                              else "")
+                    await write_decisions(conn, destination, [(decision.row_id, hit[0])],
+                                          decision.reason, detail, now)
+                    recorded[decision.reason] += 1
+            waits = ([(d, OutboxState.HELD) for d in plan.held]
+                     + [(d, OutboxState.PENDING) for d in plan.deferred])
+            for decision, state in waits:
+                until = decision.until or now
+                hit = await conn.fetchrow(
+                    pg("SELECT change_pk, reason FROM outbox WHERE id = ? AND msg_key IS NULL"
+                       f" AND state IN {UNDECIDED} FOR UPDATE"), decision.row_id)
+                if hit is None:
+                    continue
+                await conn.execute(
+                    pg("UPDATE outbox SET state = ?, reason = ?, next_attempt_at = ?,"
+                       " updated_at = ? WHERE id = ?"),
+                    state.value, decision.reason.value, ts(until), stamp, decision.row_id,
+                )
+                if hit[1] != decision.reason.value:
+                    await write_decisions(conn, destination, [(decision.row_id, hit[0])],
+                                          decision.reason,
+                                          f"until {until:%Y-%m-%d %H:%M:%S} UTC", now)
+                    recorded[decision.reason] += 1
+            for decision in plan.singles:
+                if await _commit_row(conn, destination, decision.row_id,
+                                     keys.singles[decision.row_id], decision.silent,
+                                     decision.reason, now):
+                    recorded[decision.reason] += 1
+            if plan.digest:
+                assert keys.digest is not None, "a digest needs a key"
+                for decision in plan.digest:
+                    if await _commit_row(conn, destination, decision.row_id, keys.digest,
+                                         plan.digest_silent, decision.reason, now):
+                        recorded[decision.reason] += 1
+        return recorded
+
+    async def claim(self, key: str, now: datetime, *, epoch: int = 0) -> None:
+        """Mark a message's rows as being sent."""
+        await self.claim_rows(key, now, epoch=epoch)
+
+    async def claim_rows(self, key: str, now: datetime, *, epoch: int = 0) -> list[int]:
+        """Claim a message's pending rows no other transaction holds; returns them.
+
+        Two processes claiming the same message at once never both get a row.
+        """
+        async with self._tx() as conn:
+            await check_epoch(conn, epoch)
+            return sorted(r[0] for r in await conn.fetch(_CLAIM, ts(now), key))
+
+    async def mark_sent(self, destination: Destination, key: str, message_id: str,
+                        now: datetime, *, epoch: int = 0) -> list[Change]:
+        """Record a delivered message."""
+        stamp = ts(now)
+        async with self._tx() as conn:
+            await check_epoch(conn, epoch)
+            rows = await conn.fetch(
+                pg(f"WITH done AS (UPDATE outbox SET state = {SENT}, message_id = ?, sent_at = ?,"
+                   f" updated_at = ?, last_error = '' WHERE msg_key = ? AND state IN {IN_FLIGHT}"
+                   f" RETURNING id, change_pk) SELECT done.id, {CHANGE_COLUMNS} FROM done"
+                   " JOIN changes c ON c.id = done.change_pk ORDER BY done.id"),
+                message_id, stamp, stamp, key,
+            )
+            if not rows:
+                return []
+            await conn.execute(
+                pg("INSERT INTO messages (platform, chat_id, thread_id, msg_key, message_id,"
+                   " alerts, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                *dest_params(destination), key, message_id, len(rows), stamp,
+            )
+        return [change_from_row(r, 2) for r in rows]
+
+    async def mark_retry(self, destination: Destination, key: str, until: datetime,
+                         error: str, reason: Reason, count_attempt: bool,
+                         now: datetime, *, epoch: int = 0) -> None:
+        """Schedule a message for another attempt."""
+        async with self._tx() as conn:
+            await check_epoch(conn, epoch)
+            found = await conn.fetch(
+                pg(f"UPDATE outbox SET state = {PENDING}, next_attempt_at = ?, last_error = ?,"
+                   " attempts = attempts + ?, updated_at = ? WHERE msg_key = ?"
+                   f" AND state IN {IN_FLIGHT} RETURNING id, change_pk"),
+                ts(until), error, int(count_attempt), ts(now), key,
+            )
+            await write_decisions(conn, destination, sorted((r[0], r[1]) for r in found),
+                                  reason, f"{error} (next attempt {until:%H:%M:%S} UTC)", now)
+
+    async def mark_dead(self, destination: Destination, key: str, error: str, reason: Reason,
+                        now: datetime, *, epoch: int = 0) -> None:
+        """Dead-letter a message's rows."""
+        async with self._tx() as conn:
+            await check_epoch(conn, epoch)
+            found = await conn.fetch(
+                pg(f"UPDATE outbox SET state = {DEAD}, reason = ?, last_error = ?,"
+                   f" updated_at = ? WHERE msg_key = ? AND state IN {IN_FLIGHT}"
+                   " RETURNING id, change_pk"),
+                reason.value, error, ts(now), key,
+            )
+            await write_decisions(conn, destination, sorted((r[0], r[1]) for r in found),
+                                  reason, error, now)
+
+
+async def _commit_row(conn: asyncpg.Connection, destination: Destination, row_id: int,
+                      key: str, silent: bool, reason: Reason, now: datetime) -> bool:
+    """Commit an undecided row to a message key; returns whether it was still undecided."""
+    hit = await conn.fetchrow(
+        pg(f"UPDATE outbox SET state = {PENDING}, reason = ?, msg_key = ?, silent = ?,"
+           " next_attempt_at = ?, updated_at = ? WHERE id = ? AND msg_key IS NULL"
+           f" AND state IN {UNDECIDED} RETURNING change_pk"),
+        reason.value, key, int(silent), ts(now), ts(now), row_id,
+    )
+    if hit:
+        await write_decisions(conn, destination, [(row_id, hit[0])], reason, key, now)
+    return hit is not None
