@@ -100,6 +100,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("mute", "/mute DURATION", "Stop alerts for a while, e.g. /mute 2h", True,
                 ("duration",)),
     CommandSpec("unmute", "/unmute", "End a mute now", True),
+    CommandSpec("digest", "/digest daily HH:MM [TZ] | weekly DAY HH:MM [TZ] | off [only] [always]",
+                "Daily or weekly summary here, e.g. /digest daily 09:00 Europe/Berlin (only: no "
+                "single alerts)", True, ("schedule",)),
     CommandSpec("why", "/why", "The last few alert decisions here and their reasons", False),
     CommandSpec("test", "/test", "Send one marked test alert here to check that delivery works",
                 True),

@@ -23,6 +23,8 @@ def headline(change: Change) -> str:
     """One-line summary, e.g. "BTC daily signal turned bullish"."""
     if change.kind is Kind.OPS:
         return ops_headline(change)
+    if change.kind is Kind.SCHEDULED_DIGEST:
+        return change.to_label
     symbol, kind = change.token.symbol, change.kind.label
     if change.kind in (Kind.SIGNAL, Kind.HOURLY):
         return f"{symbol} {kind} turned {change.to_label}"
@@ -38,6 +40,8 @@ def movement(change: Change) -> str:
     """Old -> new, with scores for grades."""
     if change.kind is Kind.OPS:
         return change.cause or change.from_label
+    if change.kind is Kind.SCHEDULED_DIGEST:
+        return f"{change.to_value:.0f} changes"
     if change.kind in (Kind.SIGNAL, Kind.HOURLY):
         return f"{change.from_label} → {change.to_label}"
     scores = f"{change.from_value:.1f} → {change.to_value:.1f}"
@@ -50,6 +54,10 @@ def render_change(change: Change) -> Message:
     """A message for one change."""
     if change.kind is Kind.OPS:
         return render_ops(change)
+    if change.kind is Kind.SCHEDULED_DIGEST:
+        # Imported here: the scheduled digest builds its lines from this module's wording.
+        from alertbot.domain.scheduled_digest import render_scheduled_digest
+        return render_scheduled_digest(change)
     token = change.token
     return Message(
         title=headline(change),

@@ -19,8 +19,8 @@ def format_message(message: Message, destination: Destination, key: str, now: da
     stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     where = "" if destination.chat_id == DEFAULT_CHAT else f"[{destination}] "
     arrow = ARROW[message.direction] + " " if message.direction else "• "
-    if message.is_digest:
-        body = [f"{stamp} {where}{arrow}{message.title}:"]
+    if message.is_digest or message.scheduled:
+        body = [f"{stamp} {where}{arrow}{message.title}{':' if message.is_digest else ''}"]
         body += [f"    {line}" for line in message.lines]
         body[0] += f"  [{key}]"
         return "\n".join(body)

@@ -267,6 +267,12 @@ class DiscordCommands:
         async def mute(interaction: discord.Interaction[Any], duration: str) -> None:
             await answer(interaction, core.mute(caller_of(interaction), duration))
 
+        @app_commands.describe(schedule="daily HH:MM [TZ] | weekly DAY HH:MM [TZ] | off, then "
+                                        "optionally only and always")
+        async def digest(interaction: discord.Interaction[Any],
+                         schedule: str | None = None) -> None:
+            await answer(interaction, core.digest(caller_of(interaction), schedule or ""))
+
         async def unmute(interaction: discord.Interaction[Any]) -> None:
             await answer(interaction, core.unmute(caller_of(interaction)))
 
@@ -285,8 +291,8 @@ class DiscordCommands:
         callbacks: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
             "signal": signal, "grade": grade, "subscribe": subscribe,
             "unsubscribe": unsubscribe, "subscriptions": subscriptions, "throttle": throttle,
-            "quiet": quiet, "mute": mute, "unmute": unmute, "why": why, "test": test, "id": id_,
-            "help": help_,
+            "quiet": quiet, "mute": mute, "unmute": unmute, "digest": digest, "why": why,
+            "test": test, "id": id_, "help": help_,
         }
         return [_command(specs[name], callback) for name, callback in callbacks.items()]
 

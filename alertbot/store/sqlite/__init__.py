@@ -1,7 +1,7 @@
 """SQLite implementation of the Store port (aiosqlite, WAL, one writer connection).
 
-One module per role (catalog, state, subscriptions, destinations, outbox, audit,
-maintenance), each a subclass of the shared connection in `connection`; SqliteStore
+One module per role (catalog, state, subscriptions, destinations, digests, outbox,
+audit, maintenance), each a subclass of the shared connection in `connection`; SqliteStore
 combines them over a single connection.
 """
 
@@ -11,6 +11,7 @@ from alertbot.store.sqlite.audit import SqliteAudit
 from alertbot.store.sqlite.catalog import SqliteCatalog
 from alertbot.store.sqlite.connection import sqlite_path
 from alertbot.store.sqlite.destinations import SqliteDestinations
+from alertbot.store.sqlite.digests import SqliteDigests
 from alertbot.store.sqlite.maintenance import SqliteMaintenance
 from alertbot.store.sqlite.outbox import SqliteOutbox
 from alertbot.store.sqlite.state import SqliteState
@@ -19,8 +20,8 @@ from alertbot.store.sqlite.subscriptions import SqliteSubscriptions
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDestinations,
-                  SqliteOutbox, SqliteAudit, SqliteMaintenance):
+class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDigests,
+                  SqliteDestinations, SqliteOutbox, SqliteAudit, SqliteMaintenance):
     """Store on a SQLite file. All access goes through one connection guarded by a lock."""
 
     @classmethod

@@ -10,6 +10,7 @@ import aiosqlite
 
 from alertbot.domain.models import Destination, Policy, QuietHours, Reason
 from alertbot.domain.policy import describe_policy
+from alertbot.domain.scheduled_digest import schedule_from_spec
 from alertbot.ports.store import DestinationInfo, PolicyChange
 from alertbot.store.sqlite.audit import write_audit, write_decisions
 from alertbot.store.sqlite.connection import SqliteConnection
@@ -38,6 +39,8 @@ def _policy_columns(policy: Policy) -> tuple[Any, ...]:
         opt_ts(policy.mute_until),
         policy.settle.total_seconds(),
         encode_modes(policy.modes),
+        policy.digest.spec if policy.digest else "",
+        opt_ts(policy.digest.since) if policy.digest else None,
     )
 
 
@@ -49,7 +52,7 @@ def _policy_from(row: Sequence[Any]) -> Policy:
                            row[4] or "UTC")
     return Policy(max_alerts=row[0], window=timedelta(seconds=row[1]), quiet=quiet,
                   mute_until=opt_dt(row[5]), settle=timedelta(seconds=row[6]),
-                  modes=decode_modes(row[7]))
+                  modes=decode_modes(row[7]), digest=schedule_from_spec(row[8], opt_dt(row[9])))
 
 
 async def insert_destination(db: aiosqlite.Connection, destination: Destination,
@@ -58,8 +61,8 @@ async def insert_destination(db: aiosqlite.Connection, destination: Destination,
     policy = policy or Policy()
     await db.execute(
         "INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
-        " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, digest, digest_since,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (platform, chat_id, thread_id) DO NOTHING",
         (*dest_params(destination), *_policy_columns(policy), ts(now)),
     )
@@ -113,16 +116,16 @@ class SqliteDestinations(SqliteConnection):
     async def _destination_rows(self, clause: str, params: Sequence[Any]) -> list[DestinationInfo]:
         rows = await self._fetchall(
             "SELECT platform, chat_id, thread_id, max_alerts, window_s, quiet_start, quiet_end,"
-            " quiet_tz, mute_until, settle_s, modes, address, label, paused_reason, paused_at"
-            " FROM destinations" + clause,
+            " quiet_tz, mute_until, settle_s, modes, digest, digest_since, address, label,"
+            " paused_reason, paused_at FROM destinations" + clause,
             params,
         )
         infos = []
         for row in rows:
-            policy = _policy_from(tuple(row[3:11]))
+            policy = _policy_from(tuple(row[3:13]))
             infos.append(DestinationInfo(Destination(row[0], row[1], row[2]), policy,
-                                         address=row[11], label=row[12], paused_reason=row[13],
-                                         paused_at=opt_dt(row[14])))
+                                         address=row[13], label=row[14], paused_reason=row[15],
+                                         paused_at=opt_dt(row[16])))
         return infos
 
     async def ensure_destination(self, destination: Destination, now: datetime, *,
@@ -147,7 +150,8 @@ class SqliteDestinations(SqliteConnection):
             await insert_destination(db, destination, now)
             await db.execute(
                 "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
-                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?"
+                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?,"
+                " digest = ?, digest_since = ?"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ?",
                 (*_policy_columns(policy), *dest_params(destination)),
             )
@@ -162,7 +166,7 @@ class SqliteDestinations(SqliteConnection):
         async with self._tx() as db:
             async with db.execute(
                 "SELECT max_alerts, window_s, quiet_start, quiet_end, quiet_tz, mute_until,"
-                " settle_s, modes FROM destinations"
+                " settle_s, modes, digest, digest_since FROM destinations"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ?", params,
             ) as cur:
                 row = await cur.fetchone()
@@ -173,7 +177,8 @@ class SqliteDestinations(SqliteConnection):
             await insert_destination(db, destination, now)
             await db.execute(
                 "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
-                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?"
+                " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?,"
+                " digest = ?, digest_since = ?"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ?",
                 (*_policy_columns(after), *params),
             )
@@ -226,9 +231,11 @@ class SqliteDestinations(SqliteConnection):
         async with self._tx() as db:
             await db.execute(
                 "INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
-                " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, address, label,"
-                " created_at) SELECT ?, ?, ?, max_alerts, window_s, quiet_start, quiet_end,"
-                " quiet_tz, mute_until, settle_s, modes, address, label, created_at"
+                " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, digest,"
+                " digest_since, address, label, created_at)"
+                " SELECT ?, ?, ?, max_alerts, window_s, quiet_start, quiet_end, quiet_tz,"
+                " mute_until, settle_s, modes, digest, digest_since,"
+                " address, label, created_at"
                 " FROM destinations WHERE platform = ? AND chat_id = ? AND thread_id = ?"
                 " ON CONFLICT (platform, chat_id, thread_id) DO NOTHING",
                 (*new_p, *old_p),
@@ -262,6 +269,10 @@ class SqliteDestinations(SqliteConnection):
             moved = max(cur.rowcount, 0)
             await db.execute(
                 "UPDATE messages SET platform = ?, chat_id = ?, thread_id = ?"
+                " WHERE platform = ? AND chat_id = ? AND thread_id = ?", (*new_p, *old_p))
+            # Periods already decided stay decided: the chat gets no second digest for them.
+            await db.execute(
+                "UPDATE OR IGNORE scheduled_digests SET platform = ?, chat_id = ?, thread_id = ?"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ?", (*new_p, *old_p))
             await db.execute(
                 "DELETE FROM destinations WHERE platform = ? AND chat_id = ? AND thread_id = ?",
