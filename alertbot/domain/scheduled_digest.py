@@ -45,7 +45,7 @@ from alertbot.domain.models import (
     Token,
 )
 from alertbot.domain.parsing import parse_clock, parse_timezone, shown
-from alertbot.domain.render import ARROW, headline, movement
+from alertbot.domain.wording import ARROW, headline, movement
 
 MISSED_GRACE = timedelta(hours=6)
 """A period that ended less than this long ago is still summarised; an older one is skipped."""

@@ -174,8 +174,8 @@ def _schedule(policy: Policy, candidates: list[DueAlert], sent: Sequence[datetim
         result.singles.extend(decide(a, Reason.SENT) for a in now_sent)
         sent = [*sent, *([now] * len(now_sent))]
         if len(now_sent) < len(scheduled):
-            until = next_free_slot(sent, policy, now) or now
-            result.held.extend(decide(a, Reason.HELD_RATE, until)
+            free_at = next_free_slot(sent, policy, now) or now
+            result.held.extend(decide(a, Reason.HELD_RATE, free_at)
                                for a in scheduled[len(now_sent):])
         if not candidates:
             return
