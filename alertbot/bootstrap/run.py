@@ -24,6 +24,7 @@ from alertbot.platforms.console import DEFAULT_CHAT
 from alertbot.ports.observers import DispatchObserver
 from alertbot.ports.source import SourceError
 from alertbot.ports.store import StoreError
+from alertbot.services.scheduler import DigestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,8 @@ async def run(app: App, *, once: bool = False) -> int:
         app.observers.add(undelivered)
         await prepare(app, once=True)
         await app.poller.poll_once()
+        # Periods that ended since the last run get their scheduled digests (cron use).
+        await DigestScheduler(app.store, app.clock, band_label=app.rules.band_label).check()
         await app.dispatcher.run_until_idle()
         if undelivered.dead or undelivered.failing:
             where = ", ".join(str(d) for d in undelivered.failing) or "-"

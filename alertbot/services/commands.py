@@ -494,7 +494,7 @@ class CommandCore:
         if not schedule.strip():
             info = await self._store.destination(caller.destination)
             policy = info.policy if info else Policy()
-            return ok(describe_schedule(policy.digest).capitalize() + ".",
+            return ok(_sentence(describe_schedule(policy.digest)) + ".",
                       "Set with /digest daily 09:00 Europe/Berlin, /digest weekly mon 09:00 "
                       "Europe/Berlin, add 'only' for no single alerts; /digest off ends it.")
         refused = await self._refuse_unless_moderator(caller, "schedule digests")
@@ -517,7 +517,7 @@ class CommandCore:
             return ok("Scheduled digest off: changes are posted one by one again.")
         period = period_containing(updated, now)
         first = period.end.astimezone(ZoneInfo(updated.tz))
-        lines = [describe_schedule(updated).capitalize() + ".",
+        lines = [_sentence(describe_schedule(updated)) + ".",
                  f"The first one arrives {first:%Y-%m-%d %H:%M} {updated.tz}."]
         if updated.only:
             lines.append("Changes are no longer posted one by one here, only in the digest.")
@@ -696,3 +696,8 @@ def _utc(at: datetime | None) -> str:
 
 def _kind_list(kinds: Sequence[Kind]) -> str:
     return ", ".join(k.label for k in kinds)
+
+
+def _sentence(text: str) -> str:
+    """`text` with a capital first letter (the rest kept: time zone names are proper)."""
+    return text[:1].upper() + text[1:]
