@@ -7,8 +7,11 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.process import Alertbot, clean_env, run_alertbot
 
+pytestmark = pytest.mark.timeout(300)
 DIGEST = "Daily digest · "
 
 
