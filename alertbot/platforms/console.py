@@ -21,7 +21,7 @@ def format_message(message: Message, destination: Destination, key: str, now: da
     arrow = ARROW[message.direction] + " " if message.direction else "• "
     if message.is_digest or message.scheduled:
         body = [f"{stamp} {where}{arrow}{message.title}{':' if message.is_digest else ''}"]
-        body += [f"    {line}" for line in message.lines]
+        body += [f"    {line}" if line else "" for line in message.lines]
         body[0] += f"  [{key}]"
         return "\n".join(body)
     details = " · ".join((*message.lines, message.link))

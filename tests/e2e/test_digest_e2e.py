@@ -84,8 +84,11 @@ async def test_digest_only_live_period_end_summarises_changes_once_across_restar
         tmp_path: Path) -> None:
     env = clean_env(tmp_path)
     now = datetime.now(UTC)
-    # The next minute at least 20 s ahead: the demo has time to produce changes before it.
-    boundary = (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
+    # The next minute at least 40 s ahead: the demo has time to produce changes before it.
+    boundary = (now + timedelta(seconds=100)).replace(second=0, microsecond=0)
+    code, _, err = await run_alertbot(["subscribe", "--platform", "console", "--chat",
+                                       "default", "all"], env, tmp_path)
+    assert code == 0, err
     await set_digest(env, tmp_path, "default", "daily", f"{boundary:%H:%M}", "UTC", "--only")
 
     bot = await Alertbot(["run"], env, tmp_path).start()

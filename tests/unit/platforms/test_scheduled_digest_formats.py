@@ -72,6 +72,7 @@ def test_console_scheduled_digest_prints_title_with_key_then_indented_lines() ->
     first, *rest = text.splitlines()
     assert first.endswith("• Daily digest · 2026-11-29 09:00 → 2026-11-30 09:00 UTC  [akey]")
     assert "    Changes by token:" in rest
+    assert "" in rest and all(line == line.rstrip() for line in rest)  # no trailing blanks
 
 
 def test_webhook_scheduled_digest_payload_carries_the_summary() -> None:
