@@ -325,3 +325,19 @@ def test_render_scheduled_digest_has_title_sections_and_movers() -> None:
     assert "▼ ETH fundamental grade 70.0 → 38.0 (-32.0) (Buy → Sell)" in message.lines
     assert "BTC (Bitcoin): 3 changes" in message.lines
     assert "  ▲ daily signal turned bullish · bearish → bullish" in message.lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(
+    st.text(max_size=60),
+    st.lists(st.sampled_from(["daily", "weekly", "off", "mon", "sunday", "09:00", "24:00",
+                              "9:5", "UTC", "Europe/Berlin", "only", "always", "x", ""]),
+             max_size=6).map(" ".join)))
+def test_parse_schedule_property_any_text_is_a_schedule_or_a_value_error(text: str) -> None:
+    try:
+        schedule = parse_schedule(text, NOW)
+    except ValueError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    if schedule is not None:
+        assert parse_schedule(schedule.spec, NOW) == schedule
