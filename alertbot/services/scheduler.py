@@ -31,7 +31,7 @@ from alertbot.domain.scheduled_digest import (
 )
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
-from alertbot.ports.store import DigestOutcome, DigestStore
+from alertbot.ports.store import DigestOutcome, DigestStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class DigestScheduler:
                 if result.next_at is not None:
                     until = (result.next_at - self._clock.now()).total_seconds()
                     wait = min(wait, max(until, MIN_WAIT))
+            except StoreError as exc:  # the next check decides what this one could not
+                log.warning("scheduled digest check failed, retrying: %s", exc)
             except Exception:  # one failed check must not end the schedule
                 reraise_if_cancelling()
                 log.exception("scheduled digest check failed")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+
+import pytest
 
 from alertbot.domain.detect import Rules
 from alertbot.domain.models import (
@@ -26,11 +29,12 @@ from alertbot.domain.policy import update_policy
 from alertbot.domain.scheduled_digest import digest_change_id
 from alertbot.domain.why import explain
 from alertbot.ports.notifier import Delivered, Limit, Target
+from alertbot.ports.store import DestinationInfo, StoreError
 from alertbot.services.dispatcher import Dispatcher, message_key
 from alertbot.services.pacing import Pacer
 from alertbot.services.scheduler import DigestScheduler
 from alertbot.store.sqlite import SqliteStore
-from tests.support import ManualClock
+from tests.support import ManualClock, eventually
 
 CHAT = Destination("fake", "-100")
 BTC = Token(3375, "BTC", "Bitcoin", "bitcoin")
@@ -221,3 +225,38 @@ async def test_scheduler_digest_held_by_quiet_hours_until_they_end(store: Sqlite
     clock.at = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     await dispatcher.deliver()
     assert [m.scheduled for _, m in notifier.sent] == [False, True]
+
+
+class FailingOnce:
+    """The store, except that the first look for scheduled destinations fails."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def digest_destinations(self) -> list[DestinationInfo]:
+        self.calls += 1
+        if self.calls == 1:
+            raise StoreError("database is locked")
+        return await self._store.digest_destinations()
+
+
+async def test_scheduler_run_store_fault_logs_one_line_and_checks_again(
+        store: SqliteStore, clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+    await setup(store, "daily 09:00 UTC always")
+    clock.at = BOUNDARY + timedelta(minutes=1)
+    failing = FailingOnce(store)
+    scheduler = DigestScheduler(failing, clock, band_label=Rules().band_label,  # type: ignore[arg-type]
+                                check_every=0.01)
+    stop = asyncio.Event()
+    job = asyncio.create_task(scheduler.run(stop))
+    await eventually(lambda: store.decided_periods(CHAT, ["daily:2026-11-28"]),
+                     what="the period decided after the fault")
+    stop.set()
+    await job
+    faults = [r for r in caplog.records if "scheduled digest check failed" in r.getMessage()]
+    assert len(faults) == 1 and faults[0].exc_info is None
+    assert "database is locked" in faults[0].getMessage()
