@@ -152,7 +152,7 @@ async def test_moderator_commands_are_hidden_by_default_member_permissions(
     harness: Harness,
 ) -> None:
     commands = {c["name"]: c for c in harness.fake.commands(DEFAULT_GUILD_ID)}
-    moderator = {"subscribe", "unsubscribe", "quiet", "mute", "unmute", "test"}
+    moderator = {"subscribe", "unsubscribe", "quiet", "mute", "unmute", "digest", "test"}
     assert set(commands) == moderator | {"signal", "grade", "subscriptions", "throttle", "why",
                                          "id", "help"}
     for name, command in commands.items():
@@ -223,7 +223,7 @@ async def test_command_sync_new_scope_syncs_globally_and_clears_old_guild(
     async with running_bot(fake_discord, tmp_path, guild_ids=()):
         pass
     scopes = [(p.guild_id, len(p.commands)) for p in fake_discord.command_puts]
-    assert scopes == [(DEFAULT_GUILD_ID, 13), (None, 13), (DEFAULT_GUILD_ID, 0)]
+    assert scopes == [(DEFAULT_GUILD_ID, 14), (None, 14), (DEFAULT_GUILD_ID, 0)]
 
 
 async def test_guild_delete_pauses_that_guilds_channels(harness: Harness) -> None:
