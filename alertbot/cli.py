@@ -54,29 +54,83 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def _command(sub: argparse._SubParsersAction[_Parser], name: str, summary: str,
+             description: str, examples: Sequence[str]) -> _Parser:
+    """A subcommand whose --help shows a description and an examples block."""
+    return sub.add_parser(
+        name, help=summary, description=description,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="alertbot",
         description="Posts changes in Token Metrics trading signals and grades to Discord, "
-                    "Telegram, webhooks or the console.",
+                    "Telegram, webhooks or the console. Configuration comes from the "
+                    "environment and .env (see .env.example). Bad input: one line, exit 2.",
+        epilog="examples:\n"
+               "  alertbot run                      the demo (no configuration) or the live bot\n"
+               "  alertbot check                    validate .env and reach every service\n"
+               "  alertbot subscribe --platform telegram --chat -1001234567890 all\n"
+               "  alertbot test --platform telegram --chat -1001234567890\n"
+               "  alertbot COMMAND --help           what a command does, with examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"alertbot {__version__}")
     parser.add_argument("--env-file", type=Path, default=None,
                         help="read variables from this file too (default: .env when it exists)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run_p = sub.add_parser("run", help="the main job: poll, detect and deliver")
+    run_p = _command(
+        sub, "run", "the main job: poll, detect and deliver",
+        "Poll the source (Token Metrics when TOKENMETRICS_API_KEY is set, else the bundled "
+        "demo), detect changes and deliver them until SIGTERM or Ctrl-C (exit 0). Alerts go "
+        "to stdout, logs to stderr. One `alertbot run` per SQLite file; a second one exits 2. "
+        "--once runs one cycle and exits 1 when alerts it could not deliver are left.",
+        ["alertbot run", "alertbot run 2>/dev/null          the demo's alerts alone",
+         "alertbot run --once                for cron",
+         "alertbot --env-file prod.env run"])
     run_p.add_argument("--once", action="store_true",
                        help="run one poll-and-dispatch cycle and exit")
 
-    sub.add_parser("check", help="validate configuration and reach every configured service")
+    _command(
+        sub, "check", "validate configuration and reach every configured service",
+        "Validate the configuration, open the database and make one cheap call to each "
+        "configured service (Token Metrics, Telegram, Discord). Prints one line per check; "
+        "exit 0 when all pass, 1 when one failed, 2 on bad configuration. Secrets are never "
+        "printed.",
+        ["alertbot check", "alertbot --env-file prod.env check"])
 
-    look = sub.add_parser("lookup", help="print the current signals and grades of a token")
+    look = _command(
+        sub, "lookup", "print the current signals and grades of a token",
+        "Print a token's daily and hourly signal, TM grade and fundamental grade, from stored "
+        "readings when fresh, else from the API (lookup reserve of the monthly quota). Exit 2 "
+        "for a malformed or unknown symbol, 1 when the API failed.",
+        ["alertbot lookup BTC", "alertbot lookup 3375               by Token Metrics token id"])
     look.add_argument("symbol")
 
-    for name, text in (("subscribe", "subscribe a destination to a token (or all)"),
-                       ("unsubscribe", "remove a subscription")):
-        p = sub.add_parser(name, help=text)
+    for name, summary, description, examples in (
+        ("subscribe", "subscribe a destination to a token (or all)",
+         "Subscribe a chat, topic, channel, thread or webhook to a token's changes (or to "
+         "'all': the watchlist plus every subscribed token). With a new --url, subscribing "
+         "again replaces a webhook's address. Find ids with /id in the chat.",
+         ["alertbot subscribe --platform telegram --chat -1001234567890 all",
+          "alertbot subscribe --platform telegram --chat -1001234567890 --thread 42 BTC "
+          "--kinds signal,hourly",
+          "alertbot subscribe --platform discord --chat 444444444444444444 ETH",
+          "alertbot subscribe --platform discord --url 'https://discord.com/api/webhooks/…/…' "
+          "all",
+          "alertbot subscribe --platform webhook --chat ops-feed "
+          "--url https://example.com/hooks/alertbot all"]),
+        ("unsubscribe", "remove a subscription",
+         "Remove kinds (default: all kinds) of a token's subscription; 'all' removes them from "
+         "every subscription of the destination. Prints the kinds actually removed.",
+         ["alertbot unsubscribe --platform telegram --chat -1001234567890 BTC",
+          "alertbot unsubscribe --platform telegram --chat -1001234567890 all --kinds hourly",
+          "alertbot unsubscribe --platform discord --chat wh-1a2b3c4d5e6f all"]),
+    ):
+        p = _command(sub, name, summary, description, examples)
         _destination_args(p, chat_required=name != "subscribe")
         p.add_argument("symbol", help="token symbol, numeric token id, or 'all'")
         p.add_argument("--kinds", default=None,
@@ -85,12 +139,29 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--url", help="webhook URL (platform webhook, or a Discord webhook "
                                          "with platform discord; then --chat is not needed)")
 
-    subs = sub.add_parser("subscriptions", help="list subscriptions")
+    subs = _command(
+        sub, "subscriptions", "list subscriptions",
+        "List subscriptions with their kinds, pause state and noise controls; --platform "
+        "(and --chat, --thread) narrow the list. Webhook URLs are never shown.",
+        ["alertbot subscriptions", "alertbot subscriptions --platform telegram",
+         "alertbot subscriptions --platform discord --chat 444444444444444444"])
     subs.add_argument("--platform", choices=PLATFORMS)
     subs.add_argument("--chat")
     subs.add_argument("--thread", default="")
 
-    thr = sub.add_parser("throttle", help="show or set a destination's noise controls")
+    thr = _command(
+        sub, "throttle", "show or set a destination's noise controls",
+        "Without a setting, print the destination's noise controls. With settings, change "
+        "only those (one transaction); alerts already held are decided again at once. The "
+        "flap guard (--settle) and per-kind mode (--mode) are set here only, not in chat.",
+        ["alertbot throttle --platform telegram --chat -1001234567890",
+         "alertbot throttle --platform telegram --chat -1001234567890 --max 5 --window 1h",
+         "alertbot throttle --platform discord --chat 444444444444444444 "
+         "--quiet 22:00-07:00 --tz Europe/Berlin",
+         "alertbot throttle --platform telegram --chat -1001234567890 --mute 2h",
+         "alertbot throttle --platform telegram --chat -1001234567890 --settle 5m "
+         "--mode hourly=silent",
+         "alertbot throttle --platform telegram --chat -1001234567890 --quiet off --settle off"])
     _destination_args(thr)
     thr.add_argument("--max", dest="max_alerts", help="alerts per window")
     thr.add_argument("--window", help="window length, e.g. 1h")
@@ -102,16 +173,15 @@ def _parser() -> argparse.ArgumentParser:
     thr.add_argument("--mode", action="append", default=[],
                      help="KIND=on|silent|off (repeatable)")
 
-    dig = sub.add_parser(
-        "digest", help="show or set a destination's scheduled digest (the same as /digest)",
-        description="A daily or weekly summary of a destination's changes (changes by token, "
-                    "current grades, biggest upgrades and downgrades), sent when each period "
-                    "ends, exactly once per period. Without a schedule: show the current one.",
-        epilog="examples:\n  alertbot digest --platform telegram --chat -100123 daily 09:00 "
-               "Europe/Berlin\n  alertbot digest --platform discord --chat 444444444444444444 "
-               "weekly mon 09:00 Europe/Berlin --only\n"
-               "  alertbot digest --platform console --chat default off",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    dig = _command(
+        sub, "digest", "show or set a destination's scheduled digest (the same as /digest)",
+        "A daily or weekly summary of a destination's changes (changes by token, current "
+        "grades, biggest upgrades and downgrades), sent when each period ends, exactly once "
+        "per period. Without a schedule: show the current one.",
+        ["alertbot digest --platform telegram --chat -100123 daily 09:00 Europe/Berlin",
+         "alertbot digest --platform discord --chat 444444444444444444 weekly mon 09:00 "
+         "Europe/Berlin --only",
+         "alertbot digest --platform console --chat default off"])
     _destination_args(dig)
     dig.add_argument("schedule", nargs="*", metavar="SCHEDULE",
                      help="daily HH:MM [TZ] | weekly DAY HH:MM [TZ] | off")
@@ -120,27 +190,43 @@ def _parser() -> argparse.ArgumentParser:
     dig.add_argument("--always", action="store_true",
                      help="send a digest for a period without changes too")
 
-    test = sub.add_parser(
-        "test", help="send one marked test alert to a destination and say what to fix",
-        description="Send ONE clearly marked test alert through the real delivery path "
-                    "(formatting, pacing, the platform's errors explained). It skips the "
-                    "outbox: it is never throttled, retried or recorded. Exit 0 when the "
-                    "platform accepted it, 1 when delivery failed, 2 on bad input or a "
-                    "platform that is not configured.",
-        epilog="examples:\n  alertbot test --platform telegram --chat -1001234567890\n"
-               "  alertbot test --platform telegram --chat -1001234567890 --thread 42\n"
-               "  alertbot test --platform discord --chat 444444444444444444",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    test = _command(
+        sub, "test", "send one marked test alert to a destination and say what to fix",
+        "Send ONE clearly marked test alert through the real delivery path (formatting, "
+        "pacing, the platform's errors explained). It skips the outbox: it is never "
+        "throttled, retried or recorded. Exit 0 when the platform accepted it, 1 when "
+        "delivery failed, 2 on bad input or a platform that is not configured.",
+        ["alertbot test --platform telegram --chat -1001234567890",
+         "alertbot test --platform telegram --chat -1001234567890 --thread 42",
+         "alertbot test --platform discord --chat 444444444444444444"])
     _destination_args(test)
-    why = sub.add_parser("why", help="a destination's last alert decisions and their reasons "
-                                      "(the same as /why in chat)")
+    why = _command(
+        sub, "why", "a destination's last alert decisions and their reasons "
+                    "(the same as /why in chat)",
+        "Print what /why answers in that chat: the last five alert decisions (sent, held, "
+        "digested, suppressed, dead-lettered) with their reasons, and whether the "
+        "destination is paused.",
+        ["alertbot why --platform telegram --chat -1001234567890",
+         "alertbot why --platform discord --chat 444444444444444444 --thread 444444444444444455"])
     _destination_args(why)
 
-    db = sub.add_parser("db", help="database maintenance: backup, stats")
+    db = _command(
+        sub, "db", "database maintenance: backup, stats",
+        "Database maintenance beside a running bot: an online consistent backup, or sizes "
+        "and counts.",
+        ["alertbot db backup /backups/alertbot-$(date +%F).db", "alertbot db stats"])
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    backup = db_sub.add_parser("backup", help="write a consistent copy while the bot runs")
+    backup = _command(
+        db_sub, "backup", "write a consistent copy while the bot runs",
+        "Write a consistent copy through SQLite's online backup API while the bot keeps "
+        "running. The file is replaced atomically and readable by its owner only.",
+        ["alertbot db backup /backups/alertbot-$(date +%F).db"])
     backup.add_argument("path", help="file to write (replaced if it exists)")
-    db_sub.add_parser("stats", help="sizes, rows per table, outbox by state, schema version")
+    _command(
+        db_sub, "stats", "sizes, rows per table, outbox by state, schema version",
+        "Print the database path, schema version, size (and write-ahead log), rows per "
+        "table, outbox rows by state and the oldest undelivered alert.",
+        ["alertbot db stats"])
     return parser
 
 

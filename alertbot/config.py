@@ -25,16 +25,25 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from alertbot.domain.address import is_loopback
 from alertbot.domain.parsing import parse_duration
+from alertbot.domain.signing import derive_secret
 
 SECRET_VARIABLES = (
     "ALERTBOT_WEBHOOK_SECRET",
     "TOKENMETRICS_API_KEY",
     "TELEGRAM_BOT_TOKEN",
     "DISCORD_BOT_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
 )
 _TELEGRAM_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
 _OPS_DESTINATION = re.compile(r"^(telegram|discord):(-?\d{1,20}|@[A-Za-z0-9_]{5,32})$")
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+TELEGRAM_WEBHOOK_PORTS = (443, 80, 88, 8443)
+"""The only ports Telegram delivers webhooks to."""
+TELEGRAM_WEBHOOK_PURPOSE = "telegram-webhook"
+RESERVED_PATHS = ("/healthz", "/readyz", "/metrics", "/hooks/signals")
+"""Paths the HTTP server already answers (alertbot.http.server)."""
 _WATCH_ENTRY = re.compile(r"^[A-Z0-9$._-]{1,20}$")
 DEFAULT_WATCHLIST = (
     "BTC", "ETH", "BNB", "SOL", "XRP", "DOGE", "ADA", "TRX", "AVAX", "LINK",
@@ -129,6 +138,9 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = Field("https://api.telegram.org", alias="TELEGRAM_API_URL")
+    telegram_webhook_url: str | None = Field(None, alias="TELEGRAM_WEBHOOK_URL")
+    """Public URL Telegram posts updates to; unset = long polling."""
+    telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
     discord_bot_token: SecretStr | None = Field(None, alias="DISCORD_BOT_TOKEN")
     discord_api_url: str = Field("https://discord.com/api/v10", alias="DISCORD_API_URL")
     discord_gateway_url: str = Field("wss://gateway.discord.gg/", alias="DISCORD_GATEWAY_URL")
@@ -279,6 +291,47 @@ class Settings(BaseSettings):
             raise ValueError("does not look like a bot token from @BotFather (digits:letters)")
         return SecretStr(value.get_secret_value().strip())
 
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _telegram_webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        parts = urlsplit(text)
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            raise ValueError("the port is not a number") from None
+        if parts.scheme not in ("https", "http") or not host:
+            raise ValueError("expected an https:// URL, e.g. https://bot.example.com/telegram")
+        local = is_loopback(host)
+        if parts.scheme == "http" and not local:
+            raise ValueError("Telegram delivers only to https:// URLs (plain http:// is "
+                             "accepted for loopback addresses, for tests)")
+        if not local and port is not None and port not in TELEGRAM_WEBHOOK_PORTS:
+            ports = ", ".join(str(p) for p in TELEGRAM_WEBHOOK_PORTS)
+            raise ValueError(f"Telegram delivers only to ports {ports}, not {port}")
+        if parts.username or parts.password:
+            raise ValueError("credentials in the URL are not supported")
+        if parts.path in ("", "/"):
+            raise ValueError("needs a path, e.g. https://bot.example.com/telegram: the HTTP "
+                             "server receives updates on that path")
+        if parts.path.rstrip("/") in RESERVED_PATHS:
+            raise ValueError(f"the path {parts.path} is already one of the server's endpoints "
+                             f"({', '.join(RESERVED_PATHS)})")
+        return text
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _telegram_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        text = value.get_secret_value().strip()
+        if not _WEBHOOK_SECRET.match(text):
+            raise ValueError("expected 1-256 characters of A-Z, a-z, 0-9, _ and - (what "
+                             "Telegram accepts as secret_token)")
+        return SecretStr(text)
+
     @field_validator("tokenmetrics_api_key", "discord_bot_token", "webhook_secret")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -299,6 +352,12 @@ class Settings(BaseSettings):
             if token is None:
                 raise ValueError(f"ALERTBOT_OPS_DESTINATION uses {platform} but "
                                  f"{platform.upper()}_BOT_TOKEN is not set")
+        if self.telegram_webhook_url:
+            if self.telegram_bot_token is None:
+                raise ValueError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_BOT_TOKEN")
+            if not self.http_port:
+                raise ValueError("TELEGRAM_WEBHOOK_URL needs the HTTP server, but "
+                                 "ALERTBOT_HTTP_PORT is 0")
         return self
 
     # ---------------------------------------------------------------- derived
@@ -308,13 +367,36 @@ class Settings(BaseSettings):
         """Whether the bundled demo source replaces the Token Metrics API."""
         return self.demo if self.demo is not None else self.tokenmetrics_api_key is None
 
+    @property
+    def telegram_webhook_path(self) -> str | None:
+        """The local path webhook updates arrive on (that of TELEGRAM_WEBHOOK_URL)."""
+        if not self.telegram_webhook_url:
+            return None
+        return urlsplit(self.telegram_webhook_url).path
+
+    def telegram_webhook_token(self) -> SecretStr | None:
+        """The secret_token of webhook mode: TELEGRAM_WEBHOOK_SECRET, else derived.
+
+        Derived from the bot token, so every replica agrees on it without configuration.
+        None in long-polling mode.
+        """
+        if not self.telegram_webhook_url or self.telegram_bot_token is None:
+            return None
+        if self.telegram_webhook_secret is not None:
+            return self.telegram_webhook_secret
+        return SecretStr(derive_secret(self.telegram_bot_token.get_secret_value(),
+                                       TELEGRAM_WEBHOOK_PURPOSE))
+
     def secrets(self) -> list[str]:
         """Values of every configured secret (for log redaction)."""
         found = []
         for value in (self.webhook_secret, self.tokenmetrics_api_key, self.telegram_bot_token,
-                      self.discord_bot_token):
+                      self.discord_bot_token, self.telegram_webhook_secret):
             if value is not None:
                 found.append(value.get_secret_value())
+        derived = self.telegram_webhook_token()
+        if derived is not None and derived.get_secret_value() not in found:
+            found.append(derived.get_secret_value())
         return found
 
 

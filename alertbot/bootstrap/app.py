@@ -13,6 +13,7 @@ from alertbot.bootstrap.parts import Installed
 from alertbot.bootstrap.sources import SourceParts
 from alertbot.config import Settings
 from alertbot.domain.detect import Rules
+from alertbot.http.telegram_hook import UpdateSink
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics
 from alertbot.ports.clock import Clock
@@ -57,6 +58,8 @@ class App:
     health: dict[str, Probe] = field(default_factory=dict)
     """Readiness probes by name (/readyz)."""
     closers: list[Closer] = field(default_factory=list)
+    receivers: dict[str, UpdateSink] = field(default_factory=dict)
+    """Handlers of webhook-delivered chat updates by platform (Telegram webhook mode)."""
     env_file: Path | None = Path(".env")
     """Re-read on SIGHUP."""
 
@@ -67,7 +70,8 @@ class App:
 
     def install(self, installed: Installed) -> None:
         """Take what an installer returned."""
-        target = Installed(self.notifiers, self.jobs, self.checks, self.health, self.closers)
+        target = Installed(self.notifiers, self.jobs, self.checks, self.health, self.closers,
+                           self.receivers)
         target.add(installed)
 
     async def close(self) -> None:

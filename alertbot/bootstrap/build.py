@@ -16,7 +16,12 @@ from pydantic import SecretStr
 
 from alertbot.bootstrap.app import App
 from alertbot.bootstrap.operations import install_operations
-from alertbot.bootstrap.platforms import install_builtin, install_discord, install_telegram
+from alertbot.bootstrap.platforms import (
+    alert_buttons,
+    install_builtin,
+    install_discord,
+    install_telegram,
+)
 from alertbot.bootstrap.sources import build_source
 from alertbot.config import Settings
 from alertbot.domain.detect import Rules
@@ -100,13 +105,19 @@ async def _install_platforms(app: App) -> None:
     settings = app.settings
     app.install(install_builtin(app.clock, app.session,
                                 lambda: _secret(app.settings.webhook_secret)))
+    buttons = alert_buttons(app.store, app.commands, app.clock)
     app.install(await install_discord(settings, store=app.store, clock=app.clock,
-                                      session=app.session, commands=app.commands))
+                                      session=app.session, commands=app.commands,
+                                      buttons=buttons))
     if settings.telegram_bot_token is not None:
+        secret = settings.telegram_webhook_token()
+        webhook = (None if settings.telegram_webhook_url is None or secret is None
+                   else (settings.telegram_webhook_url, secret.get_secret_value()))
         app.install(install_telegram(
             settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url,
             store=app.store, clock=app.clock, commands=app.commands,
-            pacer=app.dispatcher.pacer, redactor=app.redactor, on_rekey=app.dispatcher.wake))
+            pacer=app.dispatcher.pacer, redactor=app.redactor, on_rekey=app.dispatcher.wake,
+            buttons=buttons, webhook=webhook))
 
 
 async def _close_all(closers: list[Closer]) -> None:

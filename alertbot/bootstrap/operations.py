@@ -16,7 +16,7 @@ from alertbot.bootstrap.app import App
 from alertbot.bootstrap.parts import Installed
 from alertbot.config import SECRET_VARIABLES, ConfigError, Settings, load_settings
 from alertbot.http.limits import HttpLimits
-from alertbot.http.server import WebServer
+from alertbot.http.server import TelegramRoute, WebServer
 from alertbot.services.ops_monitor import OpsMonitor, parse_destination
 from alertbot.services.retention import Retention
 from alertbot.services.scheduler import DigestScheduler
@@ -64,6 +64,12 @@ async def install_operations(app: App) -> Installed:
 
 def web_server(app: App, *, port: int | None = None) -> WebServer:
     """The HTTP endpoints of `app` (on its configured address unless `port` is given)."""
+    telegram = None
+    sink = app.receivers.get("telegram")
+    path = app.settings.telegram_webhook_path
+    if sink is not None and path is not None:
+        # Read per request like the push-ingest secret; the value is fixed until a restart.
+        telegram = TelegramRoute(path, sink, app.settings.telegram_webhook_token)
     return WebServer(store=app.store, poller=app.poller, lookup=app.lookup, clock=app.clock,
                      metrics=app.metrics, redactor=app.redactor, health=app.health,
                      webhook_secret=lambda: app.settings.webhook_secret,
@@ -71,7 +77,8 @@ def web_server(app: App, *, port: int | None = None) -> WebServer:
                      port=app.settings.http_port if port is None else port,
                      quota=app.source_parts.quota,
                      limits=HttpLimits(app.settings.http_max_connections,
-                                       app.settings.http_read_timeout.total_seconds()))
+                                       app.settings.http_read_timeout.total_seconds()),
+                     telegram=telegram)
 
 
 class Reloader:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from alertbot.http.telegram_hook import UpdateSink
 from alertbot.ports.lifecycle import Check, Closer, Job, Probe
 from alertbot.ports.notifier import Notifier
 
@@ -20,6 +21,8 @@ class Installed:
     checks: dict[str, Check] = field(default_factory=dict)
     health: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
+    receivers: dict[str, UpdateSink] = field(default_factory=dict)
+    """Platform name -> what handles the updates its webhook delivers to the HTTP server."""
 
     def add(self, other: Installed) -> None:
         """Take everything `other` contributes (names must not clash)."""
@@ -27,6 +30,7 @@ class Installed:
         _merge(self.jobs, other.jobs)
         _merge(self.checks, other.checks)
         _merge(self.health, other.health)
+        _merge(self.receivers, other.receivers)
         self.closers.extend(other.closers)
 
 

@@ -17,8 +17,15 @@ from alertbot.platforms.console import ConsoleNotifier
 from alertbot.platforms.webhook import WebhookNotifier
 from alertbot.ports.clock import Clock
 from alertbot.ports.store import Store
+from alertbot.services.buttons import ButtonCore
 from alertbot.services.commands import CommandCore
 from alertbot.services.pacing import Pacer
+
+
+def alert_buttons(store: Store, commands: CommandCore, clock: Clock) -> ButtonCore:
+    """The Chart, Why and Mute buttons on alerts, shared by Telegram and Discord."""
+    # The Chart button's answer for a token: the /grade lookup text (a symbol or token id).
+    return ButtonCore(store, commands, clock, chart=commands.grade)
 
 
 def install_builtin(clock: Clock, session: aiohttp.ClientSession,
@@ -32,22 +39,35 @@ def install_builtin(clock: Clock, session: aiohttp.ClientSession,
 
 def install_telegram(token: str, api_root: str, *, store: Store, clock: Clock,
                      commands: CommandCore, pacer: Pacer, redactor: Redactor,
-                     on_rekey: Callable[[], None]) -> Installed:
-    """The Telegram notifier and the command bot (a background job)."""
-    from alertbot.platforms.telegram.commands import TelegramCommands
+                     on_rekey: Callable[[], None], buttons: ButtonCore | None = None,
+                     webhook: tuple[str, str] | None = None) -> Installed:
+    """The Telegram notifier and the command bot (a background job).
+
+    With `webhook` (public URL, secret_token) the bot receives updates from the HTTP server
+    instead of long polling.
+    """
+    from alertbot.platforms.telegram.commands import TelegramCommands, WebhookMode
     from alertbot.platforms.telegram.notifier import TelegramNotifier
 
-    notifier = TelegramNotifier.connect(token, api_root, pacer=pacer, redactor=redactor)
+    notifier = TelegramNotifier.connect(token, api_root, pacer=pacer, redactor=redactor,
+                                        buttons=buttons)
+    mode = WebhookMode(*webhook) if webhook is not None else None
     bot = TelegramCommands(commands, store, clock, token=token, api_root=api_root, pacer=pacer,
-                           on_rekey=on_rekey)
+                           on_rekey=on_rekey, buttons=buttons, webhook=mode)
+    url = mode.url if mode is not None else None
+
+    async def check() -> str:
+        return f"{await notifier.check()}, {await notifier.check_updates(url)}"
+
     return Installed(notifiers={"telegram": notifier}, jobs={"telegram": bot.run},
-                     checks={"telegram": notifier.check}, health={"telegram": bot.health},
-                     closers=[notifier.close, bot.stop])
+                     checks={"telegram": check}, health={"telegram": bot.health},
+                     closers=[notifier.close, bot.stop],
+                     receivers={"telegram": bot} if mode is not None else {})
 
 
 async def install_discord(settings: Settings, *, store: Store, clock: Clock,
                           session: aiohttp.ClientSession,
-                          commands: CommandCore) -> Installed:
+                          commands: CommandCore, buttons: ButtonCore | None = None) -> Installed:
     """The Discord notifier (bot or webhook mode) and, with a bot token, the gateway bot."""
     token_value = settings.discord_bot_token
     token = token_value.get_secret_value() if token_value is not None else None
@@ -65,8 +85,9 @@ async def install_discord(settings: Settings, *, store: Store, clock: Clock,
     if token is None:
         return Installed(notifiers={"discord": DiscordNotifier(session)},
                          checks={"discord": check})
-    bot = DiscordBot(token, store, commands, clock, guild_ids=guild_ids)
-    notifier = DiscordNotifier(session, client=bot.client, login=bot.ensure_login)
+    bot = DiscordBot(token, store, commands, clock, guild_ids=guild_ids, buttons=buttons)
+    notifier = DiscordNotifier(session, client=bot.client, login=bot.ensure_login,
+                               buttons=buttons)
     return Installed(notifiers={"discord": notifier}, jobs={"discord": bot.run},
                      checks={"discord": check}, health={"discord": bot.health},
                      closers=[bot.close])

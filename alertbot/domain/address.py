@@ -11,7 +11,8 @@ ADDRESS_ID_PREFIX = "wh-"
 """Chat ids made from a secret address start with this."""
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine (localhost or a loopback address)."""
     if host == "localhost":
         return True
     try:
@@ -28,7 +29,7 @@ def validate_webhook_address(url: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError("expected an https:// URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError("plain http:// is accepted only for loopback addresses; use https://")
     if parts.username or parts.password:
         raise ValueError("credentials in the URL are not supported; put a token in the path")

@@ -99,7 +99,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 ("hours",)),
     CommandSpec("mute", "/mute DURATION", "Stop alerts for a while, e.g. /mute 2h", True,
                 ("duration",)),
-    CommandSpec("unmute", "/unmute", "End a mute now", True),
+    CommandSpec("unmute", "/unmute [SYMBOL]",
+                "End a mute now; with a symbol, end that token's mute (Mute button)", True,
+                ("symbol",)),
     CommandSpec("digest", "/digest daily HH:MM [TZ] | weekly DAY HH:MM [TZ] | off [only] [always]",
                 "Daily or weekly summary here, e.g. /digest daily 09:00 Europe/Berlin (only: no "
                 "single alerts)", True, ("schedule",)),

@@ -276,6 +276,8 @@ class Reason(enum.StrEnum):
     HELD_QUIET = "held_quiet"
     SETTLING = "settling"
     MUTED = "muted"
+    TOKEN_MUTED = "token_muted"  # noqa: S105 - a reason code, not a password
+    """This token was muted for this destination (the Mute button)."""
     FLAP_CANCELLED = "flap_cancelled"
     KIND_OFF = "kind_off"
     RETRY = "retry"

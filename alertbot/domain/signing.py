@@ -44,3 +44,12 @@ def verify(secret: str, header: str | None, body: bytes, now: float,
     if not any(hmac.compare_digest(expected, c) for c in candidates):
         raise SignatureError("signature does not match")
     return timestamp
+
+
+def derive_secret(key: str, purpose: str) -> str:
+    """A secret derived from `key` for one `purpose` (64 hex digits; reveals nothing of `key`).
+
+    Every process holding the same key derives the same value, so replicas agree on it
+    without sharing one more secret.
+    """
+    return hmac.new(key.encode(), f"alertbot:{purpose}".encode(), hashlib.sha256).hexdigest()

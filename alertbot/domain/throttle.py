@@ -6,7 +6,7 @@ the messages it already sent, executes the plan, and stores every decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -101,15 +101,19 @@ def free_slots(sent: Sequence[datetime], policy: Policy, now: datetime) -> int:
 
 
 def plan(policy: Policy, due: Sequence[DueAlert], sent: Sequence[datetime],
-         now: datetime) -> Plan:
-    """Decide every due alert of one destination."""
+         now: datetime, muted_tokens: Mapping[int, datetime] | None = None) -> Plan:
+    """Decide every due alert of one destination.
+
+    `muted_tokens` maps token ids muted for this destination to when each mute ends.
+    """
+    token_mutes = muted_tokens or {}
     result = Plan()
     candidates: list[DueAlert] = []
     cancelled: set[int] = set()
     for alert in sorted(due, key=lambda a: (a.change.detected_at, a.row_id)):
         if alert.row_id in cancelled:
             continue
-        verdict = _filter(policy, alert, now)
+        verdict = _filter(policy, alert, now, token_mutes)
         if verdict is None:
             candidates.append(alert)
         elif verdict.reason is Reason.SETTLING:
@@ -124,7 +128,8 @@ def plan(policy: Policy, due: Sequence[DueAlert], sent: Sequence[datetime],
     return result
 
 
-def _filter(policy: Policy, alert: DueAlert, now: datetime) -> Decision | None:
+def _filter(policy: Policy, alert: DueAlert, now: datetime,
+            token_mutes: Mapping[int, datetime]) -> Decision | None:
     """Per-alert checks that do not depend on the other alerts; None = may be sent."""
     change = alert.change
     if change.kind is Kind.SCHEDULED_DIGEST:
@@ -139,6 +144,9 @@ def _filter(policy: Policy, alert: DueAlert, now: datetime) -> Decision | None:
         return Decision(alert.row_id, Reason.KIND_OFF)
     if policy.mute_until is not None and now < policy.mute_until:
         return Decision(alert.row_id, Reason.MUTED, until=policy.mute_until)
+    token_until = token_mutes.get(change.token.token_id)
+    if token_until is not None and now < token_until:
+        return Decision(alert.row_id, Reason.TOKEN_MUTED, until=token_until)
     if policy.settle > timedelta(0) and not alert.held:
         settled_at = change.detected_at + policy.settle
         if now < settled_at:

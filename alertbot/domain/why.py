@@ -14,6 +14,7 @@ _REASON_TEXT: dict[str, str] = {
     Reason.HELD_QUIET: "held for quiet hours, will arrive in a digest",
     Reason.SETTLING: "waiting for the flap guard",
     Reason.MUTED: "not sent: alerts here were muted",
+    Reason.TOKEN_MUTED: "not sent: this token was muted here",
     Reason.FLAP_CANCELLED: "cancelled: it reverted within the flap guard",
     Reason.KIND_OFF: "not sent: this kind is off here",
     Reason.RETRY: "delivery failed, retrying",
@@ -27,7 +28,8 @@ _REASON_TEXT: dict[str, str] = {
 }
 _DETAIL_REASONS = frozenset({Reason.HELD_RATE, Reason.HELD_QUIET, Reason.SETTLING,
                              Reason.RETRY, Reason.DEAD, Reason.DESTINATION_GONE,
-                             Reason.DIGEST_SKIPPED, Reason.DIGEST_EMPTY})
+                             Reason.TOKEN_MUTED, Reason.DIGEST_SKIPPED,
+                             Reason.DIGEST_EMPTY})
 MAX_DETAIL = 100
 
 
@@ -39,3 +41,9 @@ def explain(at: datetime, change: Change | None, reason: str, detail: str = "") 
     if reason in _DETAIL_REASONS and detail:
         extra = f" ({' '.join(detail.split())[:MAX_DETAIL]})"
     return f"{at:%m-%d %H:%M} UTC · {what}: {text}{extra}"
+
+
+def token_mute_line(symbol: str, until: datetime) -> str:
+    """The /why line of one token muted for this chat."""
+    return (f"{' '.join(symbol.split())} alerts here are muted until {until:%m-%d %H:%M} UTC "
+            f"(Undo on its alert, or /unmute {' '.join(symbol.split())}, ends it)")

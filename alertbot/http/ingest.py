@@ -11,6 +11,7 @@ request and MAX_NEW_SYMBOLS_PER_MINUTE per minute; the rest are refused by name.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from alertbot.domain.models import Kind, Reading, Token
@@ -356,3 +358,32 @@ def to_readings(readings: Sequence[PushedReading],
         result.append(Reading(tokens[(pushed.symbol, pushed.token_id)], kind, pushed.value,
                               pushed.timestamp, label=pushed.label.strip(), fired_at=fired))
     return result
+
+
+async def read_limited(request: web.Request, read_timeout: float, limit: int = MAX_BODY) -> bytes:
+    """The request body, or IngestError (413 over `limit`, 408 slow, 400 broken)."""
+    too_large = IngestError(413, f"request body larger than {limit} bytes", "too_large")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    try:
+        async with asyncio.timeout(read_timeout):
+            async for chunk in request.content.iter_chunked(16 * 1024):
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+    except TimeoutError:
+        raise IngestError(408, f"request body not received within {read_timeout:g} s",
+                          "timeout") from None
+    except ConnectionError:
+        raise IngestError(400, "the client went away before the body was complete",
+                          "client_gone") from None
+    except web.RequestPayloadError as exc:
+        raise IngestError(400, f"request body could not be read: {exc}", "malformed") from None
+    except RuntimeError:
+        # aiohttp's "Connection closed." when the body is read after the connection ended.
+        if request.transport is None or request.transport.is_closing():
+            raise IngestError(400, "the client went away before the body was complete",
+                              "client_gone") from None
+        raise
+    return bytes(body)

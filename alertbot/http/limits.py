@@ -45,6 +45,12 @@ REASONS: dict[str, str] = {
     "unknown_token": "unknown tokens",
     "client_gone": "client gone",
     "error": "server errors",
+    "telegram_missing_secret": "Telegram webhook without secret",
+    "telegram_bad_secret": "Telegram webhook with a wrong secret",
+    "telegram_malformed": "malformed Telegram updates",
+    "telegram_too_large": "too large Telegram updates",
+    "telegram_not_ready": "Telegram updates before the adapter started",
+    "telegram_store_error": "Telegram updates while the database failed",
 }
 """Every refusal reason (the metric label) and how the summary line names it."""
 

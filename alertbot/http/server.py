@@ -1,4 +1,5 @@
-"""HTTP endpoints: /healthz, /readyz, /metrics and the signed push ingest /hooks/signals.
+"""HTTP endpoints: /healthz, /readyz, /metrics, the signed push ingest /hooks/signals and,
+in Telegram webhook mode, the path of TELEGRAM_WEBHOOK_URL (telegram_hook.py).
 
 Runs as a background job of `alertbot run` on ALERTBOT_HTTP_HOST:ALERTBOT_HTTP_PORT (port 0
 disables it). Every response body passes through the redactor. Connections are capped and
@@ -28,6 +29,7 @@ from alertbot.http.ingest import (
     ReplayGuard,
     ResolveBudget,
     parse_body,
+    read_limited,
     resolve_tokens,
     to_readings,
 )
@@ -40,6 +42,7 @@ from alertbot.http.limits import (
     descriptor_cap,
     server_logger,
 )
+from alertbot.http.telegram_hook import TelegramWebhook, UpdateSink
 from alertbot.observability.logs import Redactor, correlation_id
 from alertbot.observability.metrics import CONTENT_TYPE, Metrics, QuotaProbe
 from alertbot.ports.clock import Clock
@@ -54,6 +57,15 @@ PROBE_TIMEOUT = 5.0
 INGEST_PATH = "/hooks/signals"
 LOGGED_STATUSES = (422,)
 """Rejections logged one by one: only signed requests get this far, the rest are summarised."""
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramRoute:
+    """Where Telegram webhook updates arrive and what receives them."""
+
+    path: str
+    sink: UpdateSink
+    secret: Callable[[], SecretStr | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +85,8 @@ class WebServer:
                  webhook_secret: Callable[[], SecretStr | None], host: str = "127.0.0.1",
                  port: int = 0, quota: QuotaProbe | None = None, started: datetime | None = None,
                  wall: Callable[[], float] = time.time, limits: HttpLimits | None = None,
-                 summary_every: float = SUMMARY_INTERVAL) -> None:
+                 summary_every: float = SUMMARY_INTERVAL,
+                 telegram: TelegramRoute | None = None) -> None:
         self._store = store
         self._poller = poller
         self._lookup = lookup
@@ -102,6 +115,10 @@ class WebServer:
         self._summary_every = summary_every
         self._refusals = RefusalLog(interval=summary_every, on_refusal=metrics.http_refused)
         self._guard = ConnectionGuard(limits, self._refusals)
+        self._telegram_path = telegram.path if telegram is not None else None
+        self._telegram = None if telegram is None else TelegramWebhook(
+            telegram.sink, store, clock, telegram.secret, on_result=metrics.telegram_update,
+            on_refusal=self._refusals.note, read_timeout=limits.read_timeout)
         self.port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -113,6 +130,8 @@ class WebServer:
         application.router.add_get("/readyz", self._readyz)
         application.router.add_get("/metrics", self._metrics_page)
         application.router.add_post(INGEST_PATH, self._ingest)
+        if self._telegram is not None and self._telegram_path is not None:
+            application.router.add_post(self._telegram_path, self._telegram.handle)
         return application
 
     async def start(self, host: str, port: int) -> int:
@@ -197,7 +216,10 @@ class WebServer:
                       host, self._port, exc.strerror or exc)
             return
         ingest = "on" if self._webhook_secret() else "off (ALERTBOT_WEBHOOK_SECRET unset)"
-        log.info("HTTP on %s:%d: /healthz /readyz /metrics, push ingest %s", host, port, ingest)
+        telegram = (f", Telegram updates on {self._telegram_path}" if self._telegram_path
+                    else "")
+        log.info("HTTP on %s:%d: /healthz /readyz /metrics, push ingest %s%s", host, port,
+                 ingest, telegram)
         try:
             await stop.wait()
         finally:
@@ -313,7 +335,7 @@ class WebServer:
         return web.json_response(summary)
 
     async def _accept(self, request: web.Request, secret: str) -> dict[str, Any]:
-        body = await _read_limited(request, self.limits.read_timeout)
+        body = await read_limited(request, self.limits.read_timeout)
         now = self._wall()
         try:
             timestamp = verify(secret, request.headers.get(SIGNATURE_HEADER), body, now)
@@ -338,31 +360,3 @@ class WebServer:
 
 def _outcomes(outcomes: Mapping[Any, int]) -> dict[str, int]:
     return {str(k): v for k, v in sorted(outcomes.items(), key=lambda kv: str(kv[0]))}
-
-
-async def _read_limited(request: web.Request, read_timeout: float) -> bytes:
-    too_large = IngestError(413, f"request body larger than {MAX_BODY} bytes", "too_large")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise too_large
-    body = bytearray()
-    try:
-        async with asyncio.timeout(read_timeout):
-            async for chunk in request.content.iter_chunked(16 * 1024):
-                body += chunk
-                if len(body) > MAX_BODY:
-                    raise too_large
-    except TimeoutError:
-        raise IngestError(408, f"request body not received within {read_timeout:g} s",
-                          "timeout") from None
-    except ConnectionError:
-        raise IngestError(400, "the client went away before the body was complete",
-                          "client_gone") from None
-    except web.RequestPayloadError as exc:
-        raise IngestError(400, f"request body could not be read: {exc}", "malformed") from None
-    except RuntimeError:
-        # aiohttp's "Connection closed." when the body is read after the connection ended.
-        if request.transport is None or request.transport.is_closing():
-            raise IngestError(400, "the client went away before the body was complete",
-                              "client_gone") from None
-        raise
-    return bytes(body)

@@ -95,6 +95,10 @@ class Metrics(PollObserver, DispatchObserver, JobObserver):
                                     registry=r)
         self.ingest = Counter("alertbot_ingest_requests",
                               "Push ingest requests by result", ["result"], registry=r)
+        self.telegram_updates = Counter("alertbot_telegram_webhook_updates",
+                                        "Telegram webhook requests by result (accepted, "
+                                        "duplicate, bad_secret, malformed, …)", ["result"],
+                                        registry=r)
         self.http_refusals = Counter("alertbot_http_refused",
                                      "HTTP requests and connections refused, by reason "
                                      "(timeout, over_capacity, too_large, bad_request, …)",
@@ -164,6 +168,10 @@ class Metrics(PollObserver, DispatchObserver, JobObserver):
     def ingest_result(self, result: str) -> None:
         """A push ingest request ended with this result."""
         self.ingest.labels(result=result).inc()
+
+    def telegram_update(self, result: str) -> None:
+        """A Telegram webhook request ended with this result."""
+        self.telegram_updates.labels(result=result).inc()
 
     def http_refused(self, reason: str) -> None:
         """The HTTP server refused a request or closed a connection for this reason."""

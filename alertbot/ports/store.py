@@ -1,8 +1,9 @@
 """The Store port: durable state, changes, subscriptions, policies, outbox and decisions.
 
 The port is split into roles (Catalog, StateStore, Subscriptions, Destinations, Outbox,
-Audit, Meta, Maintenance); each consumer names only the roles it uses, through the small
-combining protocols at the end. `Store` combines every role for the composition root.
+Audit, Meta, TokenMutes, Updates, Maintenance); each consumer names only the roles it uses,
+through the small combining protocols at the end. `Store` combines every role for the
+composition root.
 
 Common to every role: each method is one transaction, so it happens completely or not at
 all and a crash at any point leaves a consistent database; it raises StoreError when the
@@ -197,6 +198,25 @@ class PlanKeys:
 
     singles: Mapping[int, str] = field(default_factory=dict)
     digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMute:
+    """One token muted for one destination until a time."""
+
+    destination: Destination
+    token: Token
+    until: datetime
+    created_at: datetime
+    actor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMuteResult:
+    """The mute in force after `TokenMutes.mute_token`, and whether the call created it."""
+
+    mute: TokenMute
+    created: bool
 
 
 # ---------------------------------------------------------------------- roles
@@ -516,6 +536,61 @@ class Meta(Protocol):
         ...
 
 
+class TokenMutes(Protocol):
+    """Per-destination, per-token mutes (the Mute button) and the alerts buttons refer to.
+
+    A mute suppresses alerts of one token to one destination until it ends; every other
+    token and destination goes on. Changing calls audit only what they changed, so
+    repeating one is safe: muting a token already muted keeps the mute in force as it is
+    (same end, no second audit entry), unmuting a token not muted changes nothing.
+    """
+
+    async def mute_token(self, destination: Destination, token_id: int, until: datetime,
+                         now: datetime, actor: str = "") -> TokenMuteResult:
+        """Mute a token for a destination until `until`, unless a mute is already in force.
+
+        Returns the mute in force afterwards and whether this call created it. A mute that
+        has ended is replaced.
+        """
+        ...
+
+    async def unmute_token(self, destination: Destination, token_id: int, now: datetime,
+                           actor: str = "") -> bool:
+        """End a token's mute for a destination now. Returns whether one was in force."""
+        ...
+
+    async def token_mutes(self, destination: Destination, now: datetime) -> list[TokenMute]:
+        """Mutes in force for a destination at `now`, by token symbol."""
+        ...
+
+    async def message_changes(self, destination: Destination, key: str) -> list[Change]:
+        """The changes an outbox message key carried to this destination.
+
+        Empty when the key is unknown there (never sent there, or purged by retention).
+        """
+        ...
+
+
+class Updates(Protocol):
+    """Chat-platform updates already received, so a redelivered one is handled once.
+
+    Telegram redelivers a webhook update it got no 2xx for, and behind a load balancer the
+    copies may reach different processes; the first to claim an update id handles it.
+    """
+
+    async def claim_update(self, platform: str, update_id: int, now: datetime) -> bool:
+        """Record `update_id` of `platform`; True only for the first caller, atomically.
+
+        Atomic also across processes sharing the database: of concurrent claims of one id,
+        exactly one returns True. Safe to repeat (a repeat returns False).
+        """
+        ...
+
+    async def purge_updates(self, before: datetime) -> int:
+        """Forget update ids claimed before `before`; returns how many. Safe to repeat."""
+        ...
+
+
 class Maintenance(Protocol):
     """Lifecycle, health and housekeeping of the database.
 
@@ -562,8 +637,8 @@ class Maintenance(Protocol):
         ...
 
 
-class Store(Catalog, StateStore, Subscriptions, Destinations, Outbox, Audit, Meta, Maintenance,
-            Digests, Protocol):
+class Store(Catalog, StateStore, Subscriptions, Destinations, Outbox, Audit, Meta, TokenMutes,
+            Updates, Digests, Maintenance, Protocol):
     """Durable state of the bot: every role, for the composition root and the tests."""
 
 
@@ -578,12 +653,16 @@ class LookupStore(Catalog, StateStore, Protocol):
     """What lookups use: the catalog and stored readings and changes."""
 
 
-class DispatchStore(Outbox, Destinations, Protocol):
-    """What the dispatcher uses: the outbox and its destinations (pause, rekey)."""
+class DispatchStore(Outbox, Destinations, TokenMutes, Protocol):
+    """What the dispatcher uses: the outbox, its destinations (pause, rekey), token mutes."""
 
 
-class CommandStore(Catalog, Subscriptions, Destinations, Audit, Protocol):
-    """What chat commands use: tokens, subscriptions, policies and decisions for /why."""
+class CommandStore(Catalog, Subscriptions, Destinations, Audit, TokenMutes, Protocol):
+    """What chat commands use: tokens, subscriptions, policies, mutes and /why's decisions."""
+
+
+class ButtonStore(CommandStore, Meta, Protocol):
+    """What buttons on alerts use: what commands use, and the button secret in meta."""
 
 
 class OpsStore(StateStore, Destinations, Audit, Meta, Protocol):
@@ -604,3 +683,7 @@ class DigestStore(Digests, Destinations, StateStore, Protocol):
 
 class PlatformStore(Destinations, Meta, Protocol):
     """What a platform bot uses: its destinations and its own bookkeeping."""
+
+
+class RetentionStore(Updates, Maintenance, Protocol):
+    """What retention uses: history purging and the update ids it forgets."""

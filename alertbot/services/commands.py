@@ -46,7 +46,7 @@ from alertbot.domain.policy import (
 )
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
 from alertbot.domain.scheduled_digest import describe_schedule, period_containing
-from alertbot.domain.why import explain
+from alertbot.domain.why import explain, token_mute_line
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
@@ -67,6 +67,11 @@ _MODERATOR_RULE = {
     "telegram": "chat admins (anyone in a private chat)",
     "discord": "members with Manage Server or Manage Channels",
 }
+
+
+def moderator_rule(platform: str) -> str:
+    """Who counts as a moderator on a platform, in words."""
+    return _MODERATOR_RULE.get(platform, "moderators")
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,10 +315,14 @@ class CommandCore:
             return await self.mute(caller, text)
         if name == "digest":
             return await self.digest(caller, text)
-        if name in ("subscriptions", "unmute", "why", "help", "start", "test", "id"):
+        if name == "unmute":
+            if len(args) > 1:
+                return self._usage(name)
+            return await self.unmute(caller, *args)
+        if name in ("subscriptions", "why", "help", "start", "test", "id"):
             if args and name != "start":  # /start carries deep-link payloads
                 return self._usage(name)
-            handler = {"subscriptions": self.subscriptions, "unmute": self.unmute,
+            handler = {"subscriptions": self.subscriptions,
                        "why": self.why, "help": self.help, "start": self.start,
                        "test": self.test, "id": self.id}[name]
             return await handler(caller)
@@ -547,12 +556,20 @@ class CommandCore:
         return ok(f"Muted for {span} (until {until}). Alerts meanwhile are not posted; "
                    f"/unmute ends it early.")
 
-    async def unmute(self, caller: Caller) -> Reply:
-        """End a mute now."""
+    async def unmute(self, caller: Caller, symbol: str = "") -> Reply:
+        """End a mute now; with a symbol, end that token's mute instead."""
         refused = await self._refuse_unless_moderator(caller, "unmute alerts")
         if refused:
             return refused
         now = self._clock.now()
+        if symbol.strip():
+            token = await self._resolve(symbol, "unmute")
+            if isinstance(token, Reply):
+                return token
+            if await self._store.unmute_token(caller.destination, token.token_id, now,
+                                              actor=caller.actor):
+                return ok(f"Unmuted {token.symbol}: its alerts are posted here again.")
+            return fail(ReplyKind.NOT_FOUND, f"{token.symbol} is not muted here.")
 
         def change(current: Policy) -> Policy:
             if current.mute_until is None or current.mute_until <= now:
@@ -592,9 +609,17 @@ class CommandCore:
         lines = [explain(r.at, r.change, r.reason, r.detail) for r in records]
         if not lines:
             lines.append("No alerts have been handled for this chat yet.")
+        lines.extend(await self.mute_lines(caller.destination))
         if info is not None and info.paused_reason:
             lines.append(f"Alerts here are paused: {info.paused_reason}.")
         return ok(*lines, title="Recent alert decisions")
+
+    async def mute_lines(self, destination: Destination, token_id: int | None = None,
+                         ) -> list[str]:
+        """/why lines of the token mutes in force here (of one token, when given)."""
+        mutes = await self._store.token_mutes(destination, self._clock.now())
+        return [token_mute_line(m.token.symbol, m.until) for m in mutes
+                if token_id is None or m.token.token_id == token_id]
 
     # -- delivery check and ids
 

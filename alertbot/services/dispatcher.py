@@ -376,6 +376,8 @@ class Dispatcher:
             self._observer.address_loaded(destination, info.address)
         target = Target(destination, info.address)
         stale = False
+        # Token mutes of the destination (token id -> end), read again with its policy.
+        muted: dict[int, datetime] | None = None
         while not self.stopping():
             now = self._clock.now()
             committed = await self._store.committed(destination, now)
@@ -394,13 +396,16 @@ class Dispatcher:
                 if committed:
                     continue
                 return
-            if stale:
+            if stale or muted is None:
                 # Sends took time: a moderator may have changed the policy meanwhile.
-                info = await self._store.destination(destination) or info
+                if stale:
+                    info = await self._store.destination(destination) or info
+                muted = {m.token.token_id: m.until
+                         for m in await self._store.token_mutes(destination, now)}
             policy = info.policy
             stale = True
             sent = await self._store.sent_times(destination, now - policy.window)
-            plan = throttle.plan(policy, due, sent, now)
+            plan = throttle.plan(policy, due, sent, now, muted)
             singles = {d.row_id: d for d in plan.singles}
             by_row = {a.row_id: a for a in due}
             keys = PlanKeys(

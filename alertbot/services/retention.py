@@ -1,4 +1,9 @@
-"""Retention: deletes history older than ALERTBOT_RETENTION_DAYS, as a background job."""
+"""Retention: deletes history older than ALERTBOT_RETENTION_DAYS, as a background job.
+
+Received update ids are bookkeeping, not history: they are forgotten after UPDATE_IDS_KEPT
+whatever ALERTBOT_RETENTION_DAYS says, since Telegram keeps an undelivered update for 24 hours
+at most and so never redelivers one that old.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,13 @@ from datetime import timedelta
 
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
-from alertbot.ports.store import Maintenance, PurgeResult
+from alertbot.ports.store import PurgeResult, RetentionStore
 
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY = 3600.0
 RETENTION_FIRST_AFTER = 60.0
+UPDATE_IDS_KEPT = timedelta(days=2)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -26,7 +32,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 class Retention:
     """Periodically deletes history older than ALERTBOT_RETENTION_DAYS (0 = never)."""
 
-    def __init__(self, store: Maintenance, clock: Clock, days: Callable[[], int], *,
+    def __init__(self, store: RetentionStore, clock: Clock, days: Callable[[], int], *,
                  every: float = RETENTION_EVERY,
                  first_after: float = RETENTION_FIRST_AFTER) -> None:
         self._store = store
@@ -48,10 +54,13 @@ class Retention:
 
     async def purge_once(self) -> PurgeResult:
         """One pass; logs what it removed."""
+        now = self._clock.now()
+        forgotten = await self._store.purge_updates(now - UPDATE_IDS_KEPT)
+        if forgotten:
+            log.debug("retention: forgot %d received update ids", forgotten)
         days = self._days()
         if days <= 0:
             return PurgeResult()
-        now = self._clock.now()
         result = await self._store.purge(now - timedelta(days=days), now)
         if result.total:
             log.info("retention: removed %d rows older than %d days (decisions %d, outbox %d, "

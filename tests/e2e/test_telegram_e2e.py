@@ -104,7 +104,7 @@ async def test_telegram_e2e_subscribe_flip_refusal_and_listing(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("token", "code", "line"), [
-    (None, 0, "telegram: ok (connected as @alertbot_test_bot)"),
+    (None, 0, "telegram: ok (connected as @alertbot_test_bot, updates by long polling)"),
     ("999:WRONG", 1, "telegram: FAILED: Telegram rejected the bot token (check "
                      "TELEGRAM_BOT_TOKEN)"),
 ])

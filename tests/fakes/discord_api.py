@@ -168,6 +168,7 @@ RouteKind = Literal[
     "commands",
     "get_channel",
     "create_message",
+    "edit_message",
     "interaction_callback",
     "followup",
     "original",
@@ -177,7 +178,7 @@ RouteKind = Literal[
     "unknown",
 ]
 _AUTH_REQUIRED: frozenset[str] = frozenset(
-    {"users_me", "application", "commands", "get_channel", "create_message"}
+    {"users_me", "application", "commands", "get_channel", "create_message", "edit_message"}
 )
 # Interaction endpoints are not bound to the bot's global limit (rate-limits.mdx:128).
 _GLOBAL_EXEMPT: frozenset[str] = frozenset(
@@ -509,6 +510,8 @@ class FakeDiscord:
         # Inspection state (public, read by tests).
         self.requests: list[RequestRecord] = []
         self.messages: list[RecordedMessage] = []
+        self.message_edits: list[dict[str, Any]] = []
+        """Edits of bot messages: PATCH .../messages/{id} and type 7 callbacks (components)."""
         self.callbacks: dict[int, CallbackRecord] = {}
         self.callback_log: list[CallbackRecord] = []
         self.followups: list[FollowupRecord] = []
@@ -1034,6 +1037,8 @@ class FakeDiscord:
             )
         add("GET", f"{api}/channels/{{channel_id}}", self._get_channel)
         add("POST", f"{api}/channels/{{channel_id}}/messages", self._create_message)
+        add("PATCH", f"{api}/channels/{{channel_id}}/messages/{{message_id}}",
+            self._edit_message)
         add("POST", f"{api}/interactions/{{interaction_id}}/{{token}}/callback", self._callback)
         add("POST", f"{api}/webhooks/{{webhook_id}}/{{token}}", self._webhook_post)
         for method in ("GET", "PATCH", "DELETE"):
@@ -1064,6 +1069,8 @@ class FakeDiscord:
             return "get_channel"
         if tail == "/channels/{channel_id}/messages":
             return "create_message"
+        if tail == "/channels/{channel_id}/messages/{message_id}":
+            return "edit_message"
         if tail.endswith("/callback"):
             return "interaction_callback"
         if tail.startswith("/webhooks/"):
@@ -1228,6 +1235,9 @@ class FakeDiscord:
     ) -> web.Response | None:
         if not self.validate_payloads:
             return None
+        invalid_components = _check_components(payload.get("components"))
+        if invalid_components is not None:
+            return invalid_components
         content = payload.get("content")
         embeds = payload.get("embeds") or []
         if need_body and not (
@@ -1588,6 +1598,12 @@ class FakeDiscord:
                 return _form_error(
                     "data.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."
                 )
+        if ctype == 7:
+            invalid = self._validate_message(data or {}, (), need_body=False)
+            if invalid is not None:
+                record.status, record.error_code = invalid.status, 50035
+                self.callback_log.append(record)
+                return invalid
         if ctype == 4:
             invalid = self._validate_message(data or {}, ())
             if invalid is not None:
@@ -1621,6 +1637,8 @@ class FakeDiscord:
             body["resource"] = {"type": ctype, "message": original}
         elif ctype in (6, 7):
             body["resource"] = {"type": ctype}
+            if ctype == 7:
+                self._update_pressed_message(interaction, data or {})
         return _json_response(body)
 
     async def _webhook_post(self, request: web.Request) -> web.Response:
@@ -1995,8 +2013,14 @@ class FakeDiscord:
         command_scope: Literal["auto", "guild", "global"] = "auto",
         resolved: Mapping[str, Any] | None = None,
         locale: str = "en-US",
+        component: Mapping[str, Any] | None = None,
+        message: Mapping[str, Any] | None = None,
     ) -> InjectedInteraction:
-        """Dispatch a realistic INTERACTION_CREATE (type 2 command or 4 autocomplete)."""
+        """Dispatch a realistic INTERACTION_CREATE (type 2 command, 3 component, 4 autocomplete).
+
+        A component press (type 3) carries `component` as its data and the `message` the
+        component is on; `press_button` builds both from a message the bot sent.
+        """
         if not self._live_sessions():
             raise RuntimeError("no gateway session has identified yet")
         gid: int | None = None
@@ -2022,15 +2046,18 @@ class FakeDiscord:
             self._mark_focused(opts, focused)
 
         data: dict[str, Any] = {"id": "", "name": name, "type": command_type}
-        scope_gid = self._command_scope(name, command_type, gid, command_scope)
-        known = {
-            c["name"]: c["id"]
-            for c in self._commands.get(scope_gid, [])
-            if c["type"] == command_type
-        }
-        data["id"] = known.get(name) or str(self._next_id())
-        if scope_gid is not None:
-            data["guild_id"] = str(scope_gid)
+        if interaction_type == 3:
+            data = dict(component or {})
+        else:
+            scope_gid = self._command_scope(name, command_type, gid, command_scope)
+            known = {
+                c["name"]: c["id"]
+                for c in self._commands.get(scope_gid, [])
+                if c["type"] == command_type
+            }
+            data["id"] = known.get(name) or str(self._next_id())
+            if scope_gid is not None:
+                data["guild_id"] = str(scope_gid)
         if opts:
             data["options"] = opts
         if resolved:
@@ -2090,6 +2117,8 @@ class FakeDiscord:
                 context=1,
             )
 
+        if message is not None:
+            payload["message"] = json.loads(json.dumps(message))
         injected = InjectedInteraction(
             id=iid,
             token=token,
@@ -2178,6 +2207,118 @@ class FakeDiscord:
         for ws in list(self._sockets):
             self._server_closed.add(ws)
             await ws.close(code=code, message=b"dropped by fake")
+
+    # --- message components (buttons) ----------------------------------------------------------
+
+    def recorded(self, message_id: int) -> RecordedMessage:
+        """A message the bot created, by id."""
+        return next(m for m in self.messages if m.id == message_id)
+
+    def button_labels(self, message_id: int) -> list[list[str]]:
+        """The button labels of a bot message as they stand now, row by row."""
+        rows = self.recorded(message_id).message.get("components") or []
+        return [[c.get("label", "") for c in row.get("components") or []] for row in rows]
+
+    def custom_id_of(self, message_id: int, label: str) -> str:
+        """The custom_id of the button with this label on a bot message."""
+        rows = self.recorded(message_id).message.get("components") or []
+        for row in rows:
+            for component in row.get("components") or []:
+                if component.get("label") == label:
+                    return str(component["custom_id"])
+        raise KeyError(f"no button {label!r} on message {message_id}")
+
+    async def press_button(
+        self,
+        message_id: int,
+        *,
+        label: str | None = None,
+        custom_id: str | None = None,
+        user_id: int = DEFAULT_USER_ID,
+        permissions: str = ORDINARY_MEMBER_PERMISSIONS,
+        username: str = "member",
+    ) -> InjectedInteraction:
+        """Press a button of a bot message (by label, or send any `custom_id`: a forgery)."""
+        record = self.recorded(message_id)
+        if label is not None:
+            custom_id = self.custom_id_of(message_id, label)
+        return await self.inject_interaction(
+            "", interaction_type=3, channel_id=record.channel_id, user_id=user_id,
+            permissions=permissions, username=username,
+            component={"custom_id": custom_id or "", "component_type": 2},
+            message=record.message)
+
+    def _update_pressed_message(self, interaction: InjectedInteraction,
+                                data: Mapping[str, Any]) -> None:
+        pressed = interaction.payload.get("message") or {}
+        record = next((m for m in self.messages if str(m.id) == str(pressed.get("id"))), None)
+        if record is None:
+            return
+        self._apply_edit(record, data)
+
+    def _apply_edit(self, record: RecordedMessage, data: Mapping[str, Any]) -> None:
+        for key in ("content", "embeds", "components"):
+            if key in data and data[key] is not None:
+                record.message[key] = data[key]
+        record.message["edited_timestamp"] = _iso_now()
+        self.message_edits.append({"message_id": record.id, **data})
+        self._notify()
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        channel_id = int(request.match_info["channel_id"])
+        message_id = int(request.match_info["message_id"])
+        record = next((m for m in self._by_channel.get(channel_id, []) if m.id == message_id),
+                      None)
+        if record is None:
+            return _error(404, 10008)
+        parsed = await self._read_object(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        payload, _ = parsed
+        invalid = self._validate_message(payload, (), need_body=False)
+        if invalid is not None:
+            return invalid
+        self._apply_edit(record, payload)
+        return _json_response(record.message)
+
+
+# --- component validation ----------------------------------------------------------------------
+
+MAX_ACTION_ROWS = 5
+MAX_ROW_COMPONENTS = 5
+MAX_CUSTOM_ID = 100
+MAX_BUTTON_LABEL = 80
+
+
+def _check_components(components: Any) -> web.Response | None:
+    """Refuse message components the way Discord does (rows, buttons, custom_id, label)."""
+    if components is None:
+        return None
+    if not isinstance(components, list) or len(components) > MAX_ACTION_ROWS:
+        return _form_error("components", "BASE_TYPE_MAX_LENGTH",
+                           f"Must be {MAX_ACTION_ROWS} or fewer in length.")
+    for i, row in enumerate(components):
+        if not isinstance(row, dict) or row.get("type") != 1:
+            return _form_error(f"components.{i}.type", "BASE_TYPE_CHOICES",
+                               "Value must be one of {1}.")
+        items = row.get("components") or []
+        if not 1 <= len(items) <= MAX_ROW_COMPONENTS:
+            return _form_error(f"components.{i}.components", "BASE_TYPE_BAD_LENGTH",
+                               f"Must be between 1 and {MAX_ROW_COMPONENTS} in length.")
+        for j, item in enumerate(items):
+            path = f"components.{i}.components.{j}"
+            if item.get("type") != 2:
+                return _form_error(f"{path}.type", "BASE_TYPE_CHOICES", "Value must be 2.")
+            style = item.get("style")
+            custom_id = item.get("custom_id")
+            if style != 5 and not (isinstance(custom_id, str)
+                                   and 1 <= len(custom_id) <= MAX_CUSTOM_ID):
+                return _form_error(f"{path}.custom_id", "BASE_TYPE_BAD_LENGTH",
+                                   f"Must be between 1 and {MAX_CUSTOM_ID} in length.")
+            if len(str(item.get("label") or "")) > MAX_BUTTON_LABEL:
+                return _form_error(f"{path}.label", "BASE_TYPE_MAX_LENGTH",
+                                   f"Must be {MAX_BUTTON_LABEL} or fewer in length.")
+    return None
 
 
 @contextlib.contextmanager

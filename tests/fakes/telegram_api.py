@@ -11,11 +11,17 @@ Usage::
         bot = telegram.Bot(tg.token, base_url=tg.base_url)
         tg.inject_message(-100123, "/start", user_id=7)
         await tg.wait_for_messages(1)
+
+Once a bot calls setWebhook, injected updates are POSTed to the registered URL instead (JSON,
+with the ``X-Telegram-Bot-Api-Secret-Token`` header when a secret_token was set), one at a
+time and in order; an update that gets no 2xx answer is retried after
+``webhook_retry_delay`` like Telegram does, and getUpdates answers 409 Conflict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -25,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import aiohttp
 from aiohttp import web
 
 JSONDict = dict[str, Any]
@@ -72,6 +79,10 @@ _BOT_COMMAND_RE: Final = re.compile(
     r"(?<![\w/<>])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?!\w)"
 )
 _COMMAND_NAME_RE: Final = re.compile(r"[a-z0-9_]{1,32}")
+# setWebhook: "secret_token: 1-256 characters. Only characters A-Z, a-z, 0-9, _ and - are allowed."
+_SECRET_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"
+_REGISTERED: Final = object()
 
 
 class EntityParseError(ValueError):
@@ -174,6 +185,14 @@ class SentMessage:
     reply_to_message_id: int | None
     timestamp: float  # FakeTelegram.clock() at arrival
     params: JSONDict = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One POST of an update to the registered webhook and the bot's answer."""
+
+    update_id: int
+    status: int  # HTTP status of the answer; 0 when the connection failed or timed out
 
 
 @dataclass(slots=True)
@@ -768,6 +787,15 @@ class FakeTelegram:
         self.rate_limited = 0  # every 429 answered, enforced or scripted
         self.rate_limited_by_chat: Counter[int] = Counter()
         self.webhook_url = ""
+        self.webhook_secret = ""
+        self.webhook_retry_delay = 0.2  # Telegram waits longer; tests should not
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._webhook_task: asyncio.Task[None] | None = None
+        # Inline keyboards (see the "inline keyboards and callback queries" section).
+        self.callback_answers: list[CallbackAnswer] = []
+        self.markup_edits: list[JSONDict] = []
+        self._callback_queries: dict[str, JSONDict] = {}
+        self._answered_queries: set[str] = set()
 
         self._sent_by_chat: dict[int, list[SentMessage]] = {}
         self._messages: dict[tuple[int, int], JSONDict] = {}
@@ -818,6 +846,7 @@ class FakeTelegram:
                 "getMyCommands": self._get_my_commands,
                 "deleteMyCommands": self._delete_my_commands,
                 "answerCallbackQuery": self._answer_callback_query,
+                "editMessageReplyMarkup": self._edit_message_reply_markup,
             }.items()
         }
 
@@ -849,6 +878,11 @@ class FakeTelegram:
             return
         self._closing.set()
         self._wake(self._updates_changed)
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -1358,20 +1392,98 @@ class FakeTelegram:
         }
 
     async def _set_webhook(self, params: JSONDict) -> bool:
-        self.webhook_url = str(params.get("url") or "")
+        url = str(params.get("url") or "")
+        secret = params.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN_RE.fullmatch(str(secret)):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) if allowed else None
         if _as_bool(params.get("drop_pending_updates")):
             self._updates.clear()
+        self.webhook_url = url
+        self.webhook_secret = str(secret or "")
+        if url and self._webhook_task is None:
+            self._webhook_task = asyncio.create_task(self._deliver_to_webhook())
+        self._wake(self._updates_changed)
         return True
 
     async def _delete_webhook(self, params: JSONDict) -> bool:
         self.webhook_url = ""
+        self.webhook_secret = ""
         if _as_bool(params.get("drop_pending_updates")):
             self._updates.clear()
+        self._wake(self._updates_changed)
         return True
 
     async def _get_webhook_info(self, params: JSONDict) -> JSONDict:
-        return {"url": self.webhook_url, "has_custom_certificate": False,
-                "pending_update_count": len(self._updates)}
+        info: JSONDict = {"url": self.webhook_url, "has_custom_certificate": False,
+                          "pending_update_count": len(self._updates)}
+        if self.webhook_url and self._allowed_updates is not None:
+            info["allowed_updates"] = sorted(self._allowed_updates)
+        failed = [d for d in self.webhook_deliveries if not 200 <= d.status < 300]
+        if failed:
+            info["last_error_date"] = int(time.time())
+            info["last_error_message"] = f"Wrong response from the webhook: {failed[-1].status}"
+        return info
+
+    # ---- webhook delivery ------------------------------------------------------------------
+
+    async def post_to_webhook(
+        self, body: Mapping[str, Any] | bytes, *, secret: Any = _REGISTERED
+    ) -> tuple[int, str]:
+        """POST one body to the registered URL as Telegram would; (status, response text).
+
+        For duplicates and hostile requests: `secret` None sends no header, a string sends
+        that one, the default sends the registered secret_token.
+        """
+        if not self.webhook_url:
+            raise RuntimeError("no webhook registered (setWebhook was not called)")
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        chosen = self.webhook_secret if secret is _REGISTERED else secret
+        headers = {"Content-Type": "application/json"}
+        if chosen:
+            headers[WEBHOOK_SECRET_HEADER] = str(chosen)
+        async with aiohttp.ClientSession() as session, session.post(
+                self.webhook_url, data=data, headers=headers) as response:
+            return response.status, await response.text()
+
+    async def _deliver_to_webhook(self) -> None:
+        """Push queued updates to the webhook in order; retry each until it gets a 2xx."""
+        timeout = aiohttp.ClientTimeout(total=10)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                while self.webhook_url and not self._closing.is_set():
+                    batch = self._deliverable(1)
+                    if not batch:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(0.2):
+                                await self._updates_changed.wait()
+                        continue
+                    update = batch[0]
+                    status = await self._post_update(session, update)
+                    self.webhook_deliveries.append(WebhookDelivery(update["update_id"], status))
+                    if 200 <= status < 300:
+                        with contextlib.suppress(ValueError):
+                            self._updates.remove(update)
+                    self._wake(self._state_changed)
+                    if not 200 <= status < 300 and await self._sleep_or_close(
+                            self.webhook_retry_delay):
+                        return
+        finally:
+            self._webhook_task = None
+
+    async def _post_update(self, session: aiohttp.ClientSession, update: JSONDict) -> int:
+        headers = {"Content-Type": "application/json"}
+        if self.webhook_secret:
+            headers[WEBHOOK_SECRET_HEADER] = self.webhook_secret
+        try:
+            async with session.post(self.webhook_url, data=json.dumps(update).encode(),
+                                    headers=headers) as response:
+                await response.read()
+                return response.status
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
 
     async def _get_updates(self, params: JSONDict) -> list[JSONDict]:
         if self.webhook_url:
@@ -1433,6 +1545,7 @@ class FakeTelegram:
         now = self.clock()
         chat_id = self._resolve_chat(params, sending=True)
         text, visible, entities = self._formatted(params)
+        _check_reply_markup(params.get("reply_markup"))
         reply = params.get("reply_parameters") or {}
         if not isinstance(reply, dict):
             raise _ApiError(400, "Bad Request: can't parse reply parameters JSON object")
@@ -1605,8 +1718,120 @@ class FakeTelegram:
         self.commands.pop(self._commands_scope_key(params), None)
         return True
 
+    # ---- inline keyboards and callback queries ---------------------------------------------
+
+    def press_button(self, chat_id: int, message_id: int, *, label: str | None = None,
+                     data: str | None = None, user_id: int = 1001) -> str:
+        """Press a button of a bot message as `user_id`; returns the callback query id.
+
+        Names the button by its label (its callback_data is sent, as a client does) or sends
+        any `data` (a forged press). The message in the update carries its current keyboard.
+        """
+        message = self._messages.get((chat_id, message_id))
+        if message is None:
+            raise KeyError(f"no message {message_id} in chat {chat_id}")
+        if label is not None:
+            rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+            found = [b for row in rows for b in row if b.get("text") == label]
+            if not found:
+                raise KeyError(f"no button {label!r} on message {message_id}")
+            data = found[0]["callback_data"]
+        query_id = str(4_000_000 + len(self._callback_queries))
+        query: JSONDict = {
+            "id": query_id,
+            "from": self._user(user_id),
+            "message": json.loads(json.dumps(message)),
+            "chat_instance": str(abs(chat_id)),
+            "data": data or "",
+        }
+        self._callback_queries[query_id] = query
+        self.inject_update({"callback_query": query})
+        return query_id
+
+    async def wait_for_answer(self, query_id: str, timeout: float = 5.0) -> CallbackAnswer:
+        """The answerCallbackQuery the bot sent for a press."""
+        await self.wait_until(lambda: any(a.query_id == query_id
+                                          for a in self.callback_answers), timeout)
+        return next(a for a in self.callback_answers if a.query_id == query_id)
+
+    def keyboard_labels(self, chat_id: int, message_id: int) -> list[list[str]]:
+        """The button labels of a message as they stand now, row by row."""
+        message = self._messages[(chat_id, message_id)]
+        rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+        return [[b["text"] for b in row] for row in rows]
+
     async def _answer_callback_query(self, params: JSONDict) -> bool:
-        if not params.get("callback_query_id"):
-            raise _ApiError(400, "Bad Request: query is too old and response timeout expired "
-                                 "or query ID is invalid")
+        query_id = str(params.get("callback_query_id") or "")
+        too_old = ("Bad Request: query is too old and response timeout expired or query ID "
+                   "is invalid")
+        if not query_id or query_id in self._answered_queries:
+            raise _ApiError(400, too_old)
+        text = params.get("text")
+        if text is not None and len(str(text)) > CALLBACK_ANSWER_MAX:
+            raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        if query_id in self._callback_queries:
+            self._answered_queries.add(query_id)  # a query can be answered once
+        self.callback_answers.append(CallbackAnswer(
+            query_id, None if text is None else str(text), _as_bool(params.get("show_alert"))))
         return True
+
+    async def _edit_message_reply_markup(self, params: JSONDict) -> JSONDict:
+        chat_id = self._resolve_chat(params)
+        message_id = _as_int(params.get("message_id"), "message identifier")
+        message = self._messages.get((chat_id, message_id))
+        if message is None or (chat_id, message_id) not in self._bot_messages:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        markup = params.get("reply_markup")
+        _check_reply_markup(markup)
+        if (markup or None) == message.get("reply_markup"):
+            raise _ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup of "
+                "the message",
+            )
+        if isinstance(markup, dict) and markup.get("inline_keyboard"):
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        message["edit_date"] = int(time.time())
+        self.markup_edits.append(params)
+        return message
+
+
+# ---- inline keyboards -------------------------------------------------------------------------
+
+CALLBACK_DATA_MAX_BYTES: Final = 64
+CALLBACK_ANSWER_MAX: Final = 200
+_BUTTON_ACTIONS: Final = frozenset({"callback_data", "url", "web_app", "login_url",
+                                    "switch_inline_query", "switch_inline_query_current_chat",
+                                    "copy_text", "pay", "callback_game"})
+
+
+@dataclass
+class CallbackAnswer:
+    """One answerCallbackQuery: the text shown, and whether as a modal alert."""
+
+    query_id: str
+    text: str | None
+    show_alert: bool
+
+
+def _check_reply_markup(markup: Any) -> None:
+    """Refuse an inline keyboard the way the Bot API does (shape, data size)."""
+    if markup is None or not isinstance(markup, dict) or "inline_keyboard" not in markup:
+        return
+    rows = markup["inline_keyboard"]
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise _ApiError(400, "Bad Request: can't parse inline keyboard button: "
+                             "InlineKeyboardMarkup must be an Array of Arrays")
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict) or not str(button.get("text") or "").strip():
+                raise _ApiError(400, "Bad Request: can't parse inline keyboard button: "
+                                     "Text buttons are unallowed in the inline keyboard")
+            if sum(1 for key in button if key in _BUTTON_ACTIONS) != 1:
+                raise _ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_MAX_BYTES:
+                raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")

@@ -140,3 +140,89 @@ def test_settings_bad_http_limit_names_the_variable(monkeypatch: pytest.MonkeyPa
         load_settings(None)
     (problem,) = excinfo.value.problems
     assert problem.startswith(f"{variable}: ") and fragment in problem, problem
+
+
+# ------------------------------------------------------------------ Telegram webhook mode
+
+TOKEN = "123456:ABC-def_ghi"
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("ftp://bot.example.com/tg", "expected an https:// URL"),
+    ("http://bot.example.com/tg", "only to https://"),
+    ("https://bot.example.com:8080/tg", "ports 443, 80, 88, 8443, not 8080"),
+    ("https://bot.example.com", "needs a path"),
+    ("https://bot.example.com/", "needs a path"),
+    ("https://bot.example.com/healthz", "already one of the server's endpoints"),
+    ("https://bot.example.com:x/tg", "port is not a number"),
+    ("https://user:pw@bot.example.com/tg", "credentials"),
+])
+def test_settings_telegram_webhook_url_bad_value_one_line(
+        monkeypatch: pytest.MonkeyPatch, url: str, fragment: str) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", url)
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None)
+    (problem,) = excinfo.value.problems
+    assert problem.startswith("TELEGRAM_WEBHOOK_URL: ") and fragment in problem
+    assert "pw" not in problem
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("https://bot.example.com/telegram", "/telegram"),
+    ("https://bot.example.com:8443/tg/hook?x=1", "/tg/hook"),
+    ("http://127.0.0.1:45678/telegram", "/telegram"),
+    ("http://localhost:1/t", "/t"),
+    ("http://[::1]:9/t", "/t"),
+])
+def test_settings_telegram_webhook_url_accepted_path_is_local_route(
+        monkeypatch: pytest.MonkeyPatch, url: str, path: str) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", url)
+    settings = load_settings(None)
+    assert (settings.telegram_webhook_url, settings.telegram_webhook_path) == (url, path)
+
+
+def test_settings_telegram_webhook_needs_bot_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/telegram")
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None)
+    assert excinfo.value.problems == ["TELEGRAM_WEBHOOK_URL needs TELEGRAM_BOT_TOKEN"]
+
+
+def test_settings_telegram_webhook_needs_http_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/telegram")
+    monkeypatch.setenv("ALERTBOT_HTTP_PORT", "0")
+    with pytest.raises(ConfigError, match="ALERTBOT_HTTP_PORT is 0"):
+        load_settings(None)
+
+
+@pytest.mark.parametrize("secret", ["has space", "semi;colon", "x" * 257])
+def test_settings_telegram_webhook_secret_bad_value_not_echoed(
+        monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", secret)
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None)
+    (problem,) = excinfo.value.problems
+    assert problem.startswith("TELEGRAM_WEBHOOK_SECRET: expected 1-256 characters")
+    assert secret not in problem
+
+
+def test_settings_telegram_webhook_secret_derived_from_token_when_unset(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    polling = load_settings(None)
+    assert polling.telegram_webhook_token() is None
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/telegram")
+    derived = load_settings(None).telegram_webhook_token()
+    assert derived is not None
+    value = derived.get_secret_value()
+    assert len(value) == 64 and TOKEN not in value
+    assert load_settings(None).telegram_webhook_token() == derived, "every replica agrees"
+    assert value in load_settings(None).secrets(), "redacted like any secret"
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "chosen-secret_1")
+    chosen = load_settings(None)
+    token = chosen.telegram_webhook_token()
+    assert token is not None and token.get_secret_value() == "chosen-secret_1"
+    assert "chosen-secret_1" not in repr(chosen)

@@ -264,6 +264,24 @@ def test_compose_env_uses_only_known_variable_names() -> None:
     assert set(env) <= KNOWN_VARIABLES, set(env) - KNOWN_VARIABLES
 
 
+def test_compose_passes_the_repository_dotenv_without_shadowing_it() -> None:
+    service = compose()["services"]["alertbot"]
+    [entry] = service["env_file"]
+    assert (DEPLOY / entry["path"]).resolve() == ROOT / ".env"
+    assert entry["required"] is False, "a missing .env must not stop `docker compose up`"
+    # `${VAR:-default}` in `environment` would override the same variable from .env.
+    shadowing = {name for name, value in service["environment"].items() if "${" in str(value)}
+    assert not shadowing, shadowing
+
+
+def test_compose_header_documents_secret_modes_and_cli_in_the_container() -> None:
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    user = [args for keyword, args in final_stage() if keyword == "USER"][-1].split(":")[0]
+    assert f"uid/gid {user}" in text and "0444" in text and "0440" in text
+    assert "exec alertbot alertbot subscribe" in text
+    assert "up -d --build" in text
+
+
 # ------------------------------------------------------------------ systemd
 
 

@@ -22,11 +22,13 @@ import discord.http
 import yarl
 from discord import app_commands
 
+from alertbot.platforms.discord.buttons import DiscordButtons
 from alertbot.platforms.discord.commands import DiscordCommands, guild_label
 from alertbot.platforms.discord.notifier import is_webhook_destination
 from alertbot.platforms.discord.permissions import invite_url
 from alertbot.ports.clock import Clock
 from alertbot.ports.store import Destinations, PlatformStore
+from alertbot.services.buttons import ButtonCore
 from alertbot.services.commands import CommandCore
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ class DiscordBot:
 
     def __init__(self, token: str, store: PlatformStore, core: CommandCore, clock: Clock, *,
                  guild_ids: Sequence[int] = (), guild_ready_timeout: float = 2.0,
-                 retry_initial: float = 1.0) -> None:
+                 retry_initial: float = 1.0, buttons: ButtonCore | None = None) -> None:
         self.client = discord.Client(intents=_intents(),
                                      allowed_mentions=discord.AllowedMentions.none(),
                                      max_ratelimit_timeout=MAX_RATELIMIT_WAIT,
@@ -123,6 +125,9 @@ class DiscordBot:
         self.client.event(self.on_resumed)
         self.client.event(self.on_disconnect)
         self.client.event(self.on_guild_remove)
+        if buttons is not None:
+            # Component presses of alert buttons; slash commands go to the command tree.
+            self.client.event(DiscordButtons(buttons).on_interaction)
 
     # ---------------------------------------------------------------- gateway events
 

@@ -273,8 +273,10 @@ class DiscordCommands:
                          schedule: str | None = None) -> None:
             await answer(interaction, core.digest(caller_of(interaction), schedule or ""))
 
-        async def unmute(interaction: discord.Interaction[Any]) -> None:
-            await answer(interaction, core.unmute(caller_of(interaction)))
+        @app_commands.describe(symbol="end only this token's mute (set with the Mute button)")
+        @app_commands.autocomplete(symbol=symbols)
+        async def unmute(interaction: discord.Interaction[Any], symbol: str | None = None) -> None:
+            await answer(interaction, core.unmute(caller_of(interaction), symbol or ""))
 
         async def why(interaction: discord.Interaction[Any]) -> None:
             await answer(interaction, core.why(caller_of(interaction)))

@@ -5,7 +5,9 @@ the outbox key is the message nonce with enforce_nonce, so a resend returns the 
 already has instead of posting a second one. Webhook destinations carry their secret URL as the
 Target address and are sent with `discord.Webhook` over the shared session.
 Embeds come from `embeds`; every discord.py and aiohttp error becomes a DeliveryError
-through `errors`.
+through `errors`. A single alert sent by the bot carries the Chart, Why and Mute buttons
+(`buttons`), built at send time from the outbox row's change and key; webhook messages carry
+none, since a webhook cannot receive the presses.
 
 What holds:
 - Bot mode: exactly once while the resend comes within the few minutes Discord checks a
@@ -26,7 +28,9 @@ import aiohttp
 import discord
 
 from alertbot.domain.address import validate_webhook_address
+from alertbot.domain.buttons import Button
 from alertbot.domain.models import Destination, Message
+from alertbot.platforms.discord.buttons import button_view, release
 from alertbot.platforms.discord.embeds import alert_embed
 from alertbot.platforms.discord.errors import (
     MISSING_PERMISSIONS,
@@ -40,7 +44,9 @@ from alertbot.platforms.discord.limits import (
     DISCORD_PER_WEBHOOK,
 )
 from alertbot.platforms.discord.permissions import missing_permissions
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
+from alertbot.services.buttons import ButtonCore
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +94,9 @@ class DiscordNotifier:
 
     def __init__(self, session: aiohttp.ClientSession, *, client: discord.Client | None = None,
                  login: Callable[[], Awaitable[None]] | None = None,
-                 login_wait: float = LOGIN_WAIT) -> None:
+                 login_wait: float = LOGIN_WAIT, buttons: ButtonCore | None = None) -> None:
         self._session = session
+        self._buttons = buttons
         self._client = client
         # Idempotent: `run --once` has no gateway runner, so the first send logs in.
         self._login = login
@@ -111,7 +118,21 @@ class DiscordNotifier:
         if is_webhook_destination(target.destination):
             raise DeliveryError("this Discord webhook destination has no URL stored",
                                 destination_gone=True)
-        return await self._send_bot(target.destination, embed, key[:NONCE_MAX], silent)
+        buttons = await self._keyboard(target.destination, message, key)
+        return await self._send_bot(target.destination, embed, key[:NONCE_MAX], silent, buttons)
+
+    async def _keyboard(self, destination: Destination, message: Message,
+                        key: str) -> tuple[Button, ...]:
+        """The alert's buttons; an alert goes out without them rather than not at all."""
+        if self._buttons is None:
+            return ()
+        try:
+            return await self._buttons.keyboard(destination, message, key)
+        except Exception:
+            reraise_if_cancelling()
+            log.warning("alert %s to %s goes without buttons: they could not be made", key,
+                        destination, exc_info=True)
+            return ()
 
     async def _client_ready(self) -> discord.Client:
         if self._client is None:
@@ -128,7 +149,7 @@ class DiscordNotifier:
         return self._client
 
     async def _send_bot(self, destination: Destination, embed: discord.Embed, nonce: str,
-                        silent: bool) -> Delivered:
+                        silent: bool, buttons: Sequence[Button] = ()) -> Delivered:
         client = await self._client_ready()
         thread = bool(destination.thread_id)
         try:
@@ -136,15 +157,22 @@ class DiscordNotifier:
         except ValueError:
             raise DeliveryError("not a Discord channel id", destination_gone=True) from None
         channel = client.get_partial_messageable(channel_id)
+        view = button_view(buttons)
         try:
-            sent = await channel.send(embed=embed, nonce=nonce, silent=silent,
-                                      allowed_mentions=discord.AllowedMentions.none())
+            if view is not None:
+                sent = await channel.send(embed=embed, nonce=nonce, silent=silent, view=view,
+                                          allowed_mentions=discord.AllowedMentions.none())
+            else:
+                sent = await channel.send(embed=embed, nonce=nonce, silent=silent,
+                                          allowed_mentions=discord.AllowedMentions.none())
         except discord.Forbidden as exc:
             missing = (self._missing_permissions(client, channel_id, thread)
                        if exc.code == MISSING_PERMISSIONS else ())
             raise translate_error(exc, missing=missing, thread=thread) from None
         except SEND_ERRORS as exc:
             raise translate_error(exc, thread=thread) from None
+        finally:
+            release(view)
         return Delivered(message_id=str(sent.id))
 
     @staticmethod

@@ -8,7 +8,7 @@ about to retry too.
 from __future__ import annotations
 
 import telegram
-from telegram import LinkPreviewOptions, ReplyParameters
+from telegram import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
 
 from alertbot.domain.models import Destination
@@ -34,7 +34,8 @@ def chat_ref(chat_id: str) -> int | str:
 
 async def send_html(bot: telegram.Bot, destination: Destination, text: str, *,
                     silent: bool | None = None,
-                    reply_parameters: ReplyParameters | None = None) -> telegram.Message:
+                    reply_parameters: ReplyParameters | None = None,
+                    reply_markup: InlineKeyboardMarkup | None = None) -> telegram.Message:
     """sendMessage of one HTML text to a chat or forum topic, without link previews.
 
     Raises telegram.error.TelegramError (callers translate it), or ValueError for a
@@ -49,4 +50,5 @@ async def send_html(bot: telegram.Bot, destination: Destination, text: str, *,
         disable_notification=silent,
         reply_parameters=reply_parameters,
         message_thread_id=int(thread) if thread else None,
+        reply_markup=reply_markup,
     )

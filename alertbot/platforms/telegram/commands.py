@@ -1,10 +1,13 @@
 """Telegram binding of the chat commands, run with python-telegram-bot inside our event loop.
 
-The PTB Application long-polls getUpdates with the manual lifecycle (initialize, start,
-start_polling … stop, shutdown) so it shares the main job's loop and shutdown. Each command
-becomes a `Caller` and goes through the platform-neutral `CommandCore`; replies are HTML with
-everything escaped. Membership updates pause a chat the bot was removed from and greet a chat
-it was added to; a group upgraded to a supergroup has its subscriptions re-keyed.
+The PTB Application runs with the manual lifecycle (initialize, start … stop, shutdown) so it
+shares the main job's loop and shutdown. By default it long-polls getUpdates (PTB calls
+deleteWebhook first). In webhook mode it registers the webhook with setWebhook instead and
+never polls: the HTTP server hands it each update (`parse`, `deliver`) and the Application's
+update queue feeds the same handlers. Each command becomes a `Caller` and goes through the
+platform-neutral `CommandCore`; replies are HTML with everything escaped. Membership updates
+pause a chat the bot was removed from and greet a chat it was added to; a group upgraded to a
+supergroup has its subscriptions re-keyed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +27,7 @@ from telegram import (
     BotCommandScopeAllChatAdministrators,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeDefault,
+    CallbackQuery,
     Chat,
     ChatMember,
     Message,
@@ -31,10 +36,11 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     BaseUpdateProcessor,
+    CallbackQueryHandler,
     ChatMemberHandler,
     ContextTypes,
     MessageHandler,
@@ -44,20 +50,22 @@ from telegram.ext import (
 from alertbot.domain.commands import COMMAND_NAMES, COMMANDS, Reply, ReplyKind
 from alertbot.domain.flood import FloodGuard, Verdict, slow_down_text
 from alertbot.domain.models import Destination
-from alertbot.platforms.telegram.client import api_base_url, api_file_url, send_html
+from alertbot.platforms.telegram.buttons import callback_text, inline_keyboard
+from alertbot.platforms.telegram.client import api_base_url, api_file_url, chat_ref, send_html
 from alertbot.platforms.telegram.errors import UNAUTHORIZED_REASON, translate_error
 from alertbot.platforms.telegram.format import Line, html_chunks, reply_lines
 from alertbot.platforms.telegram.limits import pacing_scopes, telegram_limits
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.store import Destinations
+from alertbot.services.buttons import FORGED, ButtonAnswer, ButtonCore
 from alertbot.services.commands import Caller, CommandCore
 from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-ALLOWED_UPDATES = ("message", "channel_post", "my_chat_member")
+ALLOWED_UPDATES = ("message", "channel_post", "my_chat_member", "callback_query")
 """Everything the bot reacts to; edited messages are left alone so an edit never re-runs."""
 MODERATOR_STATUSES = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 GONE_STATUSES = frozenset({ChatMemberStatus.LEFT, ChatMemberStatus.BANNED})
@@ -75,6 +83,17 @@ WELCOME = ("Hi! I post changes in Token Metrics trading signals and grades. "
            "command.")
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMode:
+    """Receive updates by webhook: the public URL and the secret_token Telegram echoes."""
+
+    url: str
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"WebhookMode(url={self.url!r}, secret=***)"
 
 
 def destination_of(message: Message) -> Destination:
@@ -147,6 +166,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 await coroutine
             return
         verdict = self.gate(update)
+        if verdict is Verdict.DROP and update.callback_query is not None:
+            verdict = Verdict.WARN  # a press is always answered: the client spins until then
         if verdict is not Verdict.ALLOW:
             if isinstance(coroutine, Coroutine):
                 coroutine.close()  # never run: it must not warn about not being awaited
@@ -176,6 +197,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 def _lock_key(update: Update) -> LockKey:
     chat = update.effective_chat
     assert chat is not None
+    if update.callback_query is not None:
+        return (chat.id, update.callback_query.from_user.id)  # a presser's presses in order
     message = update.message or update.channel_post
     if message is None:
         return (chat.id, None)  # membership changes: ordered chat-wide
@@ -190,8 +213,12 @@ class TelegramCommands:
                  api_root: str, pacer: Pacer | None = None,
                  on_rekey: Callable[[], None] = lambda: None, poll_timeout: float = 10.0,
                  concurrency: int = 8, flood: FloodGuard | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 buttons: ButtonCore | None = None,
+                 webhook: WebhookMode | None = None) -> None:
         self._core = core
+        self._buttons = buttons
+        self._webhook = webhook
         self._flood = flood or FloodGuard()
         self._monotonic = monotonic
         self._store = store
@@ -216,6 +243,7 @@ class TelegramCommands:
             self._on_command))
         app.add_handler(ChatMemberHandler(self._on_membership,
                                           ChatMemberHandler.MY_CHAT_MEMBER))
+        app.add_handler(CallbackQueryHandler(self._on_button))
         app.add_error_handler(self._on_error)
         self._status: str | None = "not started yet"
         self._poll_error: tuple[float, str] | None = None
@@ -234,25 +262,56 @@ class TelegramCommands:
         return None
 
     async def start(self) -> None:
-        """Connect (getMe), publish the command menus and start long polling."""
+        """Connect (getMe), publish the command menus, then long-poll or set the webhook."""
         app = self.application
+        webhook = self._webhook
         try:
             await app.initialize()
             await self._publish_commands()
             await app.start()
-            assert app.updater is not None, "the builder always creates an updater"
-            await app.updater.start_polling(
-                timeout=timedelta(seconds=self._poll_timeout),
-                allowed_updates=list(ALLOWED_UPDATES), error_callback=self._on_poll_error)
+            if webhook is None:
+                assert app.updater is not None, "the builder always creates an updater"
+                await app.updater.start_polling(
+                    timeout=timedelta(seconds=self._poll_timeout),
+                    allowed_updates=list(ALLOWED_UPDATES), error_callback=self._on_poll_error)
+            else:
+                # Repeated by every start and every replica: setWebhook is idempotent, and
+                # updates queued meanwhile are kept (Telegram holds them up to 24 hours).
+                await app.bot.set_webhook(
+                    url=webhook.url, secret_token=webhook.secret,
+                    allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False)
         except BaseException:
             await self.stop()
             raise
         self._started = True
         self._status = None
-        log.info("Telegram: polling as @%s", app.bot.username)
+        how = "polling" if webhook is None else "receiving updates by webhook"
+        log.info("Telegram: %s as @%s", how, app.bot.username)
+
+    # ------------------------------------------------------------------ webhook updates
+
+    def ready(self) -> bool:
+        """Whether webhook updates can be handled (the Application is running)."""
+        return self.application.running
+
+    def parse(self, data: dict[str, Any]) -> object:
+        """The PTB Update of a webhook body; ValueError for something that is not one."""
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except Exception as exc:
+            raise ValueError(type(exc).__name__) from None
+        return update
+
+    async def deliver(self, update: object) -> None:
+        """Queue an update for the handlers; they run as for a polled update."""
+        await self.application.update_queue.put(update)
 
     async def stop(self) -> None:
-        """Stop polling and release the connections (safe to repeat)."""
+        """Stop polling and release the connections (safe to repeat).
+
+        A webhook stays registered: Telegram keeps updates for the other replicas, or for
+        this one when it is back.
+        """
         app = self.application
         self._started = False
         self._status = "stopped"
@@ -280,6 +339,10 @@ class TelegramCommands:
                 self._status = UNAUTHORIZED_REASON
                 log.error("%s; retrying in %.0fs", self._status, INVALID_TOKEN_RETRY)
                 delay = INVALID_TOKEN_RETRY
+            except BadRequest as exc:
+                # E.g. setWebhook refused: "bad webhook: Failed to resolve host".
+                self._status = f"Telegram refused a start-up request: {exc.message}"
+                log.error("%s; retrying in %.0fs", self._status, delay)
             except TelegramError as exc:
                 self._status = f"cannot reach Telegram ({type(exc).__name__})"
                 log.warning("%s; retrying in %.0fs", self._status, delay)
@@ -332,7 +395,10 @@ class TelegramCommands:
         await self._send(caller.destination, reply_lines(reply), reply_to=message)
 
     def _sender_key(self, update: Update) -> str | None:
-        """The flood-budget key of a command for this bot, or None for anything else."""
+        """The flood-budget key of a command or button press, or None for anything else."""
+        if update.callback_query is not None:
+            # Why and Chart post in the chat: presses share the presser's command budget.
+            return f"{PLATFORM}:{update.callback_query.from_user.id}"
         message = update.message or update.channel_post
         if message is None or parse_command(message, self.application.bot.username) is None:
             return None
@@ -351,9 +417,14 @@ class TelegramCommands:
     async def _slow_down(self, update: Update) -> None:
         message = update.effective_message
         key = self._sender_key(update)
-        if message is None or key is None:
+        if key is None:
             return
         text = slow_down_text(self._flood.retry_in(key, self._monotonic()))
+        if update.callback_query is not None:
+            await self._answer(update.callback_query, text, alert=True)  # only the presser
+            return
+        if message is None:
+            return
         await self._send(destination_of(message), [Line(text)], reply_to=message)
 
     def _caller(self, message: Message) -> Caller:
@@ -406,6 +477,60 @@ class TelegramCommands:
                     self._pacer.pause(str(destination), error.retry_after or 1.0)
                 return
             quote = None
+
+    # ------------------------------------------------------------------ buttons on alerts
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A press of an alert's button: check it, answer it (always, once), then act."""
+        query = update.callback_query
+        if query is None:
+            return
+        message = query.message
+        if self._buttons is None or not isinstance(message, Message) or not query.data:
+            # An old message (inaccessible), or buttons this bot does not handle.
+            await self._answer(query, FORGED, alert=True)
+            return
+        caller = self._presser(query, message)
+        answer = await self._buttons.press(caller, query.data)
+        # Answered before anything slower: the presser sees a spinner until then.
+        await self._answer(query, answer.notice, alert=answer.refused)
+        if answer.buttons is not None:
+            await self._edit_buttons(caller.destination, message, answer)
+        if answer.reply is not None:
+            await self._send(caller.destination, reply_lines(answer.reply), reply_to=message)
+
+    def _presser(self, query: CallbackQuery, message: Message) -> Caller:
+        chat = message.chat
+        user = query.from_user
+        name = f"@{user.username}" if user.username else user.full_name
+
+        async def is_admin() -> bool:
+            return await self._is_admin(chat, user.id)
+
+        return Caller(destination_of(message), str(user.id), name,
+                      is_private=chat.type == ChatType.PRIVATE, is_moderator=is_admin)
+
+    async def _answer(self, query: CallbackQuery, text: str, *, alert: bool) -> None:
+        try:
+            await query.answer(callback_text(text) or None, show_alert=alert and bool(text))
+        except TelegramError as exc:
+            log.warning("could not answer a button press: %s", translate_error(exc).reason)
+
+    async def _edit_buttons(self, destination: Destination, message: Message,
+                            answer: ButtonAnswer) -> None:
+        if self._pacer is not None:
+            await self._pacer.acquire(telegram_limits(destination), pacing_scopes(destination))
+        try:
+            await self.application.bot.edit_message_reply_markup(
+                chat_id=chat_ref(destination.chat_id), message_id=message.message_id,
+                reply_markup=inline_keyboard(answer.buttons or ()))
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                log.warning("could not update the buttons in %s: %s", destination,
+                            translate_error(exc).reason)
+        except TelegramError as exc:
+            log.warning("could not update the buttons in %s: %s", destination,
+                        translate_error(exc).reason)
 
     # ------------------------------------------------------------------ membership, migration
 

@@ -9,6 +9,8 @@ Delivery is at least once. The Bot API has no idempotency key, so a message can 
   posted again;
 - a send in flight when the process is killed (SIGKILL, power loss) is sent again after
   the restart; a clean stop lets it finish instead.
+A single alert carries the Chart, Why and Mute buttons (an inline keyboard on its last part),
+built at send time from the outbox row's change and key; digests carry none.
 A message longer than 4096 characters goes out in parts. The parts already sent are
 remembered per outbox key, so when a later part fails the retry sends only the rest; that
 memory is in the process, so only a crash between two parts repeats the earlier ones.
@@ -22,16 +24,20 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import telegram
+from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 from telegram.request import HTTPXRequest
 
 from alertbot.domain.models import Destination, Message
 from alertbot.observability.logs import Redactor
+from alertbot.platforms.telegram.buttons import inline_keyboard
 from alertbot.platforms.telegram.client import api_base_url, api_file_url, send_html
 from alertbot.platforms.telegram.errors import translate_error
 from alertbot.platforms.telegram.format import alert_lines, html_chunks
 from alertbot.platforms.telegram.limits import pacing_scopes, telegram_limits
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
+from alertbot.services.buttons import ButtonCore
 from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -47,8 +53,9 @@ class TelegramNotifier:
 
     def __init__(self, bot: telegram.Bot, *, pacer: Pacer | None = None,
                  redactor: Redactor | None = None,
-                 owned: Sequence[HTTPXRequest] = ()) -> None:
+                 owned: Sequence[HTTPXRequest] = (), buttons: ButtonCore | None = None) -> None:
         self._bot = bot
+        self._buttons = buttons
         self._pacer = pacer
         self._redactor = redactor or Redactor([bot.token])
         self._owned = tuple(owned)
@@ -58,7 +65,8 @@ class TelegramNotifier:
 
     @classmethod
     def connect(cls, token: str, api_root: str, *, pacer: Pacer | None = None,
-                redactor: Redactor | None = None, pool_size: int = 32) -> TelegramNotifier:
+                redactor: Redactor | None = None, pool_size: int = 32,
+                buttons: ButtonCore | None = None) -> TelegramNotifier:
         """A notifier with its own Bot and connection pool for `{api_root}/bot<token>`."""
         # Timeouts suit one sendMessage per request; the dispatcher bounds the whole send.
         request = HTTPXRequest(connection_pool_size=pool_size, read_timeout=10.0,
@@ -67,7 +75,8 @@ class TelegramNotifier:
         bot = telegram.Bot(token, base_url=api_base_url(api_root),
                            base_file_url=api_file_url(api_root), request=request,
                            get_updates_request=updates)
-        return cls(bot, pacer=pacer, redactor=redactor, owned=(request, updates))
+        return cls(bot, pacer=pacer, redactor=redactor, owned=(request, updates),
+                   buttons=buttons)
 
     @property
     def bot(self) -> telegram.Bot:
@@ -87,6 +96,7 @@ class TelegramNotifier:
             raise DeliveryError(f"invalid Telegram forum topic id {thread[:20]!r}",
                                 destination_gone=True)
         chunks = html_chunks(alert_lines(message))
+        markup = await self._keyboard(destination, message, key)
         done = self._sent_parts.get(key, {})
         ids: list[str] = []
         posted = 0
@@ -99,7 +109,9 @@ class TelegramNotifier:
                 # The dispatcher paced the first part; later parts count against the limits too.
                 await self._pacer.acquire(self.limits(destination), pacing_scopes(destination))
             try:
-                sent = await send_html(self._bot, destination, text, silent=silent)
+                sent = await send_html(self._bot, destination, text, silent=silent,
+                                       reply_markup=markup if index == len(chunks) - 1
+                                       else None)
             except TelegramError as exc:
                 self._remember(key, done)
                 error = translate_error(exc, self._redactor)
@@ -117,6 +129,19 @@ class TelegramNotifier:
         self._sent_parts.pop(key, None)
         return Delivered(message_id=",".join(ids))
 
+    async def _keyboard(self, destination: Destination, message: Message,
+                        key: str) -> InlineKeyboardMarkup | None:
+        """The alert's buttons; an alert goes out without them rather than not at all."""
+        if self._buttons is None:
+            return None
+        try:
+            return inline_keyboard(await self._buttons.keyboard(destination, message, key))
+        except Exception:
+            reraise_if_cancelling()
+            log.warning("alert %s to %s goes without buttons: they could not be made", key,
+                        destination, exc_info=True)
+            return None
+
     def _remember(self, key: str, done: dict[str, str]) -> None:
         if not done:
             return
@@ -132,6 +157,32 @@ class TelegramNotifier:
         except TelegramError as exc:
             raise translate_error(exc, self._redactor) from None
         return f"connected as @{me.username}"
+
+    async def check_updates(self, webhook_url: str | None) -> str:
+        """getWebhookInfo, described for `alertbot check` against the configured update mode.
+
+        A mismatch is reported, not raised: `alertbot run` sets or deletes the webhook itself.
+        """
+        try:
+            info = await self._bot.get_webhook_info()
+        except TelegramError as exc:
+            raise translate_error(exc, self._redactor) from None
+        registered = info.url or ""
+        if webhook_url is None:
+            if not registered:
+                return "updates by long polling"
+            return (f"updates by long polling (a webhook to {registered} is registered; "
+                    f"alertbot run deletes it)")
+        parts = [f"updates by webhook {webhook_url}"]
+        if registered != webhook_url:
+            parts.append("not registered yet, alertbot run registers it" if not registered
+                         else f"Telegram has {registered}, alertbot run replaces it")
+        waiting = info.pending_update_count
+        if waiting:
+            parts.append(f"{waiting} update{'s' if waiting != 1 else ''} waiting at Telegram")
+        if info.last_error_message:
+            parts.append(f"Telegram's last delivery error: {info.last_error_message}")
+        return "; ".join(parts)
 
     async def start(self) -> None:
         """Open the HTTP client and check the token once, before the first paced send."""

@@ -1,8 +1,8 @@
 """SQLite implementation of the Store port (aiosqlite, WAL, one writer connection).
 
-One module per role (catalog, state, subscriptions, destinations, digests, outbox,
-audit, maintenance), each a subclass of the shared connection in `connection`; SqliteStore
-combines them over a single connection.
+One module per role (catalog, state, subscriptions, destinations, digests, outbox, audit,
+token_mutes, updates, maintenance), each a subclass of the shared connection in `connection`;
+SqliteStore combines them over a single connection.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ from alertbot.store.sqlite.maintenance import SqliteMaintenance
 from alertbot.store.sqlite.outbox import SqliteOutbox
 from alertbot.store.sqlite.state import SqliteState
 from alertbot.store.sqlite.subscriptions import SqliteSubscriptions
+from alertbot.store.sqlite.token_mutes import SqliteTokenMutes
+from alertbot.store.sqlite.updates import SqliteUpdates
 
 __all__ = ["SqliteStore"]
 
 
 class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDigests,
-                  SqliteDestinations, SqliteOutbox, SqliteAudit, SqliteMaintenance):
+                  SqliteDestinations, SqliteOutbox, SqliteAudit, SqliteTokenMutes, SqliteUpdates,
+                  SqliteMaintenance):
     """Store on a SQLite file. All access goes through one connection guarded by a lock."""
 
     @classmethod

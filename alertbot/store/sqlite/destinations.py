@@ -275,6 +275,15 @@ class SqliteDestinations(SqliteConnection):
                 "UPDATE OR IGNORE scheduled_digests SET platform = ?, chat_id = ?, thread_id = ?"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ?", (*new_p, *old_p))
             await db.execute(
+                "INSERT INTO token_mutes (platform, chat_id, thread_id, token_id, until,"
+                " created_at, actor) SELECT ?, ?, ?, token_id, until, created_at, actor"
+                " FROM token_mutes WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+                " ON CONFLICT (platform, chat_id, thread_id, token_id) DO NOTHING",
+                (*new_p, *old_p))
+            await db.execute(
+                "DELETE FROM token_mutes WHERE platform = ? AND chat_id = ? AND thread_id = ?",
+                old_p)
+            await db.execute(
                 "DELETE FROM destinations WHERE platform = ? AND chat_id = ? AND thread_id = ?",
                 old_p,
             )

@@ -180,8 +180,11 @@ class SqliteOutbox(SqliteConnection):
                 )
                 hit = await cur.fetchone()
                 if hit:
+                    detail = (f"until {decision.until:%Y-%m-%d %H:%M} UTC"
+                              if decision.reason is Reason.TOKEN_MUTED and decision.until
+                              else "")
                     await write_decisions(db, destination, [(decision.row_id, hit[0])],
-                                          decision.reason, "", now)
+                                          decision.reason, detail, now)
                     recorded[decision.reason] += 1
             waits = ([(d, OutboxState.HELD) for d in plan.held]
                      + [(d, OutboxState.PENDING) for d in plan.deferred])

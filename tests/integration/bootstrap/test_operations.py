@@ -145,3 +145,13 @@ async def test_retention_purges_history_older_than_setting(app: App) -> None:
     result = await retention.purge_once()
     assert (result.outbox, result.changes, result.messages) == (1, 1, 1)
     assert (await app.store.outbox_stats()).by_state == {}
+
+
+async def test_retention_forgets_old_update_ids_even_when_keeping_history(app: App) -> None:
+    received = datetime(2026, 1, 1, tzinfo=UTC)
+    await app.store.claim_update("telegram", 1, received)
+    await app.store.claim_update("telegram", 2, received + timedelta(days=2))
+    retention = Retention(app.store, ManualClock(received + timedelta(days=3)), lambda: 0)
+    await retention.purge_once()
+    assert await app.store.claim_update("telegram", 1, received + timedelta(days=3))
+    assert not await app.store.claim_update("telegram", 2, received + timedelta(days=3))

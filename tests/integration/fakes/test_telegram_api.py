@@ -8,6 +8,7 @@ import warnings
 from collections.abc import AsyncIterator
 
 import aiohttp
+import aiohttp.web
 import pytest
 import telegram
 from telegram import (
@@ -38,6 +39,7 @@ from tests.fakes.telegram_api import (
     GROUP_ANONYMOUS_BOT_ID,
     MESSAGES_PER_MINUTE_PER_GROUP,
     MESSAGES_PER_SECOND,
+    WEBHOOK_SECRET_HEADER,
     FakeTelegram,
     Fault,
 )
@@ -676,3 +678,69 @@ async def test_rate_limit_slack_shortens_windows(clock: ManualClock) -> None:
 async def test_wait_for_messages_not_enough_raises_timeout(tg: FakeTelegram) -> None:
     with pytest.raises(TimeoutError, match=r"expected 1 messages within 0\.05s, got 0"):
         await tg.wait_for_messages(1, timeout=0.05)
+
+
+# ---- webhook mode ----------------------------------------------------------------------------
+
+
+class HookReceiver:
+    """A loopback endpoint recording what the fake POSTs, answering scripted statuses."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.received: list[tuple[str | None, dict[str, object]]] = []
+        self.runner: aiohttp.web.AppRunner | None = None
+        self.url = ""
+
+    async def handle(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        self.received.append((request.headers.get(WEBHOOK_SECRET_HEADER), await request.json()))
+        status = self.statuses.pop(0) if self.statuses else 200
+        return aiohttp.web.json_response({}, status=status)
+
+    async def __aenter__(self) -> HookReceiver:
+        app = aiohttp.web.Application()
+        app.router.add_post("/hook", self.handle)
+        self.runner = aiohttp.web.AppRunner(app)
+        await self.runner.setup()
+        site = aiohttp.web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/hook"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+async def test_webhook_set_delivers_updates_with_secret_retrying_non_2xx(
+        tg: FakeTelegram, bot: telegram.Bot) -> None:
+    tg.webhook_retry_delay = 0.01
+    async with HookReceiver([500, 403]) as hook:
+        await bot.set_webhook(hook.url, secret_token="s3cret_-X", allowed_updates=["message"])
+        first = tg.inject_message(PRIVATE, "/start")
+        tg.inject_my_chat_member(GROUP, old_status="left", new_status="member")  # not allowed
+        second = tg.inject_message(PRIVATE, "/help")
+        await tg.wait_until(lambda: len(hook.received) == 4, timeout=10)
+        info = await bot.get_webhook_info()
+    assert [secret for secret, _ in hook.received] == ["s3cret_-X"] * 4
+    ids = [body["update_id"] for _, body in hook.received]
+    assert ids == [first["update_id"]] * 3 + [second["update_id"]]
+    assert [d.status for d in tg.webhook_deliveries] == [500, 403, 200, 200]
+    assert (info.url, info.pending_update_count) == (hook.url, 0)
+    assert info.last_error_message == "Wrong response from the webhook: 403"
+
+
+async def test_webhook_set_get_updates_conflicts_until_deleted(
+        tg: FakeTelegram, bot: telegram.Bot) -> None:
+    await bot.set_webhook("http://127.0.0.1:9/unused")
+    with pytest.raises(Conflict, match="webhook is active"):
+        await bot.get_updates(timeout=0)
+    await bot.delete_webhook()
+    assert await bot.get_updates(timeout=0) == ()
+
+
+async def test_webhook_secret_token_with_bad_characters_is_400(
+        tg: FakeTelegram, bot: telegram.Bot) -> None:
+    with pytest.raises(BadRequest, match="unallowed characters"):
+        await bot.set_webhook("http://127.0.0.1:9/unused", secret_token="has space")
+    assert tg.webhook_url == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,3 +107,20 @@ async def test_sqlite_in_memory_store_has_no_files_but_backs_up(tmp_path: Path) 
         assert len(await copy.subscriptions()) == 1
     finally:
         await copy.close()
+
+
+async def test_sqlite_claim_update_two_connections_one_winner(tmp_path: Path) -> None:
+    # Two processes behind a load balancer each hold their own connection to the file.
+    first, second = SqliteStore(str(tmp_path / "shared.db")), SqliteStore(
+        str(tmp_path / "shared.db"))
+    await first.open()
+    await second.open()
+    try:
+        claims = [store.claim_update("telegram", update_id, NOW)
+                  for update_id in range(10) for store in (first, second)]
+        results = await asyncio.gather(*claims)
+    finally:
+        await first.close()
+        await second.close()
+    winners = [results[i] + results[i + 1] for i in range(0, len(results), 2)]
+    assert winners == [1] * 10

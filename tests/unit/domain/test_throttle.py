@@ -96,6 +96,19 @@ def test_plan_mute_expired_sends() -> None:
     assert result.messages == 1
 
 
+def test_plan_muted_token_is_suppressed_until_its_end_and_others_are_sent() -> None:
+    until = NOW + timedelta(hours=24)
+    result = plan(Policy(), due(change(token=1), change(seconds=1, token=2)), [], NOW,
+                  {TOKENS[1].token_id: until})
+    assert [(d.reason, d.until) for d in result.suppressed] == [(Reason.TOKEN_MUTED, until)]
+    assert [d.reason for d in result.singles] == [Reason.SENT]
+
+
+def test_plan_token_mute_ended_sends() -> None:
+    result = plan(Policy(), due(change(token=1)), [], NOW, {TOKENS[1].token_id: NOW})
+    assert result.messages == 1 and not result.suppressed
+
+
 def test_plan_kind_off_suppresses_and_silent_marks_silent() -> None:
     policy = Policy(modes={Kind.HOURLY: Mode.OFF, Kind.SIGNAL: Mode.SILENT})
     result = plan(policy, due(change(kind=Kind.HOURLY), change(1, kind=Kind.SIGNAL)), [],

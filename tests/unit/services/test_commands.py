@@ -418,6 +418,31 @@ async def test_handle_mute_then_unmute_round_trips(world: World) -> None:
     assert (await world.core.handle(admin(), "unmute")).lines == ("Alerts here are not muted.",)
 
 
+async def test_handle_unmute_symbol_ends_token_mute_and_why_stops_listing_it(
+        world: World) -> None:
+    await world.core.handle(admin(), "subscribe", "BTC")
+    [btc] = await world.store.tokens_by_symbol("BTC")
+    await world.store.mute_token(GROUP, btc.token_id, NOW + timedelta(hours=24), NOW)
+    why = await world.core.handle(member(), "why")
+    assert ("BTC alerts here are muted until 11-28 12:00 UTC (Undo on its alert, or "
+            "/unmute BTC, ends it)") in why.lines
+    refused = await world.core.handle(member(), "unmute", "BTC")
+    assert refused.kind is ReplyKind.REFUSED
+    assert len(await world.store.token_mutes(GROUP, NOW)) == 1
+    assert (await world.core.handle(admin(), "unmute", "BTC")).lines == (
+        "Unmuted BTC: its alerts are posted here again.",)
+    assert await world.store.token_mutes(GROUP, NOW) == []
+    again = await world.core.handle(admin(), "unmute", "BTC")
+    assert again.kind is ReplyKind.NOT_FOUND and again.lines == ("BTC is not muted here.",)
+    assert not any("muted until" in line for line in (await world.core.handle(
+        member(), "why")).lines)
+
+
+async def test_handle_unmute_two_arguments_is_usage(world: World) -> None:
+    reply = await world.core.handle(admin(), "unmute", "BTC ETH")
+    assert reply.kind is ReplyKind.USAGE and reply.lines == ("Usage: /unmute [SYMBOL]",)
+
+
 async def test_handle_unsubscribe_all_removes_every_subscription(world: World) -> None:
     await world.core.handle(admin(), "subscribe", "BTC")
     await world.core.handle(admin(), "subscribe", "ETH hourly")

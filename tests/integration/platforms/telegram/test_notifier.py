@@ -29,7 +29,7 @@ from alertbot.ports.notifier import DeliveryError, Target
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.pacing import Pacer
 from alertbot.store.sqlite import SqliteStore
-from tests.fakes.telegram_api import FakeTelegram, Fault
+from tests.fakes.telegram_api import FakeTelegram, Fault, WebhookDelivery
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -206,6 +206,32 @@ async def test_telegram_send_rejected_token_holds_the_whole_platform(tg: FakeTel
 
 async def test_telegram_check_names_the_bot(notifier: TelegramNotifier) -> None:
     assert await notifier.check() == "connected as @alertbot_test_bot"
+
+
+async def test_telegram_check_updates_polling_reports_a_leftover_webhook(
+        notifier: TelegramNotifier, tg: FakeTelegram) -> None:
+    assert await notifier.check_updates(None) == "updates by long polling"
+    tg.webhook_url = "https://old.example.com/tg"
+    assert await notifier.check_updates(None) == (
+        "updates by long polling (a webhook to https://old.example.com/tg is registered; "
+        "alertbot run deletes it)")
+
+
+async def test_telegram_check_updates_webhook_reports_registration_backlog_and_errors(
+        notifier: TelegramNotifier, tg: FakeTelegram) -> None:
+    url = "https://bot.example.com/tg"
+    assert await notifier.check_updates(url) == (
+        f"updates by webhook {url}; not registered yet, alertbot run registers it")
+    tg.webhook_url = "https://old.example.com/tg"
+    assert await notifier.check_updates(url) == (
+        f"updates by webhook {url}; Telegram has https://old.example.com/tg, alertbot run "
+        "replaces it")
+    tg.webhook_url = url
+    tg.inject_message(GROUP, "/help")
+    tg.webhook_deliveries.append(WebhookDelivery(1, 502))
+    assert await notifier.check_updates(url) == (
+        f"updates by webhook {url}; 1 update waiting at Telegram; Telegram's last delivery error: "
+        "Wrong response from the webhook: 502")
 
 
 # --- through the dispatcher and the store -----------------------------------------------------
