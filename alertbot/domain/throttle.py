@@ -137,11 +137,12 @@ def _filter(policy: Policy, alert: DueAlert, now: datetime,
         if policy.mute_until is not None and now < policy.mute_until:
             return Decision(alert.row_id, Reason.MUTED, until=policy.mute_until)
         return None
-    if policy.digest_only and change.kind in ALL_KINDS:
-        return Decision(alert.row_id, Reason.DIGEST_ONLY)
     mode = policy.mode(change.kind)
     if mode is Mode.OFF:
         return Decision(alert.row_id, Reason.KIND_OFF)
+    # After the kind check: a kind switched off stays out of the scheduled digest too.
+    if policy.digest_only and change.kind in ALL_KINDS:
+        return Decision(alert.row_id, Reason.DIGEST_ONLY)
     if policy.mute_until is not None and now < policy.mute_until:
         return Decision(alert.row_id, Reason.MUTED, until=policy.mute_until)
     token_until = token_mutes.get(change.token.token_id)

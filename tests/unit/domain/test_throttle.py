@@ -379,3 +379,9 @@ def test_plan_scheduled_digest_ignores_kind_modes_and_flap_guard() -> None:
     policy = Policy(settle=timedelta(minutes=5), modes={Kind.SIGNAL: Mode.OFF})
     result = plan(policy, due(scheduled()), [], NOW)
     assert [d.reason for d in result.singles] == [Reason.SENT]
+
+
+def test_plan_digest_only_kind_off_stays_kind_off() -> None:
+    policy = _digest_policy(modes={Kind.HOURLY: Mode.OFF})
+    result = plan(policy, due(change(), change(1, kind=Kind.HOURLY)), [], NOW)
+    assert [d.reason for d in result.suppressed] == [Reason.DIGEST_ONLY, Reason.KIND_OFF]
