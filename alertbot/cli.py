@@ -1,5 +1,5 @@
-"""Command line: run, check, lookup, chart, (un)subscribe, subscriptions, throttle, why, test,
-db."""
+"""Commands: run, check, lookup, chart, (un)subscribe, subscriptions, throttle, digest, why, test,
+status, db."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
+from zoneinfo import ZoneInfo
 
 from alertbot import __version__
 from alertbot.bootstrap.app import App
@@ -26,6 +27,7 @@ from alertbot.domain.parsing import (
 )
 from alertbot.domain.policy import describe_policy, update_policy
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
+from alertbot.domain.scheduled_digest import describe_schedule, period_containing
 from alertbot.observability.logs import Redactor, setup_logging
 from alertbot.ports.store import StoreError
 from alertbot.services.charts import ChartUnavailable
@@ -192,6 +194,23 @@ def _parser() -> argparse.ArgumentParser:
     thr.add_argument("--mode", action="append", default=[],
                      help="KIND=on|silent|off (repeatable)")
     thr.add_argument("--charts", help="on|off: attach a 30-day chart to grade alerts")
+
+    dig = _command(
+        sub, "digest", "show or set a destination's scheduled digest (the same as /digest)",
+        "A daily or weekly summary of a destination's changes (changes by token, current "
+        "grades, biggest upgrades and downgrades), sent when each period ends, exactly once "
+        "per period. Without a schedule: show the current one.",
+        ["alertbot digest --platform telegram --chat -100123 daily 09:00 Europe/Berlin",
+         "alertbot digest --platform discord --chat 444444444444444444 weekly mon 09:00 "
+         "Europe/Berlin --only",
+         "alertbot digest --platform console --chat default off"])
+    _destination_args(dig)
+    dig.add_argument("schedule", nargs="*", metavar="SCHEDULE",
+                     help="daily HH:MM [TZ] | weekly DAY HH:MM [TZ] | off")
+    dig.add_argument("--only", action="store_true",
+                     help="digests only: changes are not sent one by one")
+    dig.add_argument("--always", action="store_true",
+                     help="send a digest for a period without changes too")
 
     test = _command(
         sub, "test", "send one marked test alert to a destination and say what to fix",
@@ -594,6 +613,38 @@ async def _cmd_throttle(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _cmd_digest(app: App, args: argparse.Namespace) -> int:
+    destination = _destination(args)
+    now = app.clock.now()
+    info = await app.store.destination(destination)
+    policy = info.policy if info else Policy()
+    words = list(args.schedule)
+    if not words:
+        if args.only or args.always:
+            raise UsageError("--only and --always go with a schedule, e.g. daily 09:00 UTC")
+        print(f"{destination}: {describe_schedule(policy.digest)}")
+        return EXIT_OK
+    words += [flag for flag, on in (("only", args.only), ("always", args.always)) if on]
+    spec = " ".join(words)
+
+    def change(current: Policy) -> Policy:
+        return update_policy(current, now, digest=spec)
+
+    try:
+        change(policy)  # validate before writing
+    except ValueError as exc:
+        raise UsageError(f"digest: {exc}") from None
+    result = await app.store.change_policy(destination, change, now, actor="cli",
+                                           detail=lambda p: f"digest {p.digest or 'off'}")
+    schedule = result.after.digest
+    print(f"{destination} {'updated' if result.changed else 'unchanged'}: "
+          f"{describe_schedule(schedule)}")
+    if schedule is not None:
+        first = period_containing(schedule, now).end.astimezone(ZoneInfo(schedule.tz))
+        print(f"  first digest: {first:%Y-%m-%d %H:%M} {schedule.tz}")
+    return EXIT_OK
+
+
 async def _cmd_test(app: App, args: argparse.Namespace) -> int:
     destination = _destination(args)
     result = await app.commands.send_test(destination)
@@ -658,6 +709,7 @@ _COMMANDS = {
     "run": _cmd_run,
     "chart": _cmd_chart,
     "check": _cmd_check,
+    "digest": _cmd_digest,
     "lookup": _cmd_lookup,
     "subscribe": _cmd_subscribe,
     "unsubscribe": _cmd_unsubscribe,

@@ -1,4 +1,4 @@
-"""Operations wiring: metrics, operator alerts, the HTTP server, retention and SIGHUP reloads.
+"""Operations wiring: metrics, operator alerts, HTTP, scheduled digests, retention, SIGHUP.
 
 `install_operations(app)` runs at the end of `build()` and returns the jobs it adds; only
 `alertbot run` starts them.
@@ -19,6 +19,7 @@ from alertbot.http.limits import HttpLimits
 from alertbot.http.server import TelegramRoute, WebServer
 from alertbot.services.ops_monitor import OpsMonitor, parse_destination
 from alertbot.services.retention import Retention
+from alertbot.services.scheduler import DigestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ async def install_operations(app: App) -> Installed:
         installed.jobs["ops_monitor"] = monitor.run
     if app.settings.http_port:
         installed.jobs["http"] = web_server(app).serve
+    installed.jobs["digests"] = DigestScheduler(app.store, app.clock,
+                                                band_label=app.rules.band_label,
+                                                wake=app.dispatcher.wake).run
     retention = Retention(app.store, app.clock, lambda: app.settings.retention_days)
     installed.jobs["retention"] = retention.run
     installed.jobs["reload"] = Reloader(app).run

@@ -25,6 +25,7 @@ from alertbot.platforms.console import DEFAULT_CHAT
 from alertbot.ports.observers import DispatchObserver
 from alertbot.ports.source import SourceError
 from alertbot.ports.store import StoreError
+from alertbot.services.scheduler import DigestScheduler
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,8 @@ async def _once_as_leader(app: App) -> None:
     try:
         await prepare(app, once=True)
         await app.poller.poll_once()
+        # Periods that ended since the last run get their scheduled digests (cron use).
+        await DigestScheduler(app.store, app.clock, band_label=app.rules.band_label).check()
         await app.dispatcher.run_until_idle()
     finally:
         await leadership.release()

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from alertbot.domain.models import Destination, Kind, Message
+from alertbot.domain.models import ALL_KINDS, Destination, Message
 
 PREFIX = "ab1"
 MAC_LENGTH = 16
@@ -104,11 +104,11 @@ def verify(secret: bytes, destination: Destination, data: str) -> Press:
 def has_buttons(message: Message, key: str) -> bool:
     """Whether an alert message gets buttons: one market change, sent under an alert key.
 
-    Digests of several changes and operator alerts get none (which token would Mute mean?),
-    nor do test alerts (their keys are not outbox keys).
+    Digests of several changes, scheduled digests and operator alerts get none (which token
+    would Mute mean?), nor do test alerts (their keys are not outbox keys).
     """
     return (not message.is_digest and len(message.changes) == 1
-            and message.changes[0].kind is not Kind.OPS
+            and message.changes[0].kind in ALL_KINDS
             and re.fullmatch(rf"a[a-z0-9]{{1,{KEY_MAX - 1}}}", key) is not None)
 
 

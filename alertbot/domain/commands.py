@@ -108,6 +108,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("unmute", "/unmute [SYMBOL]",
                 "End a mute now; with a symbol, end that token's mute (Mute button)", True,
                 ("symbol",)),
+    CommandSpec("digest", "/digest daily HH:MM [TZ] | weekly DAY HH:MM [TZ] | off [only] [always]",
+                "Daily or weekly summary here, e.g. /digest daily 09:00 Europe/Berlin (only: no "
+                "single alerts)", True, ("schedule",)),
     CommandSpec("why", "/why", "The last few alert decisions here and their reasons", False),
     CommandSpec("charts", "/charts on|off",
                 "Attach a 30-day chart to TM grade and fundamental grade alerts here", True,

@@ -19,6 +19,8 @@ class Kind(enum.StrEnum):
     FUNDAMENTAL = "fundamental"
     OPS = "ops"
     """The bot's own operator alerts: never subscribable, fanned out to the ops destination."""
+    SCHEDULED_DIGEST = "scheduled_digest"
+    """A destination's daily or weekly summary: never subscribable, one per period."""
 
     @property
     def bit(self) -> int:
@@ -37,6 +39,7 @@ _KIND_LABELS = {
     Kind.TM_GRADE: "TM grade",
     Kind.FUNDAMENTAL: "fundamental grade",
     Kind.OPS: "operator alert",
+    Kind.SCHEDULED_DIGEST: "scheduled digest",
 }
 
 ALL_KINDS: tuple[Kind, ...] = (Kind.SIGNAL, Kind.HOURLY, Kind.TM_GRADE, Kind.FUNDAMENTAL)
@@ -205,6 +208,38 @@ class QuietHours:
         return f"{self.start:%H:%M}-{self.end:%H:%M} {self.tz}"
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Weekday names as typed and shown, Monday first (index = `date.weekday()`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSchedule:
+    """When a destination receives its scheduled digest: daily or weekly at a local time."""
+
+    weekly: bool
+    at: time
+    tz: str = "UTC"
+    weekday: int = 0
+    """Day of a weekly digest, 0 = Monday; ignored for daily ones."""
+    only: bool = False
+    """Digests only: changes are not sent one by one."""
+    always: bool = False
+    """Send a digest for a period without changes too (otherwise none is sent)."""
+    since: datetime | None = None
+    """When the schedule was set: no digest for a period that ended before it."""
+
+    @property
+    def spec(self) -> str:
+        """The schedule as typed, e.g. "weekly mon 09:00 Europe/Berlin only"."""
+        day = f" {WEEKDAYS[self.weekday]}" if self.weekly else ""
+        flags = "".join(f" {name}" for name, on in (("only", self.only),
+                                                   ("always", self.always)) if on)
+        return f"{'weekly' if self.weekly else 'daily'}{day} {self.at:%H:%M} {self.tz}{flags}"
+
+    def __str__(self) -> str:
+        return self.spec
+
+
 DEFAULT_MAX_ALERTS = 10
 DEFAULT_WINDOW = timedelta(hours=1)
 
@@ -221,6 +256,13 @@ class Policy:
     modes: dict[Kind, Mode] = field(default_factory=dict)
     charts: bool = False
     """Attach a 30-day chart to grade alerts."""
+    digest: DigestSchedule | None = None
+    """Scheduled digest of this destination, or None."""
+
+    @property
+    def digest_only(self) -> bool:
+        """Changes reach this destination only in its scheduled digest."""
+        return self.digest is not None and self.digest.only
 
     def mode(self, kind: Kind) -> Mode:
         """Delivery mode of a kind (on unless set)."""
@@ -245,6 +287,12 @@ class Reason(enum.StrEnum):
     DEAD = "dead"
     DESTINATION_GONE = "destination_gone"
     REKEYED = "rekeyed"
+    DIGEST_ONLY = "digest_only"
+    """Not sent on its own: the destination receives changes in its scheduled digest only."""
+    DIGEST_SKIPPED = "digest_skipped"
+    """A scheduled digest's period ended too long before the bot could send it."""
+    DIGEST_EMPTY = "digest_empty"
+    """A scheduled digest's period had no changes, so none was sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +318,11 @@ class Message:
     timestamp: datetime
     changes: tuple[Change, ...]
     is_digest: bool = False
+    """Held alerts bundled by the throttle (not a scheduled digest)."""
     image: ChartImage | None = None
     """A chart to show with the message (grade alerts of destinations with charts on)."""
+    scheduled: bool = False
+    """A scheduled digest: a multi-line summary whose lines ending in ':' head sections."""
 
     @property
     def text(self) -> str:

@@ -14,6 +14,7 @@ from alertbot.domain.parsing import (
     parse_quiet,
     shown,
 )
+from alertbot.domain.scheduled_digest import describe_schedule, parse_schedule
 
 MIN_MAX_ALERTS = 1
 MAX_MAX_ALERTS = 1000
@@ -43,6 +44,7 @@ def describe_policy(policy: Policy) -> list[str]:
     modes = ", ".join(f"{k.value}={policy.mode(k).value}" for k in ALL_KINDS)
     lines.append(f"modes: {modes}")
     lines.append(f"charts on grade alerts: {'on' if policy.charts else 'off'}")
+    lines.append(describe_schedule(policy.digest))
     return lines
 
 
@@ -89,11 +91,13 @@ def parse_mute(text: str) -> timedelta:
 def update_policy(policy: Policy, now: datetime, *, max_alerts: str | int | None = None,
                   window: str | None = None, quiet: str | None = None,
                   mute: str | None = None, unmute: bool = False, settle: str | None = None,
-                  modes: Sequence[str] = (), charts: str | None = None) -> Policy:
+                  modes: Sequence[str] = (), charts: str | None = None,
+                  digest: str | None = None) -> Policy:
     """`policy` with the given settings changed (None = keep); raises ValueError.
 
     Shared by the chat commands and `alertbot throttle`. `quiet` is "HH:MM-HH:MM [TZ]" or
-    "off"; `modes` are "KIND=on|silent|off" items.
+    "off"; `modes` are "KIND=on|silent|off" items; `digest` is a scheduled digest
+    ("daily 09:00 Europe/Berlin [only] [always]", "weekly mon 09:00 …" or "off").
     """
     changes: dict[str, object] = {}
     if max_alerts is not None:
@@ -122,4 +126,10 @@ def update_policy(policy: Policy, now: datetime, *, max_alerts: str | int | None
         changes["modes"] = merged
     if charts is not None:
         changes["charts"] = parse_on_off(charts, "charts")
+    if digest is not None:
+        schedule = parse_schedule(digest, now)
+        if schedule is not None and policy.digest is not None and \
+                schedule.spec == policy.digest.spec:
+            schedule = policy.digest  # the same schedule again keeps when it was set
+        changes["digest"] = schedule
     return replace(policy, **changes)  # type: ignore[arg-type]

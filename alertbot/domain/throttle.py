@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alertbot.domain.models import Change, Mode, Policy, QuietHours, Reason
+from alertbot.domain.models import ALL_KINDS, Change, Kind, Mode, Policy, QuietHours, Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +132,17 @@ def _filter(policy: Policy, alert: DueAlert, now: datetime,
             token_mutes: Mapping[int, datetime]) -> Decision | None:
     """Per-alert checks that do not depend on the other alerts; None = may be sent."""
     change = alert.change
+    if change.kind is Kind.SCHEDULED_DIGEST:
+        # A scheduled digest has no kind mode or flap guard; a mute silences it like alerts.
+        if policy.mute_until is not None and now < policy.mute_until:
+            return Decision(alert.row_id, Reason.MUTED, until=policy.mute_until)
+        return None
     mode = policy.mode(change.kind)
     if mode is Mode.OFF:
         return Decision(alert.row_id, Reason.KIND_OFF)
+    # After the kind check: a kind switched off stays out of the scheduled digest too.
+    if policy.digest_only and change.kind in ALL_KINDS:
+        return Decision(alert.row_id, Reason.DIGEST_ONLY)
     if policy.mute_until is not None and now < policy.mute_until:
         return Decision(alert.row_id, Reason.MUTED, until=policy.mute_until)
     token_until = token_mutes.get(change.token.token_id)
@@ -165,6 +173,21 @@ def _schedule(policy: Policy, candidates: list[DueAlert], sent: Sequence[datetim
     if quiet_until is not None:
         result.held.extend(decide(a, Reason.HELD_QUIET, quiet_until) for a in candidates)
         return
+    # A scheduled digest is always a message of its own, never bundled into a throttle
+    # digest. It goes first and uses a slot of the budget like any message; without a free
+    # slot it waits for the next one.
+    scheduled = [a for a in candidates if a.change.kind is Kind.SCHEDULED_DIGEST]
+    if scheduled:
+        candidates = [a for a in candidates if a.change.kind is not Kind.SCHEDULED_DIGEST]
+        now_sent = scheduled[:free_slots(sent, policy, now)]
+        result.singles.extend(decide(a, Reason.SENT) for a in now_sent)
+        sent = [*sent, *([now] * len(now_sent))]
+        if len(now_sent) < len(scheduled):
+            free_at = next_free_slot(sent, policy, now) or now
+            result.held.extend(decide(a, Reason.HELD_RATE, free_at)
+                               for a in scheduled[len(now_sent):])
+        if not candidates:
+            return
     slots = free_slots(sent, policy, now)
     if slots == 0:
         until = next_free_slot(sent, policy, now)

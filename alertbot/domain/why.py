@@ -22,10 +22,14 @@ _REASON_TEXT: dict[str, str] = {
     Reason.DEAD: "delivery failed for good",
     Reason.DESTINATION_GONE: "not delivered: this chat stopped accepting messages",
     Reason.REKEYED: "the chat moved, sent again",
+    Reason.DIGEST_ONLY: "not sent on its own: this chat gets the scheduled digest only",
+    Reason.DIGEST_SKIPPED: "not sent: the bot was down when the period ended",
+    Reason.DIGEST_EMPTY: "not sent: nothing changed in the period",
 }
 _DETAIL_REASONS = frozenset({Reason.HELD_RATE, Reason.HELD_QUIET, Reason.SETTLING,
                              Reason.RETRY, Reason.DEAD, Reason.DESTINATION_GONE,
-                             Reason.TOKEN_MUTED})
+                             Reason.TOKEN_MUTED, Reason.DIGEST_SKIPPED,
+                             Reason.DIGEST_EMPTY})
 MAX_DETAIL = 100
 
 

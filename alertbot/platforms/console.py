@@ -19,9 +19,9 @@ def format_message(message: Message, destination: Destination, key: str, now: da
     stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     where = "" if destination.chat_id == DEFAULT_CHAT else f"[{destination}] "
     arrow = ARROW[message.direction] + " " if message.direction else "• "
-    if message.is_digest:
-        body = [f"{stamp} {where}{arrow}{message.title}:"]
-        body += [f"    {line}" for line in message.lines]
+    if message.is_digest or message.scheduled:
+        body = [f"{stamp} {where}{arrow}{message.title}{':' if message.is_digest else ''}"]
+        body += [f"    {line}" if line else "" for line in message.lines]
         body[0] += f"  [{key}]"
         return "\n".join(body)
     details = " · ".join((*message.lines, message.link))

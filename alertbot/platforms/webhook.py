@@ -13,6 +13,7 @@ import aiohttp
 from alertbot import __version__
 from alertbot.domain.models import Change, Destination, Message
 from alertbot.domain.retry_after import parse_retry_after
+from alertbot.domain.scheduled_digest import summary_payload
 from alertbot.domain.signing import SIGNATURE_HEADER, sign
 from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
 
@@ -44,6 +45,16 @@ def change_payload(change: Change) -> dict[str, Any]:
 
 def message_payload(message: Message, key: str) -> dict[str, Any]:
     """JSON body of one delivery (a single alert or a digest)."""
+    if message.scheduled:
+        return {
+            "id": key,
+            "type": "scheduled_digest",
+            "reason": "sent",
+            "title": message.title,
+            "text": message.text,
+            "digest": summary_payload(message.changes[0]),
+            "alerts": [],
+        }
     return {
         "id": key,
         "type": "digest" if message.is_digest else "alert",

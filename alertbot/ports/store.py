@@ -386,6 +386,55 @@ class Destinations(Protocol):
         ...
 
 
+class DigestOutcome(StrEnum):
+    """How a finished period of a destination's scheduled digest was decided (once)."""
+
+    QUEUED = "queued"
+    """Its digest message was queued in the outbox."""
+    EMPTY = "empty"
+    """Nothing changed in it and the schedule does not say `always`: no message."""
+    SKIPPED = "skipped"
+    """It ended too long before the bot could send it: no message, recorded for /why."""
+
+
+class Digests(Protocol):
+    """Scheduled digests: which destinations have one, and each period decided exactly once.
+
+    `record_digest` is safe to repeat and to race: the first decision of a (destination,
+    period key) wins, later ones change nothing and return False, so no restart or repeated
+    check can queue a second digest for a period.
+    """
+
+    async def digest_destinations(self) -> list[DestinationInfo]:
+        """Destinations with a scheduled digest that are not paused."""
+        ...
+
+    async def decided_periods(self, destination: Destination,
+                              keys: Sequence[str]) -> set[str]:
+        """Which of these period keys of a destination are already decided."""
+        ...
+
+    async def period_changes(self, destination: Destination, start: datetime,
+                             end: datetime) -> list[Change]:
+        """Market changes fanned out to a destination that were detected in [start, end).
+
+        Changes the destination never wanted (kind off) or that were cancelled by the flap
+        guard are left out; ones held, muted or kept for the digest only are in.
+        """
+        ...
+
+    async def record_digest(self, destination: Destination, key: str, start: datetime,
+                            end: datetime, outcome: DigestOutcome, change: Change,
+                            now: datetime) -> bool:
+        """Decide a period once: store `change` and, when QUEUED, one outbox row for it.
+
+        EMPTY and SKIPPED add a decision (DIGEST_EMPTY, DIGEST_SKIPPED) for /why instead. One
+        transaction. Returns False, changing nothing, when the period was already decided.
+        A paused destination gets no outbox row.
+        """
+        ...
+
+
 class Outbox(Protocol):
     """The delivery queue: one row per change and destination, moved through OutboxState.
 
@@ -630,8 +679,7 @@ class Maintenance(Protocol):
 
 
 class Store(Catalog, StateStore, Subscriptions, Destinations, Outbox, Audit, Meta, TokenMutes,
-            Updates, Fencing,
-            Maintenance, Protocol):
+            Updates, Fencing, Digests, Maintenance, Protocol):
     """Durable state of the bot: every role, for the composition root and the tests."""
 
 
@@ -668,6 +716,10 @@ class SourceStore(Catalog, Meta, Protocol):
 
 class SourceSetupStore(SourceStore, Subscriptions, Protocol):
     """What building a data source uses: a SourceStore and what subscriptions watch."""
+
+
+class DigestStore(Digests, Destinations, StateStore, Protocol):
+    """What the digest scheduler uses: schedules, period decisions and current grades."""
 
 
 class PlatformStore(Destinations, Meta, Protocol):

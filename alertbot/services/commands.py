@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from alertbot.domain.charts import DEFAULT_DAYS, ChartInputError, parse_range
 from alertbot.domain.commands import (
@@ -47,6 +48,7 @@ from alertbot.domain.policy import (
     update_policy,
 )
 from alertbot.domain.render import render_grade_lookup, render_signal_lookup
+from alertbot.domain.scheduled_digest import describe_schedule, period_containing
 from alertbot.domain.why import explain, token_mute_line
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
@@ -325,6 +327,8 @@ class CommandCore:
             return await self.charts(caller, text)
         if name == "mute":
             return await self.mute(caller, text)
+        if name == "digest":
+            return await self.digest(caller, text)
         if name == "unmute":
             if len(args) > 1:
                 return self._usage(name)
@@ -547,6 +551,42 @@ class CommandCore:
         return ok(f"Quiet hours: {updated.quiet}. Alerts in that time arrive as one digest "
                    f"when it ends.")
 
+    async def digest(self, caller: Caller, schedule: str = "") -> Reply:
+        """Show, set ("daily 09:00 Europe/Berlin [only] [always]") or turn off the digest."""
+        if not schedule.strip():
+            info = await self._store.destination(caller.destination)
+            policy = info.policy if info else Policy()
+            return ok(_sentence(describe_schedule(policy.digest)) + ".",
+                      "Set with /digest daily 09:00 Europe/Berlin, /digest weekly mon 09:00 "
+                      "Europe/Berlin, add 'only' for no single alerts; /digest off ends it.")
+        refused = await self._refuse_unless_moderator(caller, "schedule digests")
+        if refused:
+            return refused
+        now = self._clock.now()
+
+        def change(current: Policy) -> Policy:
+            return update_policy(current, now, digest=schedule)
+
+        result = await self._change_policy(caller, change, now,
+                                           lambda p: f"digest {p.digest or 'off'}",
+                                           command="digest", check=Policy())
+        if isinstance(result, Reply):
+            return result
+        updated = result.after.digest
+        if updated is None:
+            if not result.changed:
+                return ok("There is no scheduled digest here.")
+            return ok("Scheduled digest off: changes are posted one by one again.")
+        period = period_containing(updated, now)
+        first = period.end.astimezone(ZoneInfo(updated.tz))
+        lines = [_sentence(describe_schedule(updated)) + ".",
+                 f"The first one arrives {first:%Y-%m-%d %H:%M} {updated.tz}."]
+        if updated.only:
+            lines.append("Changes are no longer posted one by one here, only in the digest.")
+        if not updated.always:
+            lines.append("A period without changes sends nothing (add 'always' to change that).")
+        return ok(*lines)
+
     async def mute(self, caller: Caller, duration: str = "") -> Reply:
         """Suppress alerts for a while (at most 30 days)."""
         if not duration.strip():
@@ -762,3 +802,8 @@ def _utc(at: datetime | None) -> str:
 
 def _kind_list(kinds: Sequence[Kind]) -> str:
     return ", ".join(k.label for k in kinds)
+
+
+def _sentence(text: str) -> str:
+    """`text` with a capital first letter (the rest kept: time zone names are proper)."""
+    return text[:1].upper() + text[1:]

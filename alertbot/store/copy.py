@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from alertbot.ports.store import Store, StoreError
 
 TABLES = ("tokens", "readings", "changes", "destinations", "subscriptions", "outbox",
-          "messages", "decisions", "audit", "meta", "received_updates", "token_mutes")
+          "messages", "decisions", "audit", "meta", "received_updates", "token_mutes",
+          "scheduled_digests")
 """Every table with data, parents before the tables that refer to them."""
 BATCH = 5000
 

@@ -36,6 +36,12 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     (["throttle", "--platform", "telegram", "--chat", "-100123", "--settle", "99d"],
      "the flap guard can wait at most 7d"),
     (["lookup", "FOOBAR"], "Unknown symbol FOOBAR."),
+    (["digest", "--platform", "telegram", "--chat", "-100123", "daily", "25:00"],
+     "digest: "),
+    (["digest", "--platform", "telegram", "--chat", "-100123", "weekly", "09:00"],
+     "digest: '09:00' is not a weekday"),
+    (["digest", "--platform", "telegram", "--chat", "-100123", "--only"],
+     "--only and --always go with a schedule"),
 ])
 def test_cli_bad_value_one_line_exit_2_nothing_changed(
         capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
@@ -54,6 +60,23 @@ def test_cli_throttle_settle_off_accepted_like_quiet_off(
     code, out, err = run(capsys, "throttle", "--platform", "telegram", "--chat", "-100123",
                          "--settle", "off")
     assert code == 0 and "flap guard: off" in out, err
+
+
+def test_cli_digest_sets_shows_and_turns_off(capsys: pytest.CaptureFixture[str]) -> None:
+    where = ("--platform", "telegram", "--chat", "-100123")
+    code, out, err = run(capsys, "digest", *where, "weekly", "fri", "17:30", "Europe/Berlin",
+                         "--only")
+    assert code == 0, err
+    assert out.splitlines()[0] == ("telegram:-100123 updated: scheduled digest: weekly on "
+                                   "Fridays at 17:30 Europe/Berlin, digests only (no single "
+                                   "alerts)")
+    assert out.splitlines()[1].startswith("  first digest: ")
+    code, out, err = run(capsys, "digest", *where)
+    assert code == 0 and "weekly on Fridays at 17:30 Europe/Berlin" in out, err
+    code, out, err = run(capsys, "throttle", *where)
+    assert "scheduled digest: weekly on Fridays" in out, err
+    code, out, err = run(capsys, "digest", *where, "off")
+    assert code == 0 and out.strip() == "telegram:-100123 updated: scheduled digest: off", err
 
 
 def test_cli_discord_webhook_old_and_new_host_same_destination(

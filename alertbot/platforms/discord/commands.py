@@ -294,6 +294,12 @@ class DiscordCommands:
         async def mute(interaction: discord.Interaction[Any], duration: str) -> None:
             await answer(interaction, core.mute(caller_of(interaction), duration))
 
+        @app_commands.describe(schedule="daily HH:MM [TZ] | weekly DAY HH:MM [TZ] | off, then "
+                                        "optionally only and always")
+        async def digest(interaction: discord.Interaction[Any],
+                         schedule: str | None = None) -> None:
+            await answer(interaction, core.digest(caller_of(interaction), schedule or ""))
+
         @app_commands.describe(symbol="end only this token's mute (set with the Mute button)")
         @app_commands.autocomplete(symbol=symbols)
         async def unmute(interaction: discord.Interaction[Any], symbol: str | None = None) -> None:
@@ -320,9 +326,8 @@ class DiscordCommands:
         callbacks: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
             "signal": signal, "grade": grade, "chart": chart, "subscribe": subscribe,
             "unsubscribe": unsubscribe, "subscriptions": subscriptions, "throttle": throttle,
-            "quiet": quiet, "mute": mute, "unmute": unmute, "why": why, "charts": charts,
-            "test": test, "id": id_,
-            "help": help_,
+            "quiet": quiet, "mute": mute, "unmute": unmute, "digest": digest, "why": why,
+            "charts": charts, "test": test, "id": id_, "help": help_,
         }
         return [_command(specs[name], callback) for name, callback in callbacks.items()]
 

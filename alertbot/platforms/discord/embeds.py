@@ -162,6 +162,17 @@ def alert_embed(message: Message) -> discord.Embed:
             colour=_colour(message.direction),
             timestamp=message.timestamp,
         )
+    elif message.scheduled:
+        parts = EmbedParts(
+            title=no_pings(message.title),
+            description="",
+            description_lines=tuple(
+                f"**{neutralize(line)}**" if line.endswith(":") else neutralize(line)
+                for line in message.lines),
+            footer=f"Scheduled digest · {FOOTER}",
+            colour=_colour(None),
+            timestamp=message.timestamp,
+        )
     elif len(message.changes) == 1 and message.changes[0].kind is not Kind.OPS:
         parts = _change_parts(message.changes[0])
     else:

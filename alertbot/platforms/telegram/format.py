@@ -61,7 +61,9 @@ def alert_lines(message: Message) -> list[Line]:
     arrow = f"{ARROW[message.direction]} " if message.direction and not message.is_digest else ""
     title = message.title + (":" if message.is_digest else "")
     lines = [Line(arrow + title, bold=True)]
-    lines.extend(Line(text) for text in message.lines)
+    # A scheduled digest heads its sections with lines ending in ':'.
+    lines.extend(Line(text, bold=message.scheduled and text.endswith(":"))
+                 for text in message.lines)
     if message.link:
         lines.append(Line(LINK_TEXT, href=message.link))
     return lines

@@ -1,6 +1,6 @@
 """PostgreSQL implementation of the Store port (asyncpg, a small pool, several processes).
 
-One module per role (catalog, state, subscriptions, destinations, outbox, audit,
+One module per role (catalog, state, subscriptions, destinations, digests, outbox, audit,
 token_mutes, updates, fencing, maintenance), each a subclass of the shared pool in
 `connection`, as in store/sqlite/ whose column conversions (`alertbot.store.sqlite.rows`) and
 SQL shapes it shares; PostgresStore combines them over one pool.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from alertbot.store.postgres.audit import PostgresAudit
 from alertbot.store.postgres.catalog import PostgresCatalog
 from alertbot.store.postgres.destinations import PostgresDestinations
+from alertbot.store.postgres.digests import PostgresDigests
 from alertbot.store.postgres.fencing import PostgresFencing
 from alertbot.store.postgres.maintenance import PostgresMaintenance
 from alertbot.store.postgres.outbox import PostgresOutbox
@@ -22,7 +23,8 @@ from alertbot.store.postgres.updates import PostgresUpdates
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(PostgresCatalog, PostgresState, PostgresSubscriptions, PostgresDestinations,
+class PostgresStore(PostgresCatalog, PostgresState, PostgresSubscriptions, PostgresDigests,
+                    PostgresDestinations,
                     PostgresOutbox, PostgresAudit, PostgresTokenMutes, PostgresUpdates,
                     PostgresFencing, PostgresMaintenance):
     """Store on a PostgreSQL database; any number of processes may share it."""

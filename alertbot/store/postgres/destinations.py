@@ -19,7 +19,8 @@ from alertbot.store.sqlite.rows import DEAD, HELD, PENDING, QUEUED, dest_params,
 _UPDATE_POLICY = pg(
     "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
     " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?,"
-    " charts = ? WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+    " charts = ?, digest = ?, digest_since = ?"
+    " WHERE platform = ? AND chat_id = ? AND thread_id = ?"
 )
 
 
@@ -34,8 +35,8 @@ async def insert_destination(conn: asyncpg.Connection, destination: Destination,
     policy = policy or Policy()
     await conn.execute(
         pg("INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
-           " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts,"
-           " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+           " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts, digest,"
+           " digest_since, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
            " ON CONFLICT (platform, chat_id, thread_id) DO NOTHING"),
         *dest_params(destination), *_policy_columns(policy), ts(now),
     )
@@ -89,15 +90,15 @@ class PostgresDestinations(PostgresConnection):
     async def _destination_rows(self, clause: str, params: Sequence[Any]) -> list[DestinationInfo]:
         rows = await self._fetchall(
             "SELECT platform, chat_id, thread_id, max_alerts, window_s, quiet_start, quiet_end,"
-            " quiet_tz, mute_until, settle_s, modes, charts, address, label, paused_reason,"
-            " paused_at FROM destinations" + clause,
+            " quiet_tz, mute_until, settle_s, modes, charts, digest, digest_since, address,"
+            " label, paused_reason, paused_at FROM destinations" + clause,
             params,
         )
         infos = []
         for row in rows:
-            policy = _policy_from(tuple(row[3:12]))
+            policy = _policy_from(tuple(row[3:14]))
             infos.append(DestinationInfo(Destination(row[0], row[1], row[2]), policy,
-                                         address=row[12], label=row[13], paused_reason=row[14],
+                                         address=row[14], label=row[15], paused_reason=row[16],
                                          paused_at=opt_dt(row[15])))
         return infos
 
@@ -134,7 +135,7 @@ class PostgresDestinations(PostgresConnection):
             await lock_destination(conn, destination)
             row = await conn.fetchrow(
                 pg("SELECT max_alerts, window_s, quiet_start, quiet_end, quiet_tz, mute_until,"
-                   " settle_s, modes, charts FROM destinations"
+                   " settle_s, modes, charts, digest, digest_since FROM destinations"
                    " WHERE platform = ? AND chat_id = ? AND thread_id = ?"), *params)
             before = _policy_from(tuple(row)) if row is not None else Policy()
             after = change(before)
@@ -189,9 +190,10 @@ class PostgresDestinations(PostgresConnection):
             await lock_destination(conn, max(old, new, key=dest_params))
             await conn.execute(
                 pg("INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
-                   " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, address,"
-                   " label, created_at) SELECT ?, ?, ?, max_alerts, window_s, quiet_start,"
-                   " quiet_end, quiet_tz, mute_until, settle_s, modes, address, label, created_at"
+                   " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts, digest,"
+                   " digest_since, address, label, created_at) SELECT ?, ?, ?, max_alerts,"
+                   " window_s, quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes,"
+                   " charts, digest, digest_since, address, label, created_at"
                    " FROM destinations WHERE platform = ? AND chat_id = ? AND thread_id = ?"
                    " ON CONFLICT (platform, chat_id, thread_id) DO NOTHING"),
                 *new_p, *old_p,
@@ -225,6 +227,18 @@ class PostgresDestinations(PostgresConnection):
             await conn.execute(
                 pg("UPDATE messages SET platform = ?, chat_id = ?, thread_id = ?"
                    " WHERE platform = ? AND chat_id = ? AND thread_id = ?"), *new_p, *old_p)
+            # Periods already decided stay decided: the chat gets no second digest for them.
+            await conn.execute(
+                pg("INSERT INTO scheduled_digests (platform, chat_id, thread_id, period_key,"
+                   " period_start, period_end, outcome, change_id, changes, decided_at)"
+                   " SELECT ?, ?, ?, period_key, period_start, period_end, outcome, change_id,"
+                   " changes, decided_at FROM scheduled_digests"
+                   " WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+                   " ON CONFLICT (platform, chat_id, thread_id, period_key) DO NOTHING"),
+                *new_p, *old_p)
+            await conn.execute(
+                pg("DELETE FROM scheduled_digests WHERE platform = ? AND chat_id = ?"
+                   " AND thread_id = ?"), *old_p)
             await conn.execute(
                 pg("INSERT INTO token_mutes (platform, chat_id, thread_id, token_id, until,"
                    " created_at, actor) SELECT ?, ?, ?, token_id, until, created_at, actor"

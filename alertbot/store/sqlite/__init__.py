@@ -1,6 +1,6 @@
 """SQLite implementation of the Store port (aiosqlite, WAL, one writer connection).
 
-One module per role (catalog, state, subscriptions, destinations, outbox, audit,
+One module per role (catalog, state, subscriptions, destinations, digests, outbox, audit,
 token_mutes, updates, fencing, maintenance), each a subclass of the shared connection in
 `connection`; SqliteStore combines them over a single connection.
 """
@@ -11,6 +11,7 @@ from alertbot.store.sqlite.audit import SqliteAudit
 from alertbot.store.sqlite.catalog import SqliteCatalog
 from alertbot.store.sqlite.connection import sqlite_path
 from alertbot.store.sqlite.destinations import SqliteDestinations
+from alertbot.store.sqlite.digests import SqliteDigests
 from alertbot.store.sqlite.fencing import SqliteFencing
 from alertbot.store.sqlite.maintenance import SqliteMaintenance
 from alertbot.store.sqlite.outbox import SqliteOutbox
@@ -22,8 +23,9 @@ from alertbot.store.sqlite.updates import SqliteUpdates
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDestinations,
-                  SqliteOutbox, SqliteAudit, SqliteTokenMutes, SqliteUpdates, SqliteFencing,
+class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDigests,
+                  SqliteDestinations, SqliteOutbox, SqliteAudit, SqliteTokenMutes, SqliteUpdates,
+                  SqliteFencing,
                   SqliteMaintenance):
     """Store on a SQLite file. All access goes through one connection guarded by a lock."""
 

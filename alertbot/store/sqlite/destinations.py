@@ -10,6 +10,7 @@ import aiosqlite
 
 from alertbot.domain.models import Destination, Policy, QuietHours, Reason
 from alertbot.domain.policy import describe_policy
+from alertbot.domain.scheduled_digest import schedule_from_spec
 from alertbot.ports.store import DestinationInfo, PolicyChange
 from alertbot.store.sqlite.audit import write_audit, write_decisions
 from alertbot.store.sqlite.connection import SqliteConnection
@@ -39,6 +40,8 @@ def _policy_columns(policy: Policy) -> tuple[Any, ...]:
         policy.settle.total_seconds(),
         encode_modes(policy.modes),
         int(policy.charts),
+        policy.digest.spec if policy.digest else "",
+        opt_ts(policy.digest.since) if policy.digest else None,
     )
 
 
@@ -50,7 +53,8 @@ def _policy_from(row: Sequence[Any]) -> Policy:
                            row[4] or "UTC")
     return Policy(max_alerts=row[0], window=timedelta(seconds=row[1]), quiet=quiet,
                   mute_until=opt_dt(row[5]), settle=timedelta(seconds=row[6]),
-                  modes=decode_modes(row[7]), charts=bool(row[8]))
+                  modes=decode_modes(row[7]), charts=bool(row[8]),
+                  digest=schedule_from_spec(row[9], opt_dt(row[10])))
 
 
 async def insert_destination(db: aiosqlite.Connection, destination: Destination,
@@ -59,8 +63,8 @@ async def insert_destination(db: aiosqlite.Connection, destination: Destination,
     policy = policy or Policy()
     await db.execute(
         "INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
-        " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts, digest,"
+        " digest_since, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (platform, chat_id, thread_id) DO NOTHING",
         (*dest_params(destination), *_policy_columns(policy), ts(now)),
     )
@@ -114,16 +118,16 @@ class SqliteDestinations(SqliteConnection):
     async def _destination_rows(self, clause: str, params: Sequence[Any]) -> list[DestinationInfo]:
         rows = await self._fetchall(
             "SELECT platform, chat_id, thread_id, max_alerts, window_s, quiet_start, quiet_end,"
-            " quiet_tz, mute_until, settle_s, modes, charts, address, label, paused_reason,"
-            " paused_at FROM destinations" + clause,
+            " quiet_tz, mute_until, settle_s, modes, charts, digest, digest_since, address,"
+            " label, paused_reason, paused_at FROM destinations" + clause,
             params,
         )
         infos = []
         for row in rows:
-            policy = _policy_from(tuple(row[3:12]))
+            policy = _policy_from(tuple(row[3:14]))
             infos.append(DestinationInfo(Destination(row[0], row[1], row[2]), policy,
-                                         address=row[12], label=row[13], paused_reason=row[14],
-                                         paused_at=opt_dt(row[15])))
+                                         address=row[14], label=row[15], paused_reason=row[16],
+                                         paused_at=opt_dt(row[17])))
         return infos
 
     async def ensure_destination(self, destination: Destination, now: datetime, *,
@@ -149,7 +153,8 @@ class SqliteDestinations(SqliteConnection):
             await db.execute(
                 "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
                 " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?,"
-                " charts = ? WHERE platform = ? AND chat_id = ? AND thread_id = ?",
+                " charts = ?, digest = ?, digest_since = ?"
+                " WHERE platform = ? AND chat_id = ? AND thread_id = ?",
                 (*_policy_columns(policy), *dest_params(destination)),
             )
             await write_audit(db, destination, "policy",
@@ -163,7 +168,7 @@ class SqliteDestinations(SqliteConnection):
         async with self._tx() as db:
             async with db.execute(
                 "SELECT max_alerts, window_s, quiet_start, quiet_end, quiet_tz, mute_until,"
-                " settle_s, modes, charts FROM destinations"
+                " settle_s, modes, charts, digest, digest_since FROM destinations"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ?", params,
             ) as cur:
                 row = await cur.fetchone()
@@ -175,7 +180,8 @@ class SqliteDestinations(SqliteConnection):
             await db.execute(
                 "UPDATE destinations SET max_alerts = ?, window_s = ?, quiet_start = ?,"
                 " quiet_end = ?, quiet_tz = ?, mute_until = ?, settle_s = ?, modes = ?,"
-                " charts = ? WHERE platform = ? AND chat_id = ? AND thread_id = ?",
+                " charts = ?, digest = ?, digest_since = ?"
+                " WHERE platform = ? AND chat_id = ? AND thread_id = ?",
                 (*_policy_columns(after), *params),
             )
             released = await db.execute(
@@ -227,9 +233,11 @@ class SqliteDestinations(SqliteConnection):
         async with self._tx() as db:
             await db.execute(
                 "INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
-                " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, address, label,"
-                " created_at) SELECT ?, ?, ?, max_alerts, window_s, quiet_start, quiet_end,"
-                " quiet_tz, mute_until, settle_s, modes, address, label, created_at"
+                " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts, digest,"
+                " digest_since, address, label, created_at)"
+                " SELECT ?, ?, ?, max_alerts, window_s, quiet_start, quiet_end, quiet_tz,"
+                " mute_until, settle_s, modes, charts, digest, digest_since,"
+                " address, label, created_at"
                 " FROM destinations WHERE platform = ? AND chat_id = ? AND thread_id = ?"
                 " ON CONFLICT (platform, chat_id, thread_id) DO NOTHING",
                 (*new_p, *old_p),
@@ -263,6 +271,10 @@ class SqliteDestinations(SqliteConnection):
             moved = max(cur.rowcount, 0)
             await db.execute(
                 "UPDATE messages SET platform = ?, chat_id = ?, thread_id = ?"
+                " WHERE platform = ? AND chat_id = ? AND thread_id = ?", (*new_p, *old_p))
+            # Periods already decided stay decided: the chat gets no second digest for them.
+            await db.execute(
+                "UPDATE OR IGNORE scheduled_digests SET platform = ?, chat_id = ?, thread_id = ?"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ?", (*new_p, *old_p))
             await db.execute(
                 "INSERT INTO token_mutes (platform, chat_id, thread_id, token_id, until,"

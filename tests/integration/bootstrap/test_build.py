@@ -30,5 +30,5 @@ def test_build_demo_loads_no_platform_library(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     wired, loaded = done.stdout.strip().splitlines()
-    assert wired == "['console', 'webhook'] ['reload', 'retention']"
+    assert wired == "['console', 'webhook'] ['digests', 'reload', 'retention']"
     assert loaded == "False False False"  # the chart library loads with the first chart

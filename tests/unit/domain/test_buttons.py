@@ -119,6 +119,7 @@ def test_keyboard_long_symbol_label_is_cut_to_discord_limit() -> None:
     (_message(), KEY, True),
     (_message(changes=2, digest=True), "d" + "b" * 23, False),
     (_message(kind=Kind.OPS), KEY, False),
+    (_message(kind=Kind.SCHEDULED_DIGEST), KEY, False),
     (_message(), "test-0123456789", False),
 ])
 def test_has_buttons_only_single_market_alerts(message: Message, key: str,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from alertbot.domain.models import (
     Change,
+    DigestSchedule,
     Direction,
     Kind,
     Mode,
@@ -20,6 +21,7 @@ from alertbot.domain.models import (
     Token,
     make_change_id,
 )
+from alertbot.domain.scheduled_digest import DIGEST_TOKEN
 from alertbot.domain.throttle import DueAlert, next_free_slot, plan, quiet_end
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -315,3 +317,71 @@ def test_plan_property_muted_forever_sends_nothing(stream: list[tuple[int, int, 
     sim = simulate(Policy(mute_until=NOW + timedelta(days=30)), stream)
     assert sim.messages == []
     assert all(r.outcome == "suppressed:muted" for r in sim.rows)
+
+
+# ---------------------------------------------------------------------------- scheduled digests
+
+
+def scheduled(seconds: float = 0) -> Change:
+    detected = NOW + timedelta(seconds=seconds)
+    return Change(f"digest{seconds}", DIGEST_TOKEN, Kind.SCHEDULED_DIGEST, 0.0, 3.0,
+                  Direction.UP, detected, detected, "daily:2026-11-27", "Daily digest", "{}")
+
+
+def _digest_policy(**kw: object) -> Policy:
+    return Policy(digest=DigestSchedule(False, time(9, 0), only=True), **kw)  # type: ignore[arg-type]
+
+
+def test_plan_digest_only_suppresses_changes_with_their_reason() -> None:
+    result = plan(_digest_policy(), due(change(), change(1, kind=Kind.TM_GRADE)), [], NOW)
+    assert [d.reason for d in result.suppressed] == [Reason.DIGEST_ONLY, Reason.DIGEST_ONLY]
+    assert result.messages == 0
+
+
+def test_plan_digest_not_only_sends_changes_as_usual() -> None:
+    policy = Policy(digest=DigestSchedule(False, time(9, 0)))
+    assert [d.reason for d in plan(policy, due(change()), [], NOW).singles] == [Reason.SENT]
+
+
+def test_plan_scheduled_digest_is_its_own_message_never_in_a_throttle_digest() -> None:
+    alerts = due(change(0), change(1), scheduled(2), change(3))
+    result = plan(Policy(max_alerts=2), alerts, [], NOW + timedelta(seconds=5))
+    assert [d.row_id for d in result.singles] == [3]
+    assert [d.row_id for d in result.digest] == [1, 2, 4]
+
+
+def test_plan_scheduled_digest_passes_digest_only() -> None:
+    result = plan(_digest_policy(), due(change(), scheduled(1)), [], NOW + timedelta(seconds=1))
+    assert [(d.row_id, d.reason) for d in result.singles] == [(2, Reason.SENT)]
+    assert [d.row_id for d in result.suppressed] == [1]
+
+
+def test_plan_scheduled_digest_held_by_quiet_hours_until_they_end() -> None:
+    quiet = QuietHours(time(11, 0), time(13, 30), "UTC")
+    (held,) = plan(Policy(quiet=quiet), due(scheduled()), [], NOW).held
+    assert held.reason is Reason.HELD_QUIET
+    assert held.until == datetime(2026, 11, 27, 13, 30, tzinfo=UTC)
+
+
+def test_plan_scheduled_digest_waits_for_a_free_slot() -> None:
+    sent = [NOW - timedelta(minutes=30)]
+    (held,) = plan(Policy(max_alerts=1), due(scheduled()), sent, NOW).held
+    assert (held.reason, held.until) == (Reason.HELD_RATE, NOW + timedelta(minutes=30))
+
+
+def test_plan_scheduled_digest_muted_with_the_destination() -> None:
+    policy = Policy(mute_until=NOW + timedelta(hours=1))
+    (muted,) = plan(policy, due(scheduled()), [], NOW).suppressed
+    assert muted.reason is Reason.MUTED
+
+
+def test_plan_scheduled_digest_ignores_kind_modes_and_flap_guard() -> None:
+    policy = Policy(settle=timedelta(minutes=5), modes={Kind.SIGNAL: Mode.OFF})
+    result = plan(policy, due(scheduled()), [], NOW)
+    assert [d.reason for d in result.singles] == [Reason.SENT]
+
+
+def test_plan_digest_only_kind_off_stays_kind_off() -> None:
+    policy = _digest_policy(modes={Kind.HOURLY: Mode.OFF})
+    result = plan(policy, due(change(), change(1, kind=Kind.HOURLY)), [], NOW)
+    assert [d.reason for d in result.suppressed] == [Reason.DIGEST_ONLY, Reason.KIND_OFF]

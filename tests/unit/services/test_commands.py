@@ -265,6 +265,8 @@ MODERATOR_COMMANDS = [
     ("quiet", "off"),
     ("mute", "2h"),
     ("unmute", ""),
+    ("digest", "daily 09:00 Europe/Berlin"),
+    ("digest", "off"),
 ]
 
 
@@ -283,7 +285,7 @@ async def test_handle_moderator_command_by_member_is_refused_and_changes_nothing
 
 _ACTIONS = {"subscribe": "subscribe this chat", "unsubscribe": "unsubscribe this chat",
             "throttle": "change the throttle", "quiet": "set quiet hours",
-            "mute": "mute alerts", "unmute": "unmute alerts"}
+            "mute": "mute alerts", "unmute": "unmute alerts", "digest": "schedule digests"}
 
 
 BAD_INPUT = [
@@ -634,3 +636,43 @@ async def test_handle_test_sends_through_the_sender_for_the_callers_destination(
     assert reply.error and reply.lines == ("Test alert to x failed: no.", "Fix: y.")
     refused = await core.handle(member(topic), "test")
     assert refused.kind is ReplyKind.REFUSED and asked == [topic]
+
+
+async def test_handle_digest_sets_shows_and_turns_off(world: World) -> None:
+    reply = await world.core.handle(admin(), "digest", "weekly mon 09:00 europe/berlin only")
+    assert reply.lines[:2] == (
+        "Scheduled digest: weekly on Mondays at 09:00 Europe/Berlin, digests only (no single "
+        "alerts).", "The first one arrives 2026-11-30 09:00 Europe/Berlin.")
+    assert "Changes are no longer posted one by one here, only in the digest." in reply.lines
+    info = await world.store.destination(GROUP)
+    assert info is not None and info.policy.digest is not None
+    assert (info.policy.digest.spec, info.policy.digest.since) == (
+        "weekly mon 09:00 Europe/Berlin only", NOW)
+    shown = await world.core.handle(member(), "digest", "")
+    assert not shown.error and shown.lines[0].startswith("Scheduled digest: weekly on Mondays")
+    assert (await world.core.handle(admin(), "digest", "off")).lines == (
+        "Scheduled digest off: changes are posted one by one again.",)
+    assert (await world.core.handle(admin(), "digest", "off")).lines == (
+        "There is no scheduled digest here.",)
+
+
+async def test_handle_digest_same_schedule_again_keeps_when_it_was_set(world: World) -> None:
+    await world.core.handle(admin(), "digest", "daily 09:00 UTC")
+    world.clock.advance(timedelta(days=1))
+    await world.core.handle(admin(), "digest", "daily 09:00 UTC")
+    info = await world.store.destination(GROUP)
+    assert info is not None and info.policy.digest is not None
+    assert info.policy.digest.since == NOW
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    ("hourly 09:00", "'hourly' is not daily, weekly or off"),
+    ("daily 9", "HH:MM"),
+    ("weekly someday 09:00", "'someday' is not a weekday"),
+    ("daily 09:00 Nowhere/City", "Nowhere/City"),
+])
+async def test_handle_digest_bad_schedule_is_usage_and_changes_nothing(
+        world: World, args: str, problem: str) -> None:
+    reply = await world.core.handle(admin(), "digest", args)
+    assert reply.kind is ReplyKind.USAGE and problem in reply.text
+    assert await world.store.destination(GROUP) is None

@@ -152,7 +152,8 @@ async def test_moderator_commands_are_hidden_by_default_member_permissions(
     harness: Harness,
 ) -> None:
     commands = {c["name"]: c for c in harness.fake.commands(DEFAULT_GUILD_ID)}
-    moderator = {"subscribe", "unsubscribe", "quiet", "mute", "unmute", "charts", "test"}
+    moderator = {"subscribe", "unsubscribe", "quiet", "mute", "unmute", "charts", "digest",
+                 "test"}
     assert set(commands) == moderator | {"signal", "grade", "chart", "subscriptions",
                                          "throttle", "why", "id", "help"}
     for name, command in commands.items():
@@ -223,7 +224,7 @@ async def test_command_sync_new_scope_syncs_globally_and_clears_old_guild(
     async with running_bot(fake_discord, tmp_path, guild_ids=()):
         pass
     scopes = [(p.guild_id, len(p.commands)) for p in fake_discord.command_puts]
-    assert scopes == [(DEFAULT_GUILD_ID, 15), (None, 15), (DEFAULT_GUILD_ID, 0)]
+    assert scopes == [(DEFAULT_GUILD_ID, 16), (None, 16), (DEFAULT_GUILD_ID, 0)]
 
 
 async def test_guild_delete_pauses_that_guilds_channels(harness: Harness) -> None:

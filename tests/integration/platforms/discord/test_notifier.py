@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -11,8 +11,14 @@ import aiohttp
 import pytest
 
 from alertbot.domain.address import address_id
-from alertbot.domain.models import ALL_KINDS, Destination, Kind, Token
-from alertbot.domain.render import render_change, render_digest
+from alertbot.domain.models import ALL_KINDS, Destination, DigestSchedule, Kind, Token
+from alertbot.domain.render import render, render_change, render_digest
+from alertbot.domain.scheduled_digest import (
+    build_summary,
+    digest_change,
+    digest_change_id,
+    period_containing,
+)
 from alertbot.platforms.discord.embeds import EMBED_TOTAL_MAX, alert_embed
 from alertbot.platforms.discord.notifier import DiscordNotifier, validate_discord_webhook_url
 from alertbot.ports.notifier import DeliveryError, Target
@@ -385,3 +391,23 @@ async def test_dispatcher_discord_delivers_with_outbox_key_as_nonce(
     assert recorded.nonce == message_key(flip().change_id, CHANNEL)
     assert recorded.embeds[0]["title"] == "BTC daily signal turned bullish"
     assert info is not None and not info.paused_reason
+
+
+async def test_discord_send_scheduled_digest_one_embed_resend_deduped_by_nonce(
+        fake_discord: FakeDiscord) -> None:
+    schedule = DigestSchedule(False, time(9, 0), "UTC")
+    changes = [flip(huge_token(i), day=i % 20) for i in range(100)]
+    period = period_containing(schedule, NOW)
+    summary = build_summary(schedule, period, changes, {})
+    message = render([digest_change(CHANNEL, summary, NOW)])
+    key = message_key(digest_change_id(CHANNEL, period.key), CHANNEL)
+    async with notifier_for(fake_discord) as notifier:
+        first = await notifier.send(Target(CHANNEL), message, key=key, silent=False)
+        again = await notifier.send(Target(CHANNEL), message, key=key, silent=False)
+    [recorded] = fake_discord.messages_in(DEFAULT_CHANNEL_ID)
+    assert first.message_id == again.message_id and fake_discord.nonce_dedupes == 1
+    [embed] = recorded.embeds
+    assert embed_within_limits(embed)
+    assert embed["title"].startswith("Daily digest · ")
+    assert "**Changes by token:**" in embed["description"]
+    assert embed["footer"]["text"].startswith("Scheduled digest")

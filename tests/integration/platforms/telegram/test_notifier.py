@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import telegram
@@ -13,13 +13,15 @@ from telegram.request import HTTPXRequest
 from alertbot.domain.models import (
     Change,
     Destination,
+    DigestSchedule,
     Direction,
     Kind,
     Reason,
     Token,
     make_change_id,
 )
-from alertbot.domain.render import render_change, render_digest
+from alertbot.domain.render import render, render_change, render_digest
+from alertbot.domain.scheduled_digest import build_summary, digest_change, period_containing
 from alertbot.platforms.telegram.format import utf16_len
 from alertbot.platforms.telegram.notifier import TelegramNotifier
 from alertbot.ports.clock import SystemClock
@@ -357,3 +359,22 @@ async def test_telegram_send_retry_after_later_part_failed_sends_only_the_rest(
     assert delivered.message_id == ",".join(str(p.message_id) for p in parts)
     shown = [line for p in parts for line in p.visible_text.splitlines()]
     assert shown == ["100 more changes:", *message.lines]
+
+
+async def test_telegram_send_scheduled_digest_bold_sections_hostile_names_literal(
+        tg: FakeTelegram, notifier: TelegramNotifier) -> None:
+    schedule = DigestSchedule(False, time(9, 0), "Europe/Berlin")
+    at = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    grade = Change(make_change_id(EVIL.token_id, Kind.TM_GRADE, 50, 70, at), EVIL,
+                   Kind.TM_GRADE, 50.0, 70.0, Direction.UP, at, at, "Neutral", "Buy", "band")
+    summary = build_summary(schedule, period_containing(schedule, at), [grade, flip()], {})
+    target = dest(GROUP)
+    message = render([digest_change(target.destination, summary, at)])
+    await notifier.send(target, message, key=KEY, silent=False)
+    [sent] = tg.sent_to(GROUP)
+    lines = sent.visible_text.splitlines()
+    assert lines[0] == "Daily digest · 2026-11-27 09:00 → 2026-11-28 09:00 Europe/Berlin"
+    assert "▲ EV&L TM grade 50.0 → 70.0 (+20.0) (Neutral → Buy)" in lines
+    assert "EV&L (<b>Evil</b> & @everyone): 1 change" in lines
+    bold = [sent.visible_text[e["offset"]:e["offset"] + e["length"]] for e in sent.entities]
+    assert bold == [lines[0], "Biggest upgrades:", "Changes by token:"]
