@@ -99,7 +99,7 @@ class PostgresDestinations(PostgresConnection):
             policy = _policy_from(tuple(row[3:14]))
             infos.append(DestinationInfo(Destination(row[0], row[1], row[2]), policy,
                                          address=row[14], label=row[15], paused_reason=row[16],
-                                         paused_at=opt_dt(row[15])))
+                                         paused_at=opt_dt(row[17])))
         return infos
 
     async def ensure_destination(self, destination: Destination, now: datetime, *,
