@@ -294,6 +294,51 @@ HARDENING = {
 }
 
 
+def replicas_compose() -> dict[str, Any]:
+    data = yaml.safe_load((DEPLOY / "docker-compose.replicas.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_replicas_compose_runs_two_bots_on_one_postgres_database() -> None:
+    data = replicas_compose()
+    services = data["services"]
+    bots = sorted(name for name in services if name.startswith("alertbot-"))
+    assert bots == ["alertbot-1", "alertbot-2"]
+    urls = {services[b]["environment"]["ALERTBOT_DATABASE_URL_FILE"] for b in bots}
+    assert urls == {"/run/secrets/database_url"}, "every replica shares one database"
+    for bot in bots:
+        assert "ALERTBOT_DATABASE_URL" not in services[bot]["environment"]
+        assert services[bot]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert "ports" not in postgres, "the database is reached on the compose network only"
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"].startswith("/run/secrets/")
+
+
+def test_replicas_compose_replicas_hardened_on_distinct_loopback_ports() -> None:
+    data = replicas_compose()
+    single = compose()["services"]["alertbot"]
+    published = []
+    for name in ("alertbot-1", "alertbot-2"):
+        service = data["services"][name]
+        assert service["build"] == single["build"] and service["env_file"] == single["env_file"]
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert service["stop_grace_period"] == single["stop_grace_period"]
+        env = service["environment"]
+        assert set(env) <= KNOWN_VARIABLES, set(env) - KNOWN_VARIABLES
+        assert not {k for k, v in env.items() if "${" in str(v)}, "would shadow .env"
+        for variable in SECRET_VARIABLES:
+            secret = env[f"{variable}_FILE"].removeprefix("/run/secrets/")
+            assert secret in service["secrets"] and secret in data["secrets"], variable
+        [port] = service["ports"]
+        assert port.startswith("127.0.0.1:")
+        published.append(port.split(":")[1])
+    assert len(set(published)) == 2
+
+
 def test_systemd_unit_dedicated_user_and_hardening() -> None:
     service = systemd_unit()["Service"]
     assert service["User"] == ["alertbot"] and service["Group"] == ["alertbot"]
