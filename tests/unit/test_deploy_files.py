@@ -22,7 +22,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from alertbot.config import SECRET_VARIABLES, Settings
+from alertbot.config import FILE_VARIABLES, SECRET_VARIABLES, Settings
 from alertbot.domain.models import Change, Destination, Direction, Kind, Reason, Token
 from alertbot.observability.metrics import Metrics, QuotaUsage
 from alertbot.ports.observers import PollReport
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KNOWN_VARIABLES = (
     {info.alias for info in Settings.model_fields.values() if info.alias}
-    | {f"{name}_FILE" for name in SECRET_VARIABLES}
+    | {f"{name}_FILE" for name in FILE_VARIABLES}
     | {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PIP_NO_CACHE_DIR",
        "PIP_DISABLE_PIP_VERSION_CHECK"}
 )
