@@ -29,6 +29,16 @@ LEADER_PROBES = ("polls", "source", "telegram", "discord")
 """Readiness probes (besides the leader-only jobs' own) that only mean something on the leader."""
 
 
+def replica_jobs(*, telegram_webhook: bool) -> frozenset[str]:
+    """Names of the jobs every replica runs, for this configuration.
+
+    In Telegram webhook mode a load balancer may hand an update to any replica, so the
+    Telegram command bot (which answers it) runs on every replica; it neither polls nor
+    delivers alerts, so nothing that must happen once per bot token moves off the leader.
+    """
+    return frozenset((*EVERYWHERE, "telegram") if telegram_webhook else EVERYWHERE)
+
+
 class RoleSwitch:
     """Runs the leader-only jobs while `leadership` is held; a supervised job itself."""
 

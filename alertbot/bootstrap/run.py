@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from alertbot.bootstrap.app import App
-from alertbot.bootstrap.roles import EVERYWHERE, LEADER_PROBES, RoleSwitch
+from alertbot.bootstrap.roles import LEADER_PROBES, RoleSwitch, replica_jobs
 from alertbot.bootstrap.supervisor import Supervisor
 from alertbot.domain.address import ADDRESS_ID_PREFIX
 from alertbot.domain.models import (
@@ -214,13 +214,14 @@ async def run(app: App, *, once: bool = False) -> int:
     supervisor = Supervisor(app.clock, observer=app.observers, redact=app.redactor)
     for name in jobs:
         app.health[f"{JOB_PROBE_PREFIX}{name}"] = supervisor.probe(name)
-    everywhere = {name: job for name, job in jobs.items() if name in EVERYWHERE}
+    shared = replica_jobs(telegram_webhook=app.settings.telegram_webhook_url is not None)
+    everywhere = {name: job for name, job in jobs.items() if name in shared}
     assert app.leadership is not None, "build() sets the leadership"
     switch = RoleSwitch(app.leadership, supervisor,
                         {name: job for name, job in jobs.items() if name not in everywhere},
                         dispatcher=app.dispatcher, poller=app.poller, metrics=app.metrics)
     app.role_switch = switch
-    app.leader_probes.update(LEADER_PROBES)
+    app.leader_probes.update(p for p in LEADER_PROBES if p not in shared)
     app.leader_probes.update(f"{JOB_PROBE_PREFIX}{name}" for name in switch.jobs)
     try:
         await supervisor.run({**everywhere, "leadership": switch.run}, stop)

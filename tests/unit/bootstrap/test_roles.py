@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from alertbot.bootstrap.roles import RoleSwitch
+from alertbot.bootstrap.roles import RoleSwitch, replica_jobs
 from alertbot.bootstrap.supervisor import Supervisor
 from alertbot.observability.metrics import Metrics
 from alertbot.ports.leadership import LeadershipStatus, ReplicaId, Role
@@ -201,3 +201,12 @@ async def test_roles_stop_while_standby_ends_without_leading() -> None:
     stop.set()
     await asyncio.wait_for(task, 10)
     assert h.log == [] and h.dispatcher.led == []
+
+
+def test_replica_jobs_long_polling_keeps_telegram_on_the_leader() -> None:
+    assert replica_jobs(telegram_webhook=False) == {"http", "reload"}
+
+
+def test_replica_jobs_webhook_mode_runs_telegram_on_every_replica() -> None:
+    # Any replica may receive a webhook update; without the command bot it would answer 503.
+    assert replica_jobs(telegram_webhook=True) == {"http", "reload", "telegram"}
