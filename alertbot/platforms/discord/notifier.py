@@ -27,6 +27,7 @@ import discord
 
 from alertbot.domain.address import validate_webhook_address
 from alertbot.domain.models import Destination, Message
+from alertbot.platforms.discord.buckets import pace_create_message
 from alertbot.platforms.discord.embeds import alert_embed
 from alertbot.platforms.discord.errors import (
     MISSING_PERMISSIONS,
@@ -91,6 +92,8 @@ class DiscordNotifier:
                  login_wait: float = LOGIN_WAIT) -> None:
         self._session = session
         self._client = client
+        if client is not None:
+            pace_create_message(client.http)
         # Idempotent: `run --once` has no gateway runner, so the first send logs in.
         self._login = login
         self._login_wait = login_wait
