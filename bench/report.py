@@ -101,13 +101,16 @@ def table(lines: Sequence[Mapping[str, Any]]) -> str:
     if targets:
         parts.append("DESIGN §8 targets\n" + grid(
             ("bench", "case", "result", "target", "details"), targets))
-    bursts = [line for line in lines if "shape" in line and line["platform"] == "telegram"]
-    if any(line["sender"] != "alertbot" for line in bursts):
-        order = {"alertbot": 0, "ptb AIORateLimiter": 1, "apprise": 2, "naive loop": 3}
-        bursts.sort(key=lambda x: (x["messages"], len(x["shape"]), order.get(x["sender"], 9)))
-        parts.append("Telegram senders side by side (strict fake)\n" + grid(
-            ("shape", "sender", "delivered", "lost", "429s", "span", "rate", "of ceiling"),
-            [_burst_row(line) for line in bursts]))
+    order = {"alertbot": 0, "ptb AIORateLimiter": 1, "apprise": 2, "naive loop": 3,
+             "discord.py own limits": 1, "apprise webhooks": 2, "naive aiohttp loop": 3}
+    for platform, title in (("telegram", "Telegram"), ("discord", "Discord")):
+        bursts = [line for line in lines if "shape" in line and line["platform"] == platform]
+        if any(line["sender"] != "alertbot" for line in bursts):
+            bursts.sort(key=lambda x: (x["messages"], len(x["shape"]),
+                                       order.get(x["sender"], 9)))
+            parts.append(f"{title} senders side by side (strict fake)\n" + grid(
+                ("shape", "sender", "delivered", "lost", "429s", "span", "rate", "of ceiling"),
+                [_burst_row(line) for line in bursts]))
     histories = [line for line in lines if "history" in line]
     if histories:
         parts.append("Noisy histories, one channel subscribed to everything\n" + grid(
