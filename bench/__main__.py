@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import delivery, detect, due, fanout, latency, memory, peers
+from bench import delivery, detect, due, fanout, growth, latency, memory, peers
 from bench.report import Figures, progress, table
 
 Bench = Callable[[Path], Awaitable[list[Figures]]]
@@ -25,6 +25,7 @@ BENCHES: dict[str, Bench] = {
     "latency": latency.run,
     "memory": memory.run,
     "peers": peers.run,
+    "growth": growth.run,
 }
 
 

@@ -94,19 +94,20 @@ async def sample_run(folder: Path, path: Path, seconds: float) -> Sampled:
         return Sampled(samples, time.monotonic() - started, len(fake.sent), code, bot.stderr)
 
 
-async def measure(workdir: Path, subscriptions: int, seconds: float) -> Figures:
+async def measure(workdir: Path, subscriptions: int, seconds: float,
+                  bench: str = "memory") -> Figures:
     """Seed, run, and print one memory line."""
-    folder = workdir / f"memory-{subscriptions}"
+    folder = workdir / f"{bench}-{subscriptions}"
     folder.mkdir(exist_ok=True)
     path = folder / "alertbot.db"
-    progress(f"memory: {subscriptions:,} subscriptions, `alertbot run` for {seconds:.0f} s")
+    progress(f"{bench}: {subscriptions:,} subscriptions, `alertbot run` for {seconds:.0f} s")
     seeded = await seed(path, subscriptions)
     run = await sample_run(folder, path, seconds)
     rows, sent = _outbox(path)
     peak = max(run.samples, key=lambda s: s[1], default=(0.0, 0.0))
     late = [rss for at, rss in run.samples if at >= STEADY_AFTER_S]
     figures: Figures = {
-        "bench": "memory",
+        "bench": bench,
         "case": f"alertbot run, {seeded:,} subscriptions",
         "subscriptions": seeded,
         "seconds": rounded(run.seconds, 1),

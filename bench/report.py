@@ -74,7 +74,7 @@ def _target_row(line: Mapping[str, Any]) -> tuple[str, str, str, str, str] | Non
     return None
 
 
-_BENCH_ORDER = ("detect", "fanout", "delivery", "due", "latency", "memory", "peers")
+_BENCH_ORDER = ("detect", "fanout", "delivery", "due", "latency", "memory", "peers", "growth")
 
 
 def _order(line: Mapping[str, Any]) -> tuple[int, str, int, int]:
@@ -111,6 +111,16 @@ def table(lines: Sequence[Mapping[str, Any]]) -> str:
             parts.append(f"{title} senders side by side (strict fake)\n" + grid(
                 ("shape", "sender", "delivered", "lost", "429s", "span", "rate", "of ceiling"),
                 [_burst_row(line) for line in bursts]))
+    curves = [line for line in lines if line["bench"] == "growth" and "exponents" in line]
+    if curves:
+        parts.append("Growth (k: cost ∝ sizeᵏ between two sizes)\n" + grid(
+            ("curve", "sizes", "costs", "k per step"),
+            [(line["case"].removeprefix("curve: "),
+              " → ".join(f"{n:,}" for n in line["sizes"]),
+              " → ".join(f"{c:,.2f}" for c in line["costs"]) + f" {line['unit']}",
+              ", ".join("—" if k is None else f"{k:.2f} {v}"
+                        for k, v in zip(line["exponents"], line["verdicts"], strict=True)))
+             for line in curves]))
     histories = [line for line in lines if "history" in line]
     if histories:
         parts.append("Noisy histories, one channel subscribed to everything\n" + grid(
