@@ -298,9 +298,10 @@ def schedule(workdir: Path, *, ours: bool) -> Schedule:
         out.extend(functools.partial(discord_peer, name, shape) for name in DISCORD_SENDERS)
         return out
 
-    return Schedule([*runners(shapes[0]), *discord_runners(discords[0])],
+    # Discord runners run one after another (see delivery.schedule).
+    return Schedule(runners(shapes[0]),
                     [r for shape in shapes[1:] for r in runners(shape)]
-                    + discord_runners(discords[1]))
+                    + discord_runners(discords[0]) + discord_runners(discords[1]))
 
 
 async def run(workdir: Path, *, with_delivery: bool = False) -> list[Figures]:
