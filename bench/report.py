@@ -70,6 +70,8 @@ def _target_row(line: Mapping[str, Any]) -> tuple[str, str, str, str, str] | Non
         return (bench, line["case"], f"peak {line['peak_rss_mb']:.1f} MB",
                 f"≤ {line['target_mb']:.0f} MB",
                 f"peak at {line['peak_at_s']:.1f} s; steady {line['steady_rss_mb']:.1f} MB; "
+                + ("no poll yet; " if line.get("first_poll_s") is None
+                   else f"first poll at {line['first_poll_s']:.1f} s; ") +
                 f"{line['outbox_rows']:,} outbox rows, {line['delivered']:,} delivered")
     return None
 
