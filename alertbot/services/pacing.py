@@ -10,9 +10,10 @@ window's budget in one instant sends a burst whose requests reach the server spr
 and the tail of one burst then overlaps the head of the next in some window.
 
 Every window is lengthened by a margin, because a request can reach the server later than
-its slot and its successor sooner. Until a limit has seen a few sends the margin is the fixed
-one (`SAFETY_MARGIN`, or the limit's own); after that it is the spread of the times its recent
-sends took from slot to answer (`Lateness`). A delay every request shares moves a whole
+its slot and its successor sooner. Shared buckets keep the fixed margin (`SAFETY_MARGIN`).
+A destination's own windows start with the fixed one (or the limit's own) and, once the limit
+has seen a few sends, take the spread of the times its recent sends took from slot to answer
+(`Lateness`). A delay every request shares moves a whole
 schedule and keeps its gaps; what brings two arrivals closer than their slots is one request
 delayed more than another, and no request is delayed past its answer, so the gap shrinks by
 at most the slowest answer minus the fastest. On a steady network the windows run at the
@@ -128,6 +129,11 @@ class Pacer:
         return window
 
     def _window_margin(self, limit: Limit, window: SlidingWindow) -> float:
+        if limit.shared:
+            # Shared buckets keep the fixed margin: their sends are already spaced evenly, and
+            # under CPU load the spread of a thousand lanes' answers came out both smaller
+            # than what arrived late (a 429) and larger than the fixed margin (slower).
+            return window.margin
         lateness = self._lateness.get(limit.name)
         return window.margin if lateness is None else lateness.margin(limit, window.margin)
 
@@ -147,7 +153,7 @@ class Pacer:
     def margin(self, limit: Limit) -> float:
         """The margin a window of this limit gets now (measured, or the fixed one)."""
         fixed = self._margin if limit.margin is None else limit.margin
-        lateness = self._lateness.get(limit.name)
+        lateness = None if limit.shared else self._lateness.get(limit.name)
         return fixed if lateness is None else lateness.margin(limit, fixed)
 
     def delay(self, limits: Sequence[tuple[Limit, str]], scopes: Sequence[str] = ()) -> float:
