@@ -12,7 +12,18 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import backends, chart, delivery, detect, due, fanout, latency, memory, peers
+from bench import (
+    backends,
+    chart,
+    delivery,
+    detect,
+    due,
+    fanout,
+    growth,
+    latency,
+    memory,
+    peers,
+)
 from bench.report import Figures, progress, table
 
 Bench = Callable[[Path], Awaitable[list[Figures]]]
@@ -27,6 +38,7 @@ BENCHES: dict[str, Bench] = {
     "peers": peers.run,
     "chart": chart.run,
     "backends": backends.run,
+    "growth": growth.run,
 }
 
 

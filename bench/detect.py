@@ -100,7 +100,8 @@ def switch_regimes(regime: dict[int, bool], poll: int) -> None:
 async def _populate(path: Path, tokens: Sequence[Token]) -> None:
     store = await open_store(path)
     templates = []
-    for t in range(TEMPLATES):
+    # TEMPLATES at 1,000 tokens: every token is watched by the same number of destinations.
+    for t in range(max(1, len(tokens) // TOKENS_PER_DESTINATION)):
         destination = Destination("telegram", str(2_000_000_000 + t))
         templates.append(destination)
         for k in range(TOKENS_PER_DESTINATION):
@@ -153,9 +154,15 @@ class TimedStore(SqliteStore):
 
 async def run(workdir: Path) -> list[Figures]:
     """Warm up a populated store, then time whole polls (fetch, detect, one commit)."""
-    tokens = [token(i) for i in range(1, TOKENS + 1)]
-    path = workdir / "detect.db"
-    progress("detect: populating the store")
+    return [await measure(workdir)]
+
+
+async def measure(workdir: Path, count: int = TOKENS, polls: int = MEASURED_POLLS,
+                  bench: str = "detect") -> Figures:
+    """Polls of `count` tokens, each watched by ten destinations of ten tokens each."""
+    tokens = [token(i) for i in range(1, count + 1)]
+    path = workdir / f"{bench}-{count}.db"
+    progress(f"{bench}: populating the store ({count:,} tokens)")
     await _populate(path, tokens)
     store = TimedStore(str(path))
     await store.open()
@@ -167,7 +174,7 @@ async def run(workdir: Path) -> list[Figures]:
         changes: list[int] = []
         rows: list[int] = []
         regime = {tok.token_id: tok.token_id % 2 == 0 for tok in tokens}
-        for poll in range(WARM_UP_POLLS + MEASURED_POLLS):
+        for poll in range(WARM_UP_POLLS + polls):
             if poll:
                 switch_regimes(regime, poll)
             source.next = readings(tokens, poll, regime)
@@ -184,12 +191,13 @@ async def run(workdir: Path) -> list[Figures]:
         subscriptions = len(await store.subscriptions())
     finally:
         await store.close()
-    return [emit({
-        "bench": "detect",
-        "case": "poll of 1000 tokens × 4 kinds",
-        "readings": TOKENS * len(ALL_KINDS),
+    return emit({
+        "bench": bench,
+        "case": f"poll of {count} tokens × 4 kinds",
+        "tokens": count,
+        "readings": count * len(ALL_KINDS),
         "subscriptions": subscriptions,
-        "polls": MEASURED_POLLS,
+        "polls": polls,
         "median_ms": rounded(statistics.median(times), 2),
         "p90_ms": rounded(statistics.quantiles(times, n=10, method="inclusive")[8], 2),
         "min_ms": rounded(min(times), 2),
@@ -203,4 +211,4 @@ async def run(workdir: Path) -> list[Figures]:
         "changes": round(statistics.mean(changes)),
         "outbox_rows": round(statistics.mean(rows)),
         "target_ms": TARGET_MS,
-    })]
+    })

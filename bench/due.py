@@ -44,30 +44,32 @@ async def seed(path: Path, held: int, now: datetime) -> SqliteStore:
 
 async def run(workdir: Path) -> list[Figures]:
     """Time `due_alerts` for a destination whose held group is due (the lane's first read)."""
-    lines = []
-    for size in SIZES:
-        progress(f"due: seeding {size:,} held rows")
-        now = datetime.now(UTC)
-        store = await seed(workdir / f"due-{size}.db", size, now)
-        try:
-            times: list[float] = []
-            returned = 0
-            for _ in range(REPEATS):
-                started = time.perf_counter()
-                returned = len(await store.due_alerts(CHAT, now))
-                times.append(time.perf_counter() - started)
-        finally:
-            await store.close()
-        median = statistics.median(times)
-        lines.append(emit({
-            "bench": "due",
-            "case": f"{size:,} held rows, {HISTORY:,} finished",
-            "held_rows": size,
-            "returned": returned,
-            "repeats": REPEATS,
-            "median_ms": rounded(median * 1000, 2),
-            "min_ms": rounded(min(times) * 1000, 2),
-            "max_ms": rounded(max(times) * 1000, 2),
-            "us_per_row": rounded(median * 1e6 / size, 1),
-        }))
-    return lines
+    return [await measure(workdir, size) for size in SIZES]
+
+
+async def measure(workdir: Path, size: int, bench: str = "due") -> Figures:
+    """`due_alerts` of one destination holding `size` rows."""
+    progress(f"{bench}: seeding {size:,} held rows")
+    now = datetime.now(UTC)
+    store = await seed(workdir / f"{bench}-{size}.db", size, now)
+    try:
+        times: list[float] = []
+        returned = 0
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            returned = len(await store.due_alerts(CHAT, now))
+            times.append(time.perf_counter() - started)
+    finally:
+        await store.close()
+    median = statistics.median(times)
+    return emit({
+        "bench": bench,
+        "case": f"{size:,} held rows, {HISTORY:,} finished",
+        "held_rows": size,
+        "returned": returned,
+        "repeats": REPEATS,
+        "median_ms": rounded(median * 1000, 2),
+        "min_ms": rounded(min(times) * 1000, 2),
+        "max_ms": rounded(max(times) * 1000, 2),
+        "us_per_row": rounded(median * 1e6 / size, 1),
+    })

@@ -36,35 +36,38 @@ async def seed(path: Path, size: int) -> int:
 
 async def run(workdir: Path) -> list[Figures]:
     """Time record_poll of one new change (the single INSERT … SELECT fan-out)."""
-    lines = []
-    for size in SIZES:
-        path = workdir / f"fanout-{size}.db"
-        progress(f"fanout: seeding {size:,} subscriptions")
-        subscriptions = await seed(path, size)
-        store = await open_store(path)
-        try:
-            times: list[float] = []
-            rows = 0
-            for repeat in range(REPEATS):
-                now = datetime.now(UTC)
-                change = flip(TOKEN, detected=now, day=repeat, to=1.0 if repeat % 2 else -1.0)
-                started = time.perf_counter()
-                result = await store.record_poll([], [change], now)
-                times.append(time.perf_counter() - started)
-                rows = result.outbox_rows
-        finally:
-            await store.close()
-        median = statistics.median(times)
-        lines.append(emit({
-            "bench": "fanout",
-            "case": f"1 change to {size:,} subscriptions",
-            "subscriptions": subscriptions,
-            "outbox_rows": rows,
-            "repeats": REPEATS,
-            "median_s": rounded(median, 4),
-            "min_s": rounded(min(times), 4),
-            "max_s": rounded(max(times), 4),
-            "rows_per_s": round(rows / median),
-            "target_s": TARGET_S,
-        }))
-    return lines
+    return [await measure(workdir, size) for size in SIZES]
+
+
+async def measure(workdir: Path, size: int, repeats: int = REPEATS,
+                  bench: str = "fanout") -> Figures:
+    """One change fanned out to `size` subscriptions, `repeats` times."""
+    path = workdir / f"{bench}-{size}.db"
+    progress(f"{bench}: seeding {size:,} subscriptions")
+    subscriptions = await seed(path, size)
+    store = await open_store(path)
+    try:
+        times: list[float] = []
+        rows = 0
+        for repeat in range(repeats):
+            now = datetime.now(UTC)
+            change = flip(TOKEN, detected=now, day=repeat, to=1.0 if repeat % 2 else -1.0)
+            started = time.perf_counter()
+            result = await store.record_poll([], [change], now)
+            times.append(time.perf_counter() - started)
+            rows = result.outbox_rows
+    finally:
+        await store.close()
+    median = statistics.median(times)
+    return emit({
+        "bench": bench,
+        "case": f"1 change to {size:,} subscriptions",
+        "subscriptions": subscriptions,
+        "outbox_rows": rows,
+        "repeats": repeats,
+        "median_s": rounded(median, 4),
+        "min_s": rounded(min(times), 4),
+        "max_s": rounded(max(times), 4),
+        "rows_per_s": round(rows / median),
+        "target_s": TARGET_S,
+    })

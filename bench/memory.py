@@ -8,6 +8,7 @@ with no subscriptions at all gives the baseline the 100,000 are compared with.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import statistics
 import time
@@ -61,6 +62,15 @@ def _outbox(path: Path) -> tuple[int, int]:
     return int(total), int(sent)
 
 
+def _polled(path: Path) -> bool:
+    """Whether a poll has committed readings yet (read-only, beside the running process)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return bool(db.execute("SELECT EXISTS (SELECT 1 FROM readings)").fetchone()[0])
+    except sqlite3.Error:  # not created or migrated yet
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class Sampled:
     """RSS samples (seconds since start, MB) of one run and how it ended."""
@@ -70,6 +80,8 @@ class Sampled:
     delivered: int
     exit_code: int
     stderr: str
+    first_poll_s: float | None = None
+    """Process start to the first committed poll (None: none within the run)."""
 
 
 async def sample_run(folder: Path, path: Path, seconds: float) -> Sampled:
@@ -78,39 +90,45 @@ async def sample_run(folder: Path, path: Path, seconds: float) -> Sampled:
         env = clean_env(folder, ALERTBOT_DATABASE_URL=f"sqlite:///{path}", ALERTBOT_DEMO="1",
                         TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_URL=fake.root,
                         ALERTBOT_LOG_LEVEL="WARNING")
+        started = time.monotonic()
         bot = await Alertbot(["run"], env, folder).start()
         if bot.proc is None:
             raise RuntimeError("alertbot did not start")
         process = psutil.Process(bot.proc.pid)
         samples: list[tuple[float, float]] = []
-        started = time.monotonic()
+        first_poll: float | None = None
         while time.monotonic() - started < seconds and bot.proc.returncode is None:
             try:
                 samples.append((time.monotonic() - started, process.memory_info().rss / MB))
             except psutil.NoSuchProcess:
                 break
+            if first_poll is None and _polled(path):
+                first_poll = time.monotonic() - started
             await asyncio.sleep(SAMPLE_S)
         code = await bot.stop()
-        return Sampled(samples, time.monotonic() - started, len(fake.sent), code, bot.stderr)
+        return Sampled(samples, time.monotonic() - started, len(fake.sent), code, bot.stderr,
+                       first_poll)
 
 
-async def measure(workdir: Path, subscriptions: int, seconds: float) -> Figures:
+async def measure(workdir: Path, subscriptions: int, seconds: float,
+                  bench: str = "memory") -> Figures:
     """Seed, run, and print one memory line."""
-    folder = workdir / f"memory-{subscriptions}"
+    folder = workdir / f"{bench}-{subscriptions}"
     folder.mkdir(exist_ok=True)
     path = folder / "alertbot.db"
-    progress(f"memory: {subscriptions:,} subscriptions, `alertbot run` for {seconds:.0f} s")
+    progress(f"{bench}: {subscriptions:,} subscriptions, `alertbot run` for {seconds:.0f} s")
     seeded = await seed(path, subscriptions)
     run = await sample_run(folder, path, seconds)
     rows, sent = _outbox(path)
     peak = max(run.samples, key=lambda s: s[1], default=(0.0, 0.0))
     late = [rss for at, rss in run.samples if at >= STEADY_AFTER_S]
     figures: Figures = {
-        "bench": "memory",
+        "bench": bench,
         "case": f"alertbot run, {seeded:,} subscriptions",
         "subscriptions": seeded,
         "seconds": rounded(run.seconds, 1),
         "samples": len(run.samples),
+        "first_poll_s": None if run.first_poll_s is None else rounded(run.first_poll_s, 2),
         "peak_rss_mb": rounded(peak[1], 1),
         "peak_at_s": rounded(peak[0], 1),
         "steady_rss_mb": rounded(statistics.median(late) if late else 0.0, 1),

@@ -70,6 +70,8 @@ def _target_row(line: Mapping[str, Any]) -> tuple[str, str, str, str, str] | Non
         return (bench, line["case"], f"peak {line['peak_rss_mb']:.1f} MB",
                 f"≤ {line['target_mb']:.0f} MB",
                 f"peak at {line['peak_at_s']:.1f} s; steady {line['steady_rss_mb']:.1f} MB; "
+                + ("no poll yet; " if line.get("first_poll_s") is None
+                   else f"first poll at {line['first_poll_s']:.1f} s; ") +
                 f"{line['outbox_rows']:,} outbox rows, {line['delivered']:,} delivered")
     if bench == "chart":
         return (bench, line["case"], f"p99 {line['p99_ms']:.1f} ms, {line['png_kb']:.0f} KB",
@@ -80,7 +82,8 @@ def _target_row(line: Mapping[str, Any]) -> tuple[str, str, str, str, str] | Non
     return None
 
 
-_BENCH_ORDER = ("detect", "fanout", "delivery", "due", "latency", "memory", "peers", "chart")
+_BENCH_ORDER = ("detect", "fanout", "delivery", "due", "latency", "memory", "peers", "growth",
+                "chart")
 
 
 def _order(line: Mapping[str, Any]) -> tuple[int, str, int, int]:
@@ -107,13 +110,26 @@ def table(lines: Sequence[Mapping[str, Any]]) -> str:
     if targets:
         parts.append("DESIGN §8 targets\n" + grid(
             ("bench", "case", "result", "target", "details"), targets))
-    bursts = [line for line in lines if "shape" in line and line["platform"] == "telegram"]
-    if any(line["sender"] != "alertbot" for line in bursts):
-        order = {"alertbot": 0, "ptb AIORateLimiter": 1, "apprise": 2, "naive loop": 3}
-        bursts.sort(key=lambda x: (x["messages"], len(x["shape"]), order.get(x["sender"], 9)))
-        parts.append("Telegram senders side by side (strict fake)\n" + grid(
-            ("shape", "sender", "delivered", "lost", "429s", "span", "rate", "of ceiling"),
-            [_burst_row(line) for line in bursts]))
+    order = {"alertbot": 0, "ptb AIORateLimiter": 1, "apprise": 2, "naive loop": 3,
+             "discord.py own limits": 1, "apprise webhooks": 2, "naive aiohttp loop": 3}
+    for platform, title in (("telegram", "Telegram"), ("discord", "Discord")):
+        bursts = [line for line in lines if "shape" in line and line["platform"] == platform]
+        if any(line["sender"] != "alertbot" for line in bursts):
+            bursts.sort(key=lambda x: (x["messages"], len(x["shape"]),
+                                       order.get(x["sender"], 9)))
+            parts.append(f"{title} senders side by side (strict fake)\n" + grid(
+                ("shape", "sender", "delivered", "lost", "429s", "span", "rate", "of ceiling"),
+                [_burst_row(line) for line in bursts]))
+    curves = [line for line in lines if line["bench"] == "growth" and "exponents" in line]
+    if curves:
+        parts.append("Growth (k: cost ∝ sizeᵏ between two sizes)\n" + grid(
+            ("curve", "sizes", "costs", "k per step"),
+            [(line["case"].removeprefix("curve: "),
+              " → ".join(f"{n:,}" for n in line["sizes"]),
+              " → ".join(f"{c:,.2f}" for c in line["costs"]) + f" {line['unit']}",
+              ", ".join("—" if k is None else f"{k:.2f} {v}"
+                        for k, v in zip(line["exponents"], line["verdicts"], strict=True)))
+             for line in curves]))
     histories = [line for line in lines if "history" in line]
     if histories:
         parts.append("Noisy histories, one channel subscribed to everything\n" + grid(

@@ -558,7 +558,8 @@ class Dispatcher:
         self._sending.add(destination)
         try:
             outcome = await self._send(notifier, target, key, message, changes, silent,
-                                       attempts, first_created, delivery)
+                                       attempts, first_created, delivery,
+                                       settled=lambda: self._pacer.settled(limits, slot))
         finally:
             self._sending.discard(destination)
             correlation_id.reset(token)
@@ -585,13 +586,16 @@ class Dispatcher:
 
     async def _send(self, notifier: Notifier, target: Target, key: str, message: Message,
                     changes: Sequence[Change], silent: bool, attempts: int,
-                    first_created: datetime, delivery: str) -> Reason:
+                    first_created: datetime, delivery: str,
+                    settled: Callable[[], None] = lambda: None) -> Reason:
         destination = target.destination
         try:
             result = await asyncio.wait_for(
                 notifier.send(target, message, key=key, silent=silent),
                 timeout=self._send_timeout,
             )
+            # Before the store write: the pacer learns how long the request itself took.
+            settled()
         except DeliveryError as exc:
             return await self._failed(target, key, exc, attempts, first_created, delivery)
         except TimeoutError:

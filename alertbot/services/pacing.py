@@ -8,6 +8,16 @@ Buckets that many destinations share (Telegram's overall limit, Discord's global
 also served in order of arrival and spaced evenly (period / count apart): releasing a whole
 window's budget in one instant sends a burst whose requests reach the server spread out,
 and the tail of one burst then overlaps the head of the next in some window.
+
+Every window is lengthened by a margin, because a request can reach the server later than
+its slot and its successor sooner. Shared buckets keep the fixed margin (`SAFETY_MARGIN`).
+A destination's own windows start with the fixed one (or the limit's own) and, once the limit
+has seen a few sends, take the spread of the times its recent sends took from slot to answer
+(`Lateness`). A delay every request shares moves a whole
+schedule and keeps its gaps; what brings two arrivals closer than their slots is one request
+delayed more than another, and no request is delayed past its answer, so the gap shrinks by
+at most the slowest answer minus the fastest. On a steady network the windows run at the
+ceiling; on a jittery or congested one the margin grows with the spread.
 """
 
 from __future__ import annotations
@@ -24,6 +34,39 @@ SAFETY_MARGIN = 0.025
 """Seconds added to every window: requests can arrive closer together than they were sent."""
 
 
+LATENESS_SAMPLES = 64
+"""Recent sends a limit's measured margin is taken over (an outlier ages out after these)."""
+LATENESS_MIN_SAMPLES = 8
+"""Sends a limit must have seen before its measured margin replaces the fixed one."""
+LATENESS_QUANTILE = 0.9
+"""Which of the recent answer times counts as the slow one: a single stall of the process
+(which delays the answer, not the arrival) would otherwise slow every window for a while."""
+LATENESS_FLOOR = 0.002
+"""Smallest margin: clocks and timers round, and windows are half-open on the server."""
+
+
+class Lateness:
+    """How much later one request of a limit can arrive than another: the recent spread."""
+
+    __slots__ = ("_samples",)
+
+    def __init__(self) -> None:
+        self._samples: deque[float] = deque(maxlen=LATENESS_SAMPLES)
+
+    def observe(self, seconds: float) -> None:
+        """Count one send that was answered `seconds` after its slot."""
+        self._samples.append(max(0.0, seconds))
+
+    def margin(self, limit: Limit, default: float) -> float:
+        """The margin for this limit's windows now (the default until measured)."""
+        if len(self._samples) < LATENESS_MIN_SAMPLES:
+            return default
+        # Capped at one window: slower than that, waiting whole windows does not help.
+        ordered = sorted(self._samples)
+        spread = ordered[int(LATENESS_QUANTILE * (len(ordered) - 1))] - ordered[0]
+        return min(max(spread, LATENESS_FLOOR), limit.period)
+
+
 class SlidingWindow:
     """Send times of one bucket; pure arithmetic, time is passed in."""
 
@@ -35,13 +78,14 @@ class SlidingWindow:
         self._spacing = limit.period / limit.count if limit.shared else 0.0
         self._times: deque[float] = deque(maxlen=limit.count)
 
-    def next_allowed(self, now: float) -> float:
-        """Earliest time a send fits (now or later)."""
+    def next_allowed(self, now: float, margin: float | None = None) -> float:
+        """Earliest time a send fits (now or later), with this margin (default: the fixed one)."""
         ready = now
         if self._spacing and self._times:
             ready = max(ready, self._times[-1] + self._spacing)
         if len(self._times) >= self.limit.count:
-            ready = max(ready, self._times[0] + self.limit.period + self.margin)
+            extra = self.margin if margin is None else margin
+            ready = max(ready, self._times[0] + self.limit.period + extra)
         return ready
 
     def record(self, at: float) -> None:
@@ -71,6 +115,7 @@ class Pacer:
         self._windows: dict[tuple[str, str], SlidingWindow] = {}
         self._paused_until: dict[str, float] = {}
         self._queues: dict[tuple[str, str], asyncio.Lock] = {}
+        self._lateness: dict[str, Lateness] = {}
 
     def pause(self, scope: str, seconds: float) -> None:
         """Hold every send in a scope (a bucket key or a platform) for a while (after a 429)."""
@@ -83,11 +128,41 @@ class Pacer:
             window = self._windows[(limit.name, key)] = SlidingWindow(limit, self._margin)
         return window
 
+    def _window_margin(self, limit: Limit, window: SlidingWindow) -> float:
+        if limit.shared:
+            # Shared buckets keep the fixed margin: their sends are already spaced evenly, and
+            # under CPU load the spread of a thousand lanes' answers came out both smaller
+            # than what arrived late (a 429) and larger than the fixed margin (slower).
+            return window.margin
+        lateness = self._lateness.get(limit.name)
+        return window.margin if lateness is None else lateness.margin(limit, window.margin)
+
+    def settled(self, limits: Sequence[tuple[Limit, str]], at: float) -> None:
+        """A send given the slot `at` was answered now: learn how late requests can be."""
+        # A message sent in parts took a later slot of its own buckets for each part: the
+        # time that counts is the last part's.
+        latest = max((w.last for limit, key in limits if not limit.shared
+                      and (w := self._windows.get((limit.name, key))) is not None), default=at)
+        seconds = self._clock() - max(at, latest)
+        for name in {limit.name for limit, _ in limits}:
+            lateness = self._lateness.get(name)
+            if lateness is None:
+                lateness = self._lateness[name] = Lateness()
+            lateness.observe(seconds)
+
+    def margin(self, limit: Limit) -> float:
+        """The margin a window of this limit gets now (measured, or the fixed one)."""
+        fixed = self._margin if limit.margin is None else limit.margin
+        lateness = None if limit.shared else self._lateness.get(limit.name)
+        return fixed if lateness is None else lateness.margin(limit, fixed)
+
     def delay(self, limits: Sequence[tuple[Limit, str]], scopes: Sequence[str] = ()) -> float:
         """Seconds until a send to these buckets would be allowed."""
         now = self._clock()
-        ready = max((self._window(limit, key).next_allowed(now) for limit, key in limits),
-                    default=now)
+        ready = now
+        for limit, key in limits:
+            window = self._window(limit, key)
+            ready = max(ready, window.next_allowed(now, self._window_margin(limit, window)))
         for scope in scopes:
             ready = max(ready, self._paused_until.get(scope, 0.0))
         return max(0.0, ready - now)
@@ -142,7 +217,8 @@ class Pacer:
         however many chats were ever served); returns how many buckets went."""
         now = self._clock()
         stale = [k for k, w in self._windows.items()
-                 if w.next_allowed(now) == now and w.last < now - older_than]
+                 if w.next_allowed(now, self._window_margin(w.limit, w)) == now
+                 and w.last < now - older_than]
         for key in stale:
             del self._windows[key]
         for scope in [s for s, until in self._paused_until.items() if until <= now]:

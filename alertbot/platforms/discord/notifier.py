@@ -31,6 +31,7 @@ import discord
 from alertbot.domain.address import validate_webhook_address
 from alertbot.domain.buttons import Button
 from alertbot.domain.models import Destination, Message
+from alertbot.platforms.discord.buckets import pace_create_message
 from alertbot.platforms.discord.buttons import button_view, release
 from alertbot.platforms.discord.embeds import alert_embed, chart_file
 from alertbot.platforms.discord.errors import (
@@ -99,6 +100,8 @@ class DiscordNotifier:
         self._session = session
         self._buttons = buttons
         self._client = client
+        if client is not None:
+            pace_create_message(client.http)
         # Idempotent: `run --once` has no gateway runner, so the first send logs in.
         self._login = login
         self._login_wait = login_wait

@@ -6,9 +6,9 @@ from alertbot.domain.models import Destination
 from alertbot.ports.notifier import Limit
 
 CHAT_MARGIN = 0.15
-"""Margin of Telegram's per-chat windows: a 1-second window is where a request delayed behind
-others (a pause, a new connection) most easily lands next to its successor, and the spare
-time costs only that chat."""
+"""Margin of Telegram's per-chat windows until the pacer has measured how late requests arrive
+(services/pacing.py `Lateness`): a 1-second window is where a request delayed behind others
+(a pause, a new connection) most easily lands next to its successor."""
 
 # Telegram Bot FAQ, "My bot is hitting limits, how do I avoid this?"
 # (https://core.telegram.org/bots/faq); the same numbers are telegram.constants.FloodLimit.

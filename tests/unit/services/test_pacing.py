@@ -14,7 +14,12 @@ from alertbot.platforms.telegram.limits import (
     TELEGRAM_PER_GROUP,
 )
 from alertbot.ports.notifier import Limit
-from alertbot.services.pacing import Pacer, SlidingWindow
+from alertbot.services.pacing import (
+    LATENESS_MIN_SAMPLES,
+    SAFETY_MARGIN,
+    Pacer,
+    SlidingWindow,
+)
 
 
 class VirtualTime:
@@ -148,3 +153,63 @@ async def test_pacer_forget_idle_drops_old_buckets_and_expired_pauses() -> None:
     # The fresh chat's bucket survived: a second send to it still waits its second.
     assert pacer.delay([(TELEGRAM_PER_CHAT, "fresh")]) > 0
     assert pacer.delay([(TELEGRAM_PER_CHAT, "old")], scopes=["telegram:old"]) == 0
+
+
+async def settle_sends(pacer: Pacer, clock: VirtualTime, limits: list[tuple[Limit, str]],
+                      answers: list[float]) -> None:
+    """Send once per answer time, each answered that many seconds after its slot."""
+    for seconds in answers:
+        slot = await pacer.acquire(limits)
+        clock.now += seconds
+        pacer.settled(limits, slot)
+
+
+async def test_pacer_margin_until_enough_sends_answered_is_the_fixed_one() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    limits = [(TELEGRAM_PER_CHAT, "42")]
+    await settle_sends(pacer, clock, limits, [0.01] * (LATENESS_MIN_SAMPLES - 1))
+    assert pacer.margin(TELEGRAM_PER_CHAT) == TELEGRAM_PER_CHAT.margin
+
+
+async def test_pacer_margin_after_sends_answered_is_spread_of_slot_to_answer() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    limits = [(TELEGRAM_OVERALL, "tg"), (TELEGRAM_PER_CHAT, "42")]
+    await settle_sends(pacer, clock, limits, [0.004, 0.011, 0.006] * LATENESS_MIN_SAMPLES)
+    assert pacer.margin(TELEGRAM_PER_CHAT) == pytest.approx(0.011 - 0.004)
+    assert pacer.margin(TELEGRAM_OVERALL) == SAFETY_MARGIN  # shared: evenly spaced, fixed
+    assert pacer.margin(TELEGRAM_PER_GROUP) == TELEGRAM_PER_GROUP.margin  # never used
+
+
+async def test_pacer_slow_answers_widen_the_window_up_to_its_length() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    limits = [(TELEGRAM_PER_CHAT, "42")]
+    await settle_sends(pacer, clock, limits, [0.01, 0.41] * LATENESS_MIN_SAMPLES)
+    slot = await pacer.acquire(limits)
+    assert pacer.delay(limits) == pytest.approx(1.0 + 0.4)
+    pacer.release(limits, slot)
+    await settle_sends(pacer, clock, limits, [5.0] * LATENESS_MIN_SAMPLES)
+    assert pacer.margin(TELEGRAM_PER_CHAT) == TELEGRAM_PER_CHAT.period
+
+
+async def test_pacer_one_stalled_answer_among_many_leaves_the_margin_small() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    limits = [(TELEGRAM_OVERALL, "tg"), (TELEGRAM_PER_CHAT, "42")]
+    await settle_sends(pacer, clock, limits, [0.003] * 30 + [0.9] + [0.005] * 30)
+    assert pacer.margin(TELEGRAM_PER_CHAT) == pytest.approx(0.002)
+
+
+async def test_pacer_settled_after_parts_counts_from_the_last_part_slot() -> None:
+    clock = VirtualTime()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    limits = [(TELEGRAM_PER_CHAT, "42")]
+    for _ in range(LATENESS_MIN_SAMPLES):
+        first = await pacer.acquire(limits)
+        await pacer.acquire(limits)  # the second part waits a whole window for its slot
+        clock.now += 0.005
+        pacer.settled(limits, first)
+    await settle_sends(pacer, clock, limits, [0.001])
+    assert pacer.margin(TELEGRAM_PER_CHAT) == pytest.approx(0.004)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
@@ -211,6 +212,18 @@ async def test_discord_send_short_rate_limit_is_waited_out_and_delivered(
     async with notifier_for(fake_discord) as notifier:
         await notifier.send(Target(CHANNEL), render_change(flip()), key=KEY, silent=False)
     assert fake_discord.rate_limited == 1 and len(fake_discord.messages) == 1
+
+
+async def test_discord_send_that_empties_the_bucket_returns_without_sleeping_its_reset() -> None:
+    # Stock discord.py sleeps Reset-After (here an hour) inside the send that saw Remaining 0;
+    # the pacer owns Create Message, so the send returns. The guard only catches that hang.
+    async with running_fake_discord(create_message_limit=(2, 3600.0)) as fake, \
+            notifier_for(fake) as notifier:
+        async with asyncio.timeout(60):
+            for n in range(2):
+                await notifier.send(Target(CHANNEL), render_change(flip(day=n)),
+                                    key=f"{KEY[:-1]}{n}", silent=False)
+    assert len(fake.messages) == 2 and fake.rate_limited == 0
 
 
 async def test_discord_send_invalid_form_body_is_permanent(fake_discord: FakeDiscord) -> None:
