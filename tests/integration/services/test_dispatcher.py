@@ -294,12 +294,17 @@ async def test_dispatcher_shutdown_send_slower_than_drain_finishes_not_cut_off(
                      what="the drain to pass with the send still in flight")
     gate.set()
     await asyncio.wait_for(task, 5)
-    stats = (await store.outbox_stats()).by_state
     slow = [s for s in notifier.sent if s.destination == CHAT]
-    assert len(slow) == 1 and stats.get("sending", 0) == 0
+    assert len(slow) == 1
+    # A lane still waiting for a pacing slot at the stop keeps its claimed row `sending` (it
+    # sent nothing); the restart recovers and sends it. The finished slow send is not repeated.
     restarted = ScriptedNotifier()
     await make_dispatcher(store, restarted).run_until_idle(10)
     assert slow[0].key not in [s.key for s in restarted.sent]
+    stats = (await store.outbox_stats()).by_state
+    assert set(stats) == {"sent"}, stats
+    delivered = [s.key for s in notifier.sent + restarted.sent]
+    assert len(delivered) == len(set(delivered)) == 6
 
 
 async def test_dispatcher_notifier_bug_is_retried_not_lost(store: SqliteStore) -> None:
