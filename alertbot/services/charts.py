@@ -27,6 +27,7 @@ from alertbot.domain.charts import (
     drivers_at,
 )
 from alertbot.domain.models import Change, Kind, Token
+from alertbot.domain.scheduled_digest import summary_from_json
 from alertbot.ports.charts import ChartRenderer, ChartRenderError
 from alertbot.ports.clock import Clock
 from alertbot.ports.source import HistorySource, SourceError
@@ -40,6 +41,10 @@ DRIVER_LOOKBACK_DAYS = 30
 """
 ALERT_IMAGES_KEPT = 64
 """Charts of recent alerts kept, so a fan-out to many chats draws each once."""
+DIGEST_DAYS_DAILY = 30
+"""Days a daily digest's chart shows, up to the end of its period."""
+DIGEST_DAYS_WEEKLY = 90
+"""Days a weekly digest's chart shows."""
 
 
 class ChartUnavailable(Exception):
@@ -96,6 +101,8 @@ class ChartService:
         return image
 
     async def _draw_alert(self, change: Change, days: int) -> ChartImage:
+        if change.kind is Kind.SCHEDULED_DIGEST:
+            return await self._draw_digest(change)
         history = await self.history(change.token, days, change.detected_at)
         point = Point(history.end, change.to_value)
         if change.kind is Kind.TM_GRADE:
@@ -103,6 +110,16 @@ class ChartService:
         elif change.kind is Kind.FUNDAMENTAL:
             history = replace(history, fundamental=_ending_with(history.fundamental, point))
         return await self._render_history(history)
+
+    async def _draw_digest(self, change: Change) -> ChartImage:
+        """A scheduled digest's chart: its busiest token, up to the end of its period."""
+        summary = summary_from_json(change.cause)
+        if summary.chart_token_id is None or not summary.tokens:
+            raise ChartUnavailable("nothing changed in the period: no chart")
+        busiest = summary.tokens[0]  # ranked like chart_token_id: most changes first
+        token = Token(summary.chart_token_id, busiest.symbol, busiest.name, "")
+        days = DIGEST_DAYS_WEEKLY if summary.weekly else DIGEST_DAYS_DAILY
+        return await self._render_history(await self.history(token, days, summary.end))
 
     async def _render_history(self, history: History) -> ChartImage:
         spec = build_chart(history, self._scale)

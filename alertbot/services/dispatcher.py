@@ -534,7 +534,8 @@ class Dispatcher:
                        first_created: datetime, *, with_chart: bool = False) -> Reason:
         destination = target.destination
         message = render(changes)
-        if with_chart and len(changes) == 1 and changes[0].kind in CHART_KINDS:
+        if with_chart and len(changes) == 1 and (changes[0].kind in CHART_KINDS
+                                                 or changes[0].kind is Kind.SCHEDULED_DIGEST):
             # Drawn before the claim and the pacing slot, which must lead straight to the send.
             message = await self._with_chart(message, changes[0], destination)
         # Claim first, so nothing but the send itself runs between taking a pacing slot and

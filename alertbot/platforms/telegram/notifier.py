@@ -19,6 +19,7 @@ memory is in the process, so only a crash between two parts repeats the earlier 
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -136,8 +137,41 @@ class TelegramNotifier:
             posted += 1
             done = {**done, part: str(sent.message_id)}
             ids.append(str(sent.message_id))
+        if message.scheduled and message.image is not None:
+            # A scheduled digest is too long for a caption: its chart follows as the last part.
+            chart = await self._send_chart_part(destination, message.image, key, silent, done)
+            if chart is not None:
+                ids.append(chart)
         self._sent_parts.pop(key, None)
         return Delivered(message_id=",".join(ids))
+
+    async def _send_chart_part(self, destination: Destination, image: ChartImage, key: str,
+                               silent: bool, done: dict[str, str]) -> str | None:
+        """The chart after a digest's text, once per message key; None when it is refused."""
+        part = hashlib.sha256(b"chart:" + image.png).hexdigest()
+        if part in done:
+            return done[part]
+        if self._pacer is not None:
+            await self._pacer.acquire(self.limits(destination), pacing_scopes(destination))
+        try:
+            sent = await send_photo_html(self._bot, destination, image.png, image.filename,
+                                         html.escape(image.caption)[:MAX_CAPTION],
+                                         silent=silent)
+        except BadRequest as exc:
+            error = translate_error(exc, self._redactor)
+            if error.destination_gone or error.rekey_to or error.retryable:
+                self._remember(key, done)
+                raise error from None
+            log.warning("Telegram refused the chart of digest %s for %s (%s); text only",
+                        key, destination, error.reason)
+            return None
+        except TelegramError as exc:
+            self._remember(key, done)
+            raise translate_error(exc, self._redactor) from None
+        except BaseException:
+            self._remember(key, done)
+            raise
+        return str(sent.message_id)
 
     async def _keyboard(self, destination: Destination, message: Message,
                         key: str) -> InlineKeyboardMarkup | None:

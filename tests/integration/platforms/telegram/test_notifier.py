@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from telegram.request import HTTPXRequest
 
 from alertbot.domain.models import (
     Change,
+    ChartImage,
     Destination,
     DigestSchedule,
     Direction,
@@ -378,3 +381,40 @@ async def test_telegram_send_scheduled_digest_bold_sections_hostile_names_litera
     assert "EV&L (<b>Evil</b> & @everyone): 1 change" in lines
     bold = [sent.visible_text[e["offset"]:e["offset"] + e["length"]] for e in sent.entities]
     assert bold == [lines[0], "Biggest upgrades:", "Changes by token:"]
+
+
+def small_png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 224), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_telegram_send_scheduled_digest_with_chart_posts_text_then_photo_once(
+        tg: FakeTelegram) -> None:
+    schedule = DigestSchedule(False, time(9, 0), "UTC")
+    at = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    # Too long for a photo caption (1,024 characters): the chart follows the text.
+    tokens = [Token(100 + i, f"TOKEN{i}", f"Token number {i}") for i in range(40)]
+    summary = build_summary(schedule, period_containing(schedule, at),
+                            [flip(t, seconds=i) for i, t in enumerate(tokens)], {})
+    target = dest(GROUP)
+    chart = ChartImage(small_png(), "BTC grade history, 30 days", "btc-grades.png")
+    message = replace(render([digest_change(target.destination, summary, at)]), image=chart)
+    pacer = Pacer()
+    notifier = TelegramNotifier.connect(tg.token, tg.root, pacer=pacer)
+    tg.fail_next("sendPhoto", Fault.error(500, "Internal Server Error"))
+    try:
+        with pytest.raises(DeliveryError):
+            await notifier.send(target, message, key=KEY, silent=False)
+        # The dispatcher's retry: the text already went out, only the chart is sent.
+        delivered = await notifier.send(target, message, key=KEY, silent=False)
+    finally:
+        await notifier.close()
+    texts = tg.sent_to(GROUP)
+    [photo] = tg.photos
+    assert texts and texts[0].visible_text.startswith("Daily digest · ")
+    assert photo.visible_caption == "BTC grade history, 30 days"
+    assert delivered.message_id == ",".join(
+        str(m) for m in [*(t.message_id for t in texts), photo.message_id])
