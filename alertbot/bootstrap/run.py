@@ -22,6 +22,7 @@ from alertbot.domain.models import (
 )
 from alertbot.domain.parsing import format_duration
 from alertbot.platforms.console import DEFAULT_CHAT
+from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.observers import DispatchObserver
 from alertbot.ports.source import SourceError
 from alertbot.ports.store import StoreError
@@ -248,6 +249,9 @@ async def _once_as_leader(app: App) -> None:
                          "leads, or the database is unavailable); run --once delivers only "
                          "as the leader")
     app.dispatcher.lead(epoch, valid=leadership.valid)
+    # The lease is renewed while the cycle runs: a throttled delivery may wait longer than it.
+    done = asyncio.Event()
+    holding = asyncio.create_task(leadership.hold(done))
     try:
         await prepare(app, once=True)
         await app.poller.poll_once()
@@ -255,6 +259,12 @@ async def _once_as_leader(app: App) -> None:
         await DigestScheduler(app.store, app.clock, band_label=app.rules.band_label).check()
         await app.dispatcher.run_until_idle()
     finally:
+        done.set()
+        try:
+            await holding
+        except Exception:
+            reraise_if_cancelling()
+            log.exception("run --once: renewing the lease failed")
         await leadership.release()
 
 

@@ -154,7 +154,8 @@ async def test_readme_going_live_on_telegram_test_alert_then_first_real_alert(
 
         code, out, err = await run_alertbot(alertbot_args(check, "", ""), env, tmp_path)
         assert code == 0, out + err
-        assert "telegram: ok (connected as @alertbot_test_bot)" in out.splitlines()
+        assert "telegram: ok (connected as @alertbot_test_bot, updates by long polling)" in (
+            out.splitlines())
         assert any(line.startswith("source: ok") for line in out.splitlines()), out
 
         bot = await Alertbot(alertbot_args(run, "", ""), env, tmp_path).start()
