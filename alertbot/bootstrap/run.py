@@ -246,11 +246,16 @@ async def _once_as_leader(app: App) -> None:
                          "leads, or the database is unavailable); run --once delivers only "
                          "as the leader")
     app.dispatcher.lead(epoch, valid=leadership.valid)
+    # A cycle can outlast the lease (a backlog paced by flood limits): keep renewing it.
+    hold_stop = asyncio.Event()
+    holding = asyncio.create_task(leadership.hold(hold_stop))
     try:
         await prepare(app, once=True)
         await app.poller.poll_once()
         await app.dispatcher.run_until_idle()
     finally:
+        hold_stop.set()
+        await holding
         await leadership.release()
 
 
