@@ -58,7 +58,11 @@ class RoleSwitch:
 
     @property
     def role(self) -> Role:
-        """What this replica does now."""
+        """What this replica does now: leader only while its lease certainly holds."""
+        # A resumed paused leader must not answer `leader` before `hold` notices the lease
+        # ran out: another replica may lead already.
+        if self._role is Role.LEADER and not self._leadership.valid():
+            return Role.STANDBY
         return self._role
 
     @property
@@ -97,6 +101,8 @@ class RoleSwitch:
                 log.warning("leadership: epoch %d is over (%s); stopping the leader's jobs",
                             epoch, "fenced by the store" if self._fenced.is_set()
                             else "lease lost")
+                # Another replica may lead already; stopping the jobs can take seconds.
+                self._switch(Role.STANDBY, None)
             leader_stop.set()
             try:
                 await asyncio.shield(jobs)
@@ -105,7 +111,8 @@ class RoleSwitch:
                 if self._fenced.is_set():
                     await self._leadership.release()
                 await holding
-                self._switch(Role.STANDBY, None)
+                if self._role is Role.LEADER:
+                    self._switch(Role.STANDBY, None)
 
     def _switch(self, role: Role, epoch: int | None) -> None:
         self._role = role

@@ -71,6 +71,8 @@ class Replicas:
     members: list[Replica] = field(default_factory=list)
     failovers: list[float] = field(default_factory=list)
     """Seconds from each kill or pause of a leader to another replica leading."""
+    signalled: list[float] = field(default_factory=list)
+    """When (time.monotonic()) each kill or pause signal was sent."""
 
     async def start(self, count: int) -> Replicas:
         """Start `count` more replicas."""
@@ -103,7 +105,9 @@ class Replicas:
         old = await self.leader(http)
         assert old.bot.proc is not None
         started = time.monotonic()
+        old.paused = signum == signal.SIGSTOP
         old.bot.proc.send_signal(signum)
+        self.signalled.append(started)
         new = await self.leader(http, timeout=timeout, other_than=old)
         self.failovers.append(time.monotonic() - started)
         if signum != signal.SIGSTOP:
@@ -115,7 +119,6 @@ class Replicas:
                            timeout: float = 30.0) -> tuple[Replica, Replica]:
         """SIGSTOP the leader until another leads; returns (paused, new leader)."""
         old = await self.leader(http)
-        old.paused = True
         return old, await self.kill_leader(http, signal.SIGSTOP, timeout)
 
     @staticmethod

@@ -41,6 +41,10 @@ the rest; each method holds one only for its transaction."""
 MAX_POOL_SIZE = 100
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 """A statement running longer is cancelled by the server (StoreError, nothing changed)."""
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 4_000
+"""The server ends a session whose open transaction waits longer for its client. A leader
+paused (or partitioned) inside an outbox write holds the leadership row FOR SHARE, which would
+block every takeover until then; 4 s is below the 6 s lease, so failover is not delayed."""
 CONNECT_TIMEOUT_S = 10.0
 MIGRATION_LOCK = "alertbot.migrate"
 """Name of the session advisory lock held while migrating (hashed with the schema)."""
@@ -139,6 +143,8 @@ class PostgresConnection:
                 self._url.dsn, min_size=1, max_size=self._url.pool_size,
                 timeout=CONNECT_TIMEOUT_S,
                 server_settings={"statement_timeout": str(self._url.statement_timeout_ms),
+                                 "idle_in_transaction_session_timeout":
+                                     str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
                                  "application_name": "alertbot", "TimeZone": "UTC"},
             )
             await self._migrate(apply=self._apply_migrations)

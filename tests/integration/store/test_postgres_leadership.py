@@ -202,3 +202,30 @@ async def test_pg_leadership_clean_stop_releases_for_the_next_epoch(schema: str)
 async def test_pg_leadership_rejects_renewal_not_shorter_than_lease() -> None:
     with pytest.raises(ValueError, match="shorter than the lease"):
         PostgresLeadership(postgres_url(), lease=2.0, renew_every=2.0)
+
+
+async def test_pg_leadership_writer_paused_mid_transaction_does_not_block_the_takeover(
+        schema: str) -> None:
+    from alertbot.store.postgres import PostgresStore
+    from alertbot.store.postgres.fencing import check_epoch
+
+    store = PostgresStore(f"{postgres_url()}?search_path={schema}")
+    await store.open()
+    a, b = contender(schema, "a"), contender(schema, "b")
+    stop = asyncio.Event()
+    writer = await store._live_pool.acquire()
+    try:
+        assert await a.acquire(stop) == 1
+        # The leader checked its epoch inside an outbox write (row taken FOR SHARE), then its
+        # process was SIGSTOPped: the transaction stays open and the client says nothing more.
+        await writer.execute("BEGIN")
+        await check_epoch(writer, 1)
+        # (Takeover attempts that timed out while blocked may have run since: any later epoch.)
+        assert await asyncio.wait_for(b.acquire(stop), WAIT) >= 2
+        assert b.valid()
+    finally:
+        stop.set()
+        await store._live_pool.release(writer)
+        await store.close()
+        await a.close()
+        await b.close()

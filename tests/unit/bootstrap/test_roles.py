@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
+
 from alertbot.bootstrap.roles import RoleSwitch, replica_jobs
 from alertbot.bootstrap.supervisor import Supervisor
 from alertbot.observability.metrics import Metrics
@@ -201,6 +203,48 @@ async def test_roles_stop_while_standby_ends_without_leading() -> None:
     stop.set()
     await asyncio.wait_for(task, 10)
     assert h.log == [] and h.dispatcher.led == []
+
+
+@pytest.mark.parametrize("end", ["lose", "fence"])
+async def test_roles_lost_or_fenced_reports_standby_while_leader_jobs_still_stop(
+        end: str) -> None:
+    h = harness()
+    finish = asyncio.Event()
+
+    async def slow_to_stop(stop: asyncio.Event) -> None:
+        await stop.wait()
+        h.log.append("draining")
+        await finish.wait()  # sends in flight, a gateway closing ...
+
+    h.switch = RoleSwitch(h.leadership, Supervisor(ManualClock()), {"slow": slow_to_stop},
+                          dispatcher=h.dispatcher, poller=h.poller,  # type: ignore[arg-type]
+                          metrics=h.metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.switch.run(stop))
+    h.leadership.grant(7)
+    await eventually(lambda: h.switch.role is Role.LEADER, what="leading")
+    h.leadership.lose() if end == "lose" else h.dispatcher.on_fenced()
+    await eventually(lambda: "draining" in h.log, what="the leader jobs stopping")
+    # Another replica may lead already: this one must not answer `leader` meanwhile.
+    assert h.switch.role is Role.STANDBY
+    assert h.gauge("alertbot_leader") == 0
+    finish.set()
+    await eventually(lambda: h.leadership.acquiring == 2, what="standing by again")
+    assert h.gauge("alertbot_leadership_changes_total") == 2
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_roles_lease_run_out_unnoticed_reports_standby() -> None:
+    h = harness()
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.switch.run(stop))
+    h.leadership.grant(8)
+    await eventually(lambda: h.switch.role is Role.LEADER, what="leading")
+    h.leadership.epoch = None  # the deadline passed (a pause); `hold` has not run since
+    assert h.switch.role is Role.STANDBY
+    stop.set()
+    await asyncio.wait_for(task, 10)
 
 
 def test_replica_jobs_long_polling_keeps_telegram_on_the_leader() -> None:
