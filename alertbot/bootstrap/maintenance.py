@@ -16,7 +16,6 @@ from alertbot.ports.leadership import LeadershipStatus, Role
 from alertbot.ports.store import DatabaseStats, OutboxState, StoreError
 from alertbot.store.copy import Copyable, copy_rows
 from alertbot.store.factory import store_from_url
-from alertbot.store.postgres.maintenance import pg_dump_command
 from alertbot.store.urls import is_postgres, redact_url
 
 EXIT_OK = 0
@@ -33,6 +32,8 @@ def open_settings_store(settings: Settings, *, migrate: bool | None = None) -> C
 async def backup(settings: Settings, path: str, out: TextIO | None = None) -> int:
     """Write a consistent copy of the database to `path` (SQLite; PostgreSQL: pg_dump)."""
     if is_postgres(settings.database_url):
+        from alertbot.store.postgres.maintenance import pg_dump_command
+
         # Refused before connecting: pg_dump is the tool, whether or not the server is up.
         print("alertbot: backup: PostgreSQL is backed up with pg_dump, not alertbot: "
               + pg_dump_command(redact_url(settings.database_url), path), file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from alertbot.bootstrap.app import App
@@ -19,6 +19,7 @@ from alertbot.domain.models import (
     Destination,
     Policy,
     Reason,
+    Subscription,
 )
 from alertbot.domain.parsing import format_duration
 from alertbot.platforms.console import DEFAULT_CHAT
@@ -122,10 +123,27 @@ def missing_platform_variable(app: App, destination: Destination) -> str | None:
     return None
 
 
+async def _subscriptions_on(app: App, platforms: Iterable[str | None]) -> list[Subscription]:
+    """All subscriptions, but none loaded when no destination exists on these platforms.
+
+    A platform of None stands for any platform.
+    """
+    # With 100,000 subscriptions the full list is the largest allocation of a start-up, and
+    # the common case (every subscribed platform configured) needs none of it.
+    for platform in platforms:
+        if await app.store.destinations(platform=platform, limit=1):
+            return await app.store.subscriptions(None)
+    return []
+
+
 async def unconfigured_destinations(app: App) -> list[tuple[Destination, str]]:
     """Subscribed destinations whose platform is not configured, with the variable to set."""
+    settings = app.settings
+    unset = [platform for platform, token in (("telegram", settings.telegram_bot_token),
+                                              ("discord", settings.discord_bot_token))
+             if token is None]
     seen: dict[Destination, str] = {}
-    for sub in await app.store.subscriptions(None):
+    for sub in await _subscriptions_on(app, unset):
         variable = missing_platform_variable(app, sub.destination)
         if variable is not None:
             seen.setdefault(sub.destination, variable)
@@ -144,11 +162,15 @@ async def _warn_unconfigured(app: App) -> None:
 
 async def _delivering_to(app: App) -> str:
     """Chat platforms with a bot token, and the others only where someone subscribed."""
+    chat = {"telegram": app.settings.telegram_bot_token, "discord": app.settings.discord_bot_token}
+    # Only platforms without a bot token depend on subscriptions (and the demo on any at all).
+    unsure: list[str | None] = [p for p in app.dispatcher.platforms if chat.get(p) is None]
+    if app.settings.use_demo and not any(chat.values()):
+        unsure = [None]
     try:
-        subscribed = {s.destination.platform for s in await app.store.subscriptions(None)}
+        subscribed = {s.destination.platform for s in await _subscriptions_on(app, unsure)}
     except StoreError:
         subscribed = set()
-    chat = {"telegram": app.settings.telegram_bot_token, "discord": app.settings.discord_bot_token}
     if app.settings.use_demo and not any(chat.values()) and not subscribed:
         subscribed.add("console")  # the first run subscribes it right after this line
     platforms = [p for p in app.dispatcher.platforms

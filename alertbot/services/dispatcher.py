@@ -282,6 +282,7 @@ class Dispatcher:
                 if loop.time() - pruned >= PACER_PRUNE_EVERY:
                     pruned = loop.time()
                     self._pacer.forget_idle(older_than=PACER_PRUNE_EVERY)
+                    self.forget_idle(self._clock.now())
                 # Cleared before the queries: a commit while they run must wake the wait.
                 self._wake.clear()
                 try:
@@ -504,6 +505,15 @@ class Dispatcher:
         self._fenced = True
         log.warning("delivery stopped: %s; stepping down", exc)
         self._on_fenced()
+
+    def forget_idle(self, now: datetime) -> int:
+        """Drop held-group ends that have passed; returns how many went."""
+        # A destination unsubscribed (or removed) while held never runs another lane pass to
+        # clear its entry: without this the map would keep every such destination forever.
+        passed = [d for d, until in self._held_until.items() if until <= now]
+        for destination in passed:
+            del self._held_until[destination]
+        return len(passed)
 
     def _announce_held(self, destination: Destination, policy: Policy,
                        plan: throttle.Plan) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from alertbot.ports.store import StoreError
 from alertbot.store.copy import Copyable
-from alertbot.store.postgres import PostgresStore
 from alertbot.store.sqlite import SqliteStore
 from alertbot.store.urls import is_postgres
 
@@ -14,6 +13,9 @@ def store_from_url(url: str, *, migrate: bool = True) -> Copyable:
     if url.startswith("sqlite:///"):
         return SqliteStore.from_url(url, migrate=migrate)
     if is_postgres(url):
+        # asyncpg costs start-up time and memory that a SQLite bot never uses
+        from alertbot.store.postgres import PostgresStore
+
         return PostgresStore.from_url(url, migrate=migrate)
     raise StoreError(f"unsupported database URL {url.split(':', 1)[0]}://… (expected "
                      "sqlite:///PATH or postgresql://USER@HOST/DATABASE)")

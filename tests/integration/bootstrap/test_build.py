@@ -18,11 +18,12 @@ async def main():
     await app.close()
 
 asyncio.run(main())
-print("discord" in sys.modules, "telegram" in sys.modules, "PIL" in sys.modules)
+print("discord" in sys.modules, "telegram" in sys.modules, "PIL" in sys.modules,
+      "asyncpg" in sys.modules)
 """
 
 
-def test_build_demo_loads_no_platform_library(tmp_path: Path) -> None:
+def test_build_demo_loads_no_platform_or_postgres_library(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ALERTBOT_", "TOKENMETRICS_", "TELEGRAM_", "DISCORD_"))}
     env["ALERTBOT_HTTP_PORT"] = "0"
@@ -31,4 +32,4 @@ def test_build_demo_loads_no_platform_library(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     wired, loaded = done.stdout.strip().splitlines()
     assert wired == "['console', 'webhook'] ['digests', 'reload', 'retention']"
-    assert loaded == "False False False"  # the chart library loads with the first chart
+    assert loaded == "False False False False"  # the chart library loads with the first chart

@@ -13,9 +13,22 @@ from pathlib import Path
 import pytest
 
 from alertbot.bootstrap.build import build
-from alertbot.bootstrap.run import CONSOLE_DEFAULT, ensure_default_subscription, run
+from alertbot.bootstrap.run import (
+    CONSOLE_DEFAULT,
+    ensure_default_subscription,
+    run,
+    unconfigured_destinations,
+)
 from alertbot.config import load_settings
-from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Kind, Reading, Token
+from alertbot.domain.models import (
+    ALL_KINDS,
+    ALL_TOKENS,
+    Destination,
+    Kind,
+    Reading,
+    Subscription,
+    Token,
+)
 from alertbot.ports.source import Source
 from tests.support import eventually
 
@@ -31,6 +44,31 @@ def env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     path.write_text(f"ALERTBOT_DATABASE_URL=sqlite:///{tmp_path / 'run.db'}\n"
                     "ALERTBOT_HTTP_PORT=0\n")
     return path
+
+
+async def test_unconfigured_destinations_none_on_unset_platforms_loads_no_subscription(
+        env_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = await build(load_settings(env_file), env_file=env_file)
+    try:
+        now = app.clock.now()
+        for token_id in (3375, 3306, 1):
+            await app.store.subscribe(CONSOLE_DEFAULT, token_id, ALL_KINDS, now, actor="test")
+        listing = app.store.subscriptions
+        loads: list[Destination | None] = []
+
+        async def counted(destination: Destination | None = None) -> list[Subscription]:
+            loads.append(destination)
+            return await listing(destination)
+
+        monkeypatch.setattr(app.store, "subscriptions", counted)
+        assert await unconfigured_destinations(app) == []
+        assert loads == []  # nothing on Telegram or Discord: the full list is never read
+        chat = Destination("telegram", "42")
+        await app.store.subscribe(chat, 3375, ALL_KINDS, now, actor="test")
+        assert await unconfigured_destinations(app) == [(chat, "TELEGRAM_BOT_TOKEN")]
+        assert loads == [None]
+    finally:
+        await app.close()
 
 
 async def test_ensure_default_subscription_live_source_removes_only_the_demo_subscription(

@@ -82,3 +82,18 @@ async def test_dispatcher_quiet_hours_held_notice_names_the_end(
     assert notifier.sent == []
     notices = _notices(caplog)
     assert notices == [f"{CHAT}: quiet hours: 2 alerts held, digest at {end}:00 UTC"], notices
+
+
+async def test_dispatcher_forget_idle_held_group_ended_drops_it(store: SqliteStore) -> None:
+    from alertbot.domain.policy import update_policy
+
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=1)).strftime("%H:%M")
+    end = (now + timedelta(hours=2)).strftime("%H:%M")
+    policy = update_policy(Policy(), now, quiet=f"{start}-{end} UTC")
+    dispatcher = make_dispatcher(store, ScriptedNotifier())
+    await add_changes(store, 2, policy=policy)
+    await dispatcher.run_until_idle(10)
+    assert dispatcher.forget_idle(now) == 0  # still held: kept, so it is not announced again
+    assert dispatcher.forget_idle(now + timedelta(hours=3)) == 1
+    assert dispatcher.forget_idle(now + timedelta(hours=3)) == 0
