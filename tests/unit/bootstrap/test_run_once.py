@@ -49,7 +49,15 @@ async def test_run_once_renews_its_lease_while_the_cycle_runs_then_releases(
     async def poll_once() -> None:
         pass
 
+    class NoDigests:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def check(self) -> None:
+            pass
+
     monkeypatch.setattr(run, "prepare", prepare)
+    monkeypatch.setattr(run, "DigestScheduler", NoDigests)
     log: list[str] = []
     leadership = RenewingLeadership(log)
     leadership.grant(3)
