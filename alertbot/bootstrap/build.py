@@ -84,8 +84,8 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     poller.also_watch = lookup.recent_tokens
     leadership = leadership_for(settings.database_url, store, clock)
     closers.append(leadership.close)
-    # Replicas on one database all write readings (push ingest on standbys): no process may
-    # trust a cache of them.
+    # Only the leader detects (pushes on standbys are queued for it), but a leader that lost
+    # its lease unnoticed may still commit one last poll: replicas never trust a cache.
     poller.shared_state = not isinstance(leadership, SqliteLeadership)
 
     async def send_test(destination: Destination) -> AlertTestResult:
@@ -104,6 +104,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     app = App(settings, clock, store, parts, rules, poller, dispatcher, lookup, commands,
               redactor, session, Metrics(), observers, notifiers=notifiers, closers=closers,
               env_file=env_file, charts=charts, leadership=leadership)
+    poller.on_pushed = lambda report: app.metrics.count_changes(report.changes)
     app.checks["database"] = _database_check(store)
     app.checks["source"] = parts.check
     if parts.readiness is not None:

@@ -231,7 +231,10 @@ async def run(app: App, *, once: bool = False) -> int:
 
     async def poller(stop: asyncio.Event) -> None:
         if await _first_of(prepared, stop) is prepared:
-            await app.poller.run(stop)
+            # Pushed readings any replica stored are detected here, beside the polls.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(app.poller.run_pushes(stop))
+                await app.poller.run(stop)
 
     jobs = {"startup": startup, "poller": poller, "dispatcher": app.dispatcher.run, **app.jobs}
     supervisor = Supervisor(app.clock, observer=app.observers, redact=app.redactor)
@@ -277,6 +280,7 @@ async def _once_as_leader(app: App) -> None:
     try:
         await prepare(app, once=True)
         await app.poller.poll_once()
+        await app.poller.drain_pushed()
         # Periods that ended since the last run get their scheduled digests (cron use).
         await DigestScheduler(app.store, app.clock, band_label=app.rules.band_label).check()
         await app.dispatcher.run_until_idle()

@@ -54,7 +54,7 @@ from alertbot.observability.metrics import CONTENT_TYPE, Metrics, QuotaProbe
 from alertbot.ports.clock import Clock
 from alertbot.ports.leadership import Role
 from alertbot.ports.lifecycle import Probe
-from alertbot.ports.store import Store
+from alertbot.ports.store import Store, StoreError
 from alertbot.services.lookup import Lookup
 from alertbot.services.poller import Poller
 
@@ -341,7 +341,7 @@ class WebServer:
         token = correlation_id.set(f"push-{uuid.uuid4().hex[:8]}")
         connection = self._guard.connection(request)
         try:
-            summary = await self._accept(request, secret.get_secret_value())
+            status, summary = await self._accept(request, secret.get_secret_value())
         except IngestError as exc:
             self._metrics.ingest_result(exc.result)
             # A connection the server closed itself (over the cap) was counted when closed.
@@ -360,9 +360,9 @@ class WebServer:
         finally:
             correlation_id.reset(token)
         self._metrics.ingest_result("accepted")
-        return web.json_response(summary)
+        return web.json_response(summary, status=status)
 
-    async def _accept(self, request: web.Request, secret: str) -> dict[str, Any]:
+    async def _accept(self, request: web.Request, secret: str) -> tuple[int, dict[str, Any]]:
         body = await read_limited(request, self.limits.read_timeout)
         now = self._wall()
         try:
@@ -377,13 +377,29 @@ class WebServer:
         pushed = parse_body(body, self._clock.now())
         tokens = await resolve_tokens(pushed, self._store, self._lookup, self._resolutions)
         readings = to_readings(pushed, tokens)
-        report = await self._poller.ingest(readings, tokens=list(dict.fromkeys(tokens.values())))
-        self._metrics.count_changes(report.changes)
+        # Stored first, on every replica: only the leader's poller detects on pushed readings,
+        # so a push here and a poll there cannot both detect one change.
+        batch = await self._store.enqueue_pushed(
+            readings, list(dict.fromkeys(tokens.values())), self._clock.now())
+        report = None
+        if self._role() is not Role.STANDBY:
+            try:
+                await self._poller.drain_pushed()
+            except StoreError as exc:
+                log.warning("push ingest: batch %d stored, detection deferred: %s", batch, exc)
+            report = self._poller.push_report(batch)
+        if report is None:
+            # Stored for the leader (this replica stands by, or detection must be retried):
+            # it detects within its next queue check.
+            self._poller.pushed()
+            log.info("push ingest: %d readings queued for the leader (batch %d)",
+                     len(readings), batch)
+            return 202, {"accepted": len(readings), "queued": True}
         log.info("push ingest: %d readings, %d changes, %d alerts queued", len(readings),
                  len(report.changes), report.outbox_rows)
-        return {"accepted": len(readings), "changes": len(report.changes),
-                "alerts_queued": report.outbox_rows,
-                "outcomes": _outcomes(report.outcomes)}
+        return 200, {"accepted": len(readings), "changes": len(report.changes),
+                     "alerts_queued": report.outbox_rows,
+                     "outcomes": _outcomes(report.outcomes)}
 
 
 def _outcomes(outcomes: Mapping[Any, int]) -> dict[str, int]:

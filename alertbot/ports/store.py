@@ -1,8 +1,8 @@
 """The Store port: durable state, changes, subscriptions, policies, outbox and decisions.
 
 The port is split into roles (Catalog, StateStore, Subscriptions, Destinations, Outbox,
-Audit, Meta, TokenMutes, Updates, Maintenance); each consumer names only the roles it uses,
-through the small combining protocols at the end. `Store` combines every role for the
+Audit, Meta, TokenMutes, Updates, PushQueue, Maintenance); each consumer names only the roles it
+uses, through the small combining protocols at the end. `Store` combines every role for the
 composition root.
 
 Common to every role: each method is one transaction, so it happens completely or not at
@@ -26,6 +26,7 @@ from alertbot.domain.models import (
     Destination,
     Kind,
     Policy,
+    Reading,
     Reason,
     Subscription,
     Token,
@@ -606,6 +607,45 @@ class Updates(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PushedBatch:
+    """The readings one accepted push ingest request stored, waiting for the leader."""
+
+    batch_id: int
+    readings: tuple[Reading, ...]
+    tokens: tuple[Token, ...]
+    """Catalog tokens of the readings, upserted before detection like a poll's."""
+    received_at: datetime
+
+
+class PushQueue(Protocol):
+    """Validated pushed readings: any process stores them, only the leader detects on them.
+
+    So detection runs in one process (the leader's poller), and a push handled by a standby
+    and a poll by the leader of the same series cannot both compare against the old state.
+    """
+
+    async def enqueue_pushed(self, readings: Sequence[Reading], tokens: Sequence[Token],
+                             received_at: datetime) -> int:
+        """Store one request's readings durably, pending; returns the batch id."""
+        ...
+
+    async def pending_pushed(self, limit: int) -> list[PushedBatch]:
+        """Up to `limit` pending batches, oldest first."""
+        ...
+
+    async def finish_pushed(self, batch_ids: Sequence[int], now: datetime) -> int:
+        """Mark batches processed (detection committed); returns how many were pending.
+
+        Safe to repeat: a batch already processed stays as it is.
+        """
+        ...
+
+    async def purge_pushed(self, before: datetime) -> int:
+        """Delete processed batches received before `before`; pending ones stay. How many."""
+        ...
+
+
 class Fencing(Protocol):
     """Leadership epochs and replica heartbeats as the database records them.
 
@@ -679,15 +719,15 @@ class Maintenance(Protocol):
 
 
 class Store(Catalog, StateStore, Subscriptions, Destinations, Outbox, Audit, Meta, TokenMutes,
-            Updates, Fencing, Digests, Maintenance, Protocol):
+            Updates, PushQueue, Fencing, Digests, Maintenance, Protocol):
     """Durable state of the bot: every role, for the composition root and the tests."""
 
 
 # ---------------------------------------------------------------------- what consumers use
 
 
-class PollStore(Catalog, StateStore, Subscriptions, Protocol):
-    """What the poller uses: the catalog, detection state and what subscriptions watch."""
+class PollStore(Catalog, StateStore, Subscriptions, PushQueue, Protocol):
+    """What the poller uses: the catalog, detection state, what subscriptions watch, pushes."""
 
 
 class LookupStore(Catalog, StateStore, Protocol):
@@ -726,5 +766,5 @@ class PlatformStore(Destinations, Meta, Protocol):
     """What a platform bot uses: its destinations and its own bookkeeping."""
 
 
-class RetentionStore(Updates, Maintenance, Protocol):
-    """What retention uses: history purging and the update ids it forgets."""
+class RetentionStore(Updates, PushQueue, Maintenance, Protocol):
+    """What retention uses: history purging, the update ids and processed pushes it forgets."""

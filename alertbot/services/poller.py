@@ -1,10 +1,16 @@
-"""Poll -> detect -> persist. Readings from any source (poll or push) take the same path."""
+"""Poll -> detect -> persist. Readings from any source (poll or push) take the same path.
+
+Pushed readings arrive through the store's push queue: whichever process accepted the push
+stored them, and only the leader's poller detects on them (`drain_pushed`), serialised with its
+polls, so one change is never detected by two processes at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -20,6 +26,13 @@ from alertbot.ports.source import Source, SourceError
 from alertbot.ports.store import PollStore, StoreError
 
 log = logging.getLogger(__name__)
+
+PUSH_BATCHES = 50
+"""Pushed batches detected on per store read."""
+PUSH_CHECK_EVERY = 1.0
+"""Seconds between checks of the push queue for batches other processes stored."""
+PUSH_RESULTS_KEPT = 1000
+"""Reports of drained batches kept for the push handler that stored them to collect."""
 
 
 class Poller:
@@ -47,6 +60,11 @@ class Poller:
         and each ingest reads the states it compares against from the store."""
         self._lock = asyncio.Lock()
         self._soon = asyncio.Event()
+        self._drain_lock = asyncio.Lock()
+        self._pushed = asyncio.Event()
+        self._push_reports: OrderedDict[int, PollReport] = OrderedDict()
+        self.on_pushed: Callable[[PollReport], None] = lambda report: None
+        """Called with each drained batch's report (metrics count its changes)."""
         self.last_success: datetime | None = None
         self.last_error: str = ""
 
@@ -160,6 +178,53 @@ class Poller:
         if known is None or known == reading.token or (reading.token.slug and not known.slug):
             return reading
         return replace(reading, token=known)
+
+    async def drain_pushed(self, limit: int = PUSH_BATCHES) -> int:
+        """Detect on up to `limit` pending pushed batches, oldest first; how many were done.
+
+        Each batch takes `ingest`, then is marked processed. A crash between the two leaves it
+        pending, and detecting on it again finds the state it already moved: nothing twice.
+        Raises StoreError (the rest stay pending for the next drain).
+        """
+        async with self._drain_lock:
+            batches = await self._store.pending_pushed(limit)
+            for batch in batches:
+                try:
+                    report = await self.ingest(batch.readings, tokens=batch.tokens)
+                except StoreError:
+                    raise
+                except Exception:  # a bug must not block every later push behind this one
+                    reraise_if_cancelling()
+                    log.exception("pushed batch %d dropped: detection failed", batch.batch_id)
+                    report = PollReport()
+                await self._store.finish_pushed([batch.batch_id], self._clock.now())
+                self._push_reports[batch.batch_id] = report
+                while len(self._push_reports) > PUSH_RESULTS_KEPT:
+                    self._push_reports.popitem(last=False)
+                self.on_pushed(report)
+            return len(batches)
+
+    def push_report(self, batch_id: int) -> PollReport | None:
+        """What detection on a drained batch found (once), None if not drained here."""
+        return self._push_reports.pop(batch_id, None)
+
+    def pushed(self) -> None:
+        """A batch was queued in this process: drain now instead of at the next check."""
+        self._pushed.set()
+
+    async def run_pushes(self, stop: asyncio.Event) -> None:
+        """Drain the push queue when woken and every PUSH_CHECK_EVERY s, until stopped."""
+        while not stop.is_set():
+            self._pushed.clear()
+            try:
+                while await self.drain_pushed() == PUSH_BATCHES and not stop.is_set():
+                    pass
+            except StoreError as exc:
+                log.warning("pushed readings not processed yet: %s", exc)
+            except Exception:  # a bug must not stop processing pushes
+                reraise_if_cancelling()
+                log.exception("push queue drain crashed")
+            await _first(stop, self._pushed, seconds=PUSH_CHECK_EVERY)
 
     def poll_soon(self) -> None:
         """Start the next cycle now instead of after the wait (e.g. after a key rotation)."""

@@ -2,7 +2,8 @@
 
 Received update ids are bookkeeping, not history: they are forgotten after UPDATE_IDS_KEPT
 whatever ALERTBOT_RETENTION_DAYS says, since Telegram keeps an undelivered update for 24 hours
-at most and so never redelivers one that old.
+at most and so never redelivers one that old. Processed push batches likewise go after
+PUSHES_KEPT: the readings and changes they led to are stored on their own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 RETENTION_EVERY = 3600.0
 RETENTION_FIRST_AFTER = 60.0
 UPDATE_IDS_KEPT = timedelta(days=2)
+PUSHES_KEPT = timedelta(days=1)
+"""Processed push batches are kept this long (pending ones until processed)."""
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -58,6 +61,10 @@ class Retention:
         forgotten = await self._store.purge_updates(now - UPDATE_IDS_KEPT)
         if forgotten:
             log.debug("retention: forgot %d received update ids", forgotten)
+        # Processed pushes are only a receipt: their readings and changes are stored.
+        dropped = await self._store.purge_pushed(now - PUSHES_KEPT)
+        if dropped:
+            log.debug("retention: removed %d processed push batches", dropped)
         days = self._days()
         if days <= 0:
             return PurgeResult()

@@ -16,7 +16,7 @@ from alertbot.ports.store import Store, StoreError
 
 TABLES = ("tokens", "readings", "changes", "destinations", "subscriptions", "outbox",
           "messages", "decisions", "audit", "meta", "received_updates", "token_mutes",
-          "scheduled_digests")
+          "scheduled_digests", "pushed_readings")
 """Every table with data, parents before the tables that refer to them."""
 BATCH = 5000
 

@@ -1,9 +1,9 @@
 """PostgreSQL implementation of the Store port (asyncpg, a small pool, several processes).
 
 One module per role (catalog, state, subscriptions, destinations, digests, outbox, audit,
-token_mutes, updates, fencing, maintenance), each a subclass of the shared pool in
-`connection`, as in store/sqlite/ whose column conversions (`alertbot.store.sqlite.rows`) and
-SQL shapes it shares; PostgresStore combines them over one pool.
+token_mutes, updates, push_queue, fencing, maintenance), each a subclass of the shared pool
+in `connection`, as in store/sqlite/ whose column conversions (`alertbot.store.sqlite.rows`)
+and SQL shapes it shares; PostgresStore combines them over one pool.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from alertbot.store.postgres.digests import PostgresDigests
 from alertbot.store.postgres.fencing import PostgresFencing
 from alertbot.store.postgres.maintenance import PostgresMaintenance
 from alertbot.store.postgres.outbox import PostgresOutbox
+from alertbot.store.postgres.push_queue import PostgresPushQueue
 from alertbot.store.postgres.state import PostgresState
 from alertbot.store.postgres.subscriptions import PostgresSubscriptions
 from alertbot.store.postgres.token_mutes import PostgresTokenMutes
@@ -26,7 +27,7 @@ __all__ = ["PostgresStore"]
 class PostgresStore(PostgresCatalog, PostgresState, PostgresSubscriptions, PostgresDigests,
                     PostgresDestinations,
                     PostgresOutbox, PostgresAudit, PostgresTokenMutes, PostgresUpdates,
-                    PostgresFencing, PostgresMaintenance):
+                    PostgresPushQueue, PostgresFencing, PostgresMaintenance):
     """Store on a PostgreSQL database; any number of processes may share it."""
 
     @classmethod

@@ -1,8 +1,8 @@
 """SQLite implementation of the Store port (aiosqlite, WAL, one writer connection).
 
 One module per role (catalog, state, subscriptions, destinations, digests, outbox, audit,
-token_mutes, updates, fencing, maintenance), each a subclass of the shared connection in
-`connection`; SqliteStore combines them over a single connection.
+token_mutes, updates, push_queue, fencing, maintenance), each a subclass of the
+shared connection in `connection`; SqliteStore combines them over a single connection.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from alertbot.store.sqlite.digests import SqliteDigests
 from alertbot.store.sqlite.fencing import SqliteFencing
 from alertbot.store.sqlite.maintenance import SqliteMaintenance
 from alertbot.store.sqlite.outbox import SqliteOutbox
+from alertbot.store.sqlite.push_queue import SqlitePushQueue
 from alertbot.store.sqlite.state import SqliteState
 from alertbot.store.sqlite.subscriptions import SqliteSubscriptions
 from alertbot.store.sqlite.token_mutes import SqliteTokenMutes
@@ -25,8 +26,7 @@ __all__ = ["SqliteStore"]
 
 class SqliteStore(SqliteCatalog, SqliteState, SqliteSubscriptions, SqliteDigests,
                   SqliteDestinations, SqliteOutbox, SqliteAudit, SqliteTokenMutes, SqliteUpdates,
-                  SqliteFencing,
-                  SqliteMaintenance):
+                  SqlitePushQueue, SqliteFencing, SqliteMaintenance):
     """Store on a SQLite file. All access goes through one connection guarded by a lock."""
 
     @classmethod

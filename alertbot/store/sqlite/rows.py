@@ -6,11 +6,12 @@ these constants and never type a state themselves.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from alertbot.domain.models import Change, Destination, Direction, Kind, Mode, Token
+from alertbot.domain.models import Change, Destination, Direction, Kind, Mode, Reading, Token
 from alertbot.ports.store import FINISHED_STATES, QUEUED_STATES, OutboxState
 
 
@@ -110,3 +111,26 @@ def chunks(items: Sequence[int], size: int) -> Iterable[list[int]]:
     """`items` in lists of at most `size` (SQLite limits the parameters of one statement)."""
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
+
+
+def encode_pushed(readings: Sequence[Reading], tokens: Sequence[Token]) -> str:
+    """A push queue payload: readings and catalog tokens as JSON, times exact to the µs."""
+    def token(t: Token) -> list[Any]:
+        return [t.token_id, t.symbol, t.name, t.slug]
+    return json.dumps({
+        "tokens": [token(t) for t in tokens],
+        "readings": [[token(r.token), r.kind.value, r.value, r.source_ts.isoformat(), r.label,
+                      None if r.fired_at is None else r.fired_at.isoformat(), r.source]
+                     for r in readings],
+    }, separators=(",", ":"))
+
+
+def decode_pushed(payload: str) -> tuple[tuple[Reading, ...], tuple[Token, ...]]:
+    """The readings and tokens of `encode_pushed`."""
+    data = json.loads(payload)
+    readings = tuple(
+        Reading(Token(*token), Kind(kind), float(value), datetime.fromisoformat(source_ts),
+                label=label, fired_at=None if fired is None else datetime.fromisoformat(fired),
+                source=source)
+        for token, kind, value, source_ts, label, fired, source in data["readings"])
+    return readings, tuple(Token(*token) for token in data["tokens"])

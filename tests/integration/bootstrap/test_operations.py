@@ -20,6 +20,7 @@ from alertbot.domain.models import (
     Destination,
     Direction,
     Kind,
+    Reading,
     Token,
     make_change_id,
 )
@@ -155,3 +156,20 @@ async def test_retention_forgets_old_update_ids_even_when_keeping_history(app: A
     await retention.purge_once()
     assert await app.store.claim_update("telegram", 1, received + timedelta(days=3))
     assert not await app.store.claim_update("telegram", 2, received + timedelta(days=3))
+
+
+async def test_retention_removes_processed_pushes_after_a_day_keeps_pending(app: App) -> None:
+    received = datetime(2026, 1, 1, tzinfo=UTC)
+    token = Token(3375, "BTC", "Bitcoin", "bitcoin")
+    reading = Reading(token, Kind.TM_GRADE, 60.0, received)
+    done = await app.store.enqueue_pushed([reading], [token], received)
+    pending = await app.store.enqueue_pushed([reading], [token], received)
+    await app.store.finish_pushed([done], received)
+    await Retention(app.store, ManualClock(received + timedelta(hours=23)), lambda: 0
+                    ).purge_once()
+    assert await app.store.purge_pushed(received + timedelta(seconds=1)) == 1, "kept < 1 day"
+    again = await app.store.enqueue_pushed([reading], [token], received)
+    await app.store.finish_pushed([again], received)
+    await Retention(app.store, ManualClock(received + timedelta(days=2)), lambda: 0).purge_once()
+    assert await app.store.purge_pushed(received + timedelta(days=2)) == 0
+    assert [b.batch_id for b in await app.store.pending_pushed(10)] == [pending]

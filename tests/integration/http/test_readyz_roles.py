@@ -1,5 +1,5 @@
 """/readyz and push ingest by role: a standby is ready (200 `standby`), a leader-only check
-(`?role=leader`) refuses it, and it stores signed pushes like the leader."""
+(`?role=leader`) refuses it, and it queues signed pushes for the leader to detect on."""
 
 from __future__ import annotations
 
@@ -66,11 +66,32 @@ async def test_readyz_leader_checks_everything_and_says_leader(demo: Served) -> 
     assert (status, role) == (200, "leader") and body.startswith("ready\n")
 
 
-async def test_ingest_on_standby_stores_signed_readings(demo: Served) -> None:
+async def test_ingest_on_standby_queues_readings_for_the_leader_202(demo: Served) -> None:
     as_role(demo, Role.STANDBY)
     status, answer = await demo.push([reading()])
-    assert status == 200 and answer["accepted"] == 1
+    assert (status, answer) == (202, {"accepted": 1, "queued": True})
+    # Stored for the leader, not detected here.
+    assert (await stored(demo.app))["readings"] == 0
+    [batch] = await demo.app.store.pending_pushed(10)
+    assert [r.token.symbol for r in batch.readings] == ["BTC"]
+
+
+async def test_ingest_on_standby_detected_once_by_the_leader(demo: Served) -> None:
+    as_role(demo, Role.STANDBY)
+    assert (await demo.push([reading()]))[0] == 202
+    as_role(demo, Role.LEADER)
+    assert await demo.app.poller.drain_pushed() == 1
+    assert await demo.app.poller.drain_pushed() == 0
     assert (await stored(demo.app))["readings"] == 1
+    assert await demo.app.store.pending_pushed(10) == []
+
+
+async def test_ingest_on_leader_detects_at_once_and_answers_counts(demo: Served) -> None:
+    as_role(demo, Role.LEADER)
+    status, answer = await demo.push([reading()])
+    assert (status, answer["accepted"], answer["outcomes"]) == (200, 1, {"baseline": 1})
+    assert (await stored(demo.app))["readings"] == 1
+    assert await demo.app.store.pending_pushed(10) == []
 
 
 async def test_metrics_leadership_gauges_and_changes(demo: Served) -> None:

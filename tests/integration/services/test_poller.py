@@ -211,3 +211,81 @@ async def test_poller_ingest_reading_before_2009_is_invalid(store: SqliteStore) 
                                           datetime(1999, 1, 1, tzinfo=UTC))])
     assert report.outcomes[Outcome.INVALID] == 1
     assert await store.load_states([BTC.token_id]) == {}
+
+
+# ------------------------------------------------------------------ push queue
+
+
+async def test_poller_drain_pushed_detects_queued_batches_in_order_once(
+        store: SqliteStore) -> None:
+    clock = ManualClock()
+    await store.subscribe(CHAT, ALL_TOKENS, ALL_KINDS, clock.at - timedelta(hours=1))
+    poller = poller_for(store, ScriptedSource(), clock)
+    await store.enqueue_pushed([signal(BTC, 1, 0)], [BTC], clock.at)
+    flip = await store.enqueue_pushed([signal(BTC, -1, 1)], [BTC], clock.at)
+    assert await poller.drain_pushed() == 2
+    report = poller.push_report(flip)
+    assert report is not None and [c.to_label for c in report.changes] == ["bearish"]
+    assert poller.push_report(flip) is None, "collected once"
+    assert await poller.drain_pushed() == 0
+
+
+async def test_poller_drain_pushed_again_after_a_crash_before_finish_alerts_nothing_new(
+        store: SqliteStore) -> None:
+    clock = ManualClock()
+    await store.subscribe(CHAT, ALL_TOKENS, ALL_KINDS, clock.at - timedelta(hours=1))
+    await poller_for(store, ScriptedSource(), clock).ingest([signal(BTC, 1, 0)])
+    batch = await store.enqueue_pushed([signal(BTC, -1, 1)], [BTC], clock.at)
+    # Detection committed, then the process died before marking the batch processed.
+    first = poller_for(store, ScriptedSource(), clock)
+    [pending] = await store.pending_pushed(10)
+    assert len((await first.ingest(pending.readings)).changes) == 1
+    restarted = poller_for(store, ScriptedSource(), clock)
+    assert await restarted.drain_pushed() == 1
+    report = restarted.push_report(batch)
+    assert report is not None and report.changes == [] and report.outbox_rows == 0
+    assert (await store.stats()).tables["outbox"] == 1
+
+
+async def test_poller_drain_pushed_batch_failing_detection_does_not_block_later_ones(
+        store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ManualClock()
+    poller = poller_for(store, ScriptedSource(), clock)
+    bad = await store.enqueue_pushed([signal(ETH, 1, 0)], [ETH], clock.at)
+    good = await store.enqueue_pushed([signal(BTC, 1, 0)], [BTC], clock.at)
+    real = poller.ingest
+
+    async def failing_for_eth(readings: Sequence[Reading], **kwargs: object) -> object:
+        if readings and readings[0].token == ETH:
+            raise RuntimeError("detection bug")
+        return await real(readings, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(poller, "ingest", failing_for_eth)
+    assert await poller.drain_pushed() == 2
+    assert await store.pending_pushed(10) == []
+    bad_report, good_report = poller.push_report(bad), poller.push_report(good)
+    assert bad_report is not None and sum(bad_report.outcomes.values()) == 0
+    assert good_report is not None and good_report.outcomes[Outcome.BASELINE] == 1
+
+
+async def test_poller_run_pushes_woken_by_a_local_push_drains_at_once(
+        store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With the periodic check out of reach, only the wake-up can drain the batch.
+    monkeypatch.setattr("alertbot.services.poller.PUSH_CHECK_EVERY", 3600.0)
+    clock = ManualClock()
+    poller = poller_for(store, ScriptedSource(), clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run_pushes(stop))
+    try:
+        await asyncio.sleep(0.1)  # let the first (empty) check pass
+        batch = await store.enqueue_pushed([signal(BTC, 1, 0)], [BTC], clock.at)
+        poller.pushed()
+
+        async def drained() -> bool:
+            return await store.pending_pushed(10) == []
+
+        await eventually(drained, what="the woken drain", timeout=10)
+        assert poller.push_report(batch) is not None
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
