@@ -63,7 +63,8 @@ async def test_run_once_renews_its_lease_while_the_cycle_runs_then_releases(
     leadership.grant(3)
     dispatcher = SlowDispatcher(leadership)
     app = SimpleNamespace(leadership=leadership, dispatcher=dispatcher,
-                          poller=SimpleNamespace(poll_once=poll_once), store=None, clock=None,
+                          poller=SimpleNamespace(poll_once=poll_once, drain_pushed=poll_once),
+                          store=None, clock=None,
                           rules=SimpleNamespace(band_label=None))
     await asyncio.wait_for(run._once_as_leader(app), 10)  # type: ignore[arg-type]
     assert dispatcher.renewed_while_sending is True
