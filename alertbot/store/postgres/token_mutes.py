@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from alertbot.domain.models import Change, Destination
+from alertbot.domain.models import Destination
 from alertbot.ports.store import TokenMute, TokenMuteResult
 from alertbot.store.postgres.audit import write_audit
 from alertbot.store.postgres.connection import PostgresConnection, pg
 from alertbot.store.postgres.destinations import lock_destination
-from alertbot.store.sqlite.rows import CHANGE_COLUMNS, change_from_row, dest_params, ts
+from alertbot.store.sqlite.reads import SharedReads
+from alertbot.store.sqlite.rows import dest_params, ts
 from alertbot.store.sqlite.token_mutes import _MUTE_COLUMNS, _MUTE_FROM, _mute_from
 
 
-class PostgresTokenMutes(PostgresConnection):
+class PostgresTokenMutes(SharedReads, PostgresConnection):
     """Token mutes per destination, audited when they change."""
 
     async def mute_token(self, destination: Destination, token_id: int, until: datetime,
@@ -69,12 +70,3 @@ class PostgresTokenMutes(PostgresConnection):
             f"SELECT {_MUTE_COLUMNS}{_MUTE_FROM} AND m.until > ?"
             " ORDER BY t.symbol NULLS FIRST, m.token_id", (*dest_params(destination), ts(now)))
         return [_mute_from(r) for r in rows]
-
-    async def message_changes(self, destination: Destination, key: str) -> list[Change]:
-        """The changes an outbox message key carried to this destination."""
-        rows = await self._fetchall(
-            f"SELECT {CHANGE_COLUMNS} FROM outbox o"
-            " JOIN changes c ON c.id = o.change_pk"
-            " WHERE o.msg_key = ? AND o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
-            " ORDER BY o.id", (key, *dest_params(destination)))
-        return [change_from_row(r) for r in rows]

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from alertbot.domain.models import Change, Destination, Token
+from alertbot.domain.models import Destination, Token
 from alertbot.ports.store import TokenMute, TokenMuteResult
 from alertbot.store.sqlite.audit import write_audit
 from alertbot.store.sqlite.connection import SqliteConnection
-from alertbot.store.sqlite.rows import CHANGE_COLUMNS, change_from_row, dest_params, dt, ts
+from alertbot.store.sqlite.reads import SharedReads
+from alertbot.store.sqlite.rows import dest_params, dt, ts
 
 _MUTE_COLUMNS = ("m.platform, m.chat_id, m.thread_id, m.token_id, m.until, m.created_at,"
                  " m.actor, t.symbol, t.name, t.slug")
@@ -25,7 +26,7 @@ def _mute_from(r: Sequence[Any]) -> TokenMute:
     return TokenMute(Destination(r[0], r[1], r[2]), token, dt(r[4]), dt(r[5]), r[6])
 
 
-class SqliteTokenMutes(SqliteConnection):
+class SqliteTokenMutes(SharedReads, SqliteConnection):
     """Token mutes per destination, audited when they change."""
 
     async def mute_token(self, destination: Destination, token_id: int, until: datetime,
@@ -80,12 +81,3 @@ class SqliteTokenMutes(SqliteConnection):
             f"SELECT {_MUTE_COLUMNS}{_MUTE_FROM} AND m.until > ?"
             " ORDER BY t.symbol, m.token_id", (*dest_params(destination), ts(now)))
         return [_mute_from(r) for r in rows]
-
-    async def message_changes(self, destination: Destination, key: str) -> list[Change]:
-        """The changes an outbox message key carried to this destination."""
-        rows = await self._fetchall(
-            f"SELECT {CHANGE_COLUMNS} FROM outbox o"
-            " JOIN changes c ON c.id = o.change_pk"
-            " WHERE o.msg_key = ? AND o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
-            " ORDER BY o.id", (key, *dest_params(destination)))
-        return [change_from_row(r) for r in rows]
