@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from alertbot.ports.store import Store
 from alertbot.store.sqlite import SqliteStore
+from tests.pg_support import schema_url, temporary_schema
 from tests.support import ENV_PREFIXES, ManualClock
 
 if TYPE_CHECKING:
@@ -23,11 +23,6 @@ if TYPE_CHECKING:
 StoreFactory = Callable[[Path], AbstractAsyncContextManager[Store]]
 """An open, empty store of one backend for a `with` block; its files go in the given folder."""
 
-TEST_POSTGRES_URL = os.environ.get("ALERTBOT_TEST_POSTGRES_URL",
-                                   "postgresql://postgres@127.0.0.1:5432/test")
-"""The PostgreSQL server the tests use; each test gets its own schema, dropped afterwards."""
-REQUIRE_POSTGRES = os.environ.get("ALERTBOT_TEST_REQUIRE_POSTGRES") == "1"
-"""Set by .ci/run: an unreachable server fails the PostgreSQL tests instead of skipping them."""
 
 
 @asynccontextmanager
@@ -47,26 +42,8 @@ async def postgres_schema() -> AsyncIterator[str]:
     Skips the test with a one-line reason when the server is unreachable, unless
     ALERTBOT_TEST_REQUIRE_POSTGRES=1 (then the test fails).
     """
-    import asyncpg
-
-    from alertbot.store.urls import redact_url
-
-    try:
-        admin = await asyncpg.connect(TEST_POSTGRES_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        reason = (f"PostgreSQL unreachable at {redact_url(TEST_POSTGRES_URL)} ({exc}); set "
-                  "ALERTBOT_TEST_POSTGRES_URL to use another server")
-        if REQUIRE_POSTGRES:
-            pytest.fail(reason + " (ALERTBOT_TEST_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        separator = "&" if "?" in TEST_POSTGRES_URL else "?"
-        yield f"{TEST_POSTGRES_URL}{separator}search_path={schema}"
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
+    async with temporary_schema() as schema:
+        yield schema_url(schema)
 
 
 @asynccontextmanager
