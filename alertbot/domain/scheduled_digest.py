@@ -240,6 +240,18 @@ def next_due(schedule: DigestSchedule, now: datetime) -> datetime:
     return period_containing(schedule, now).end
 
 
+def without_muted(changes: Sequence[Change],
+                  token_mutes: Mapping[int, tuple[datetime, datetime]]) -> list[Change]:
+    """`changes` less those detected while their token was muted (token id -> start, end).
+
+    The store already leaves out changes decided as muted; this catches the ones detected
+    just before the period ended that the dispatcher has not decided yet.
+    """
+    return [c for c in changes
+            if not ((span := token_mutes.get(c.token.token_id)) is not None
+                    and span[0] <= c.detected_at < span[1])]
+
+
 # ---------------------------------------------------------------------------- summaries
 
 

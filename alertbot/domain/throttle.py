@@ -140,14 +140,15 @@ def _filter(policy: Policy, alert: DueAlert, now: datetime,
     mode = policy.mode(change.kind)
     if mode is Mode.OFF:
         return Decision(alert.row_id, Reason.KIND_OFF)
-    # After the kind check: a kind switched off stays out of the scheduled digest too.
-    if policy.digest_only and change.kind in ALL_KINDS:
-        return Decision(alert.row_id, Reason.DIGEST_ONLY)
+    # Kind off and mutes before digest_only: what they suppress stays out of the scheduled
+    # digest too (it leaves out kind_off, muted and token_muted, keeps digest_only).
     if policy.mute_until is not None and now < policy.mute_until:
         return Decision(alert.row_id, Reason.MUTED, until=policy.mute_until)
     token_until = token_mutes.get(change.token.token_id)
     if token_until is not None and now < token_until:
         return Decision(alert.row_id, Reason.TOKEN_MUTED, until=token_until)
+    if policy.digest_only and change.kind in ALL_KINDS:
+        return Decision(alert.row_id, Reason.DIGEST_ONLY)
     if policy.settle > timedelta(0) and not alert.held:
         settled_at = change.detected_at + policy.settle
         if now < settled_at:

@@ -419,8 +419,9 @@ class Digests(Protocol):
                              end: datetime) -> list[Change]:
         """Market changes fanned out to a destination that were detected in [start, end).
 
-        Changes the destination never wanted (kind off) or that were cancelled by the flap
-        guard are left out; ones held, muted or kept for the digest only are in.
+        Changes the destination never wanted (kind off), that a mute of the destination or of
+        their token suppressed, or that were cancelled by the flap guard are left out; ones
+        held or kept for the digest only are in.
         """
         ...
 
@@ -758,8 +759,8 @@ class SourceSetupStore(SourceStore, Subscriptions, Protocol):
     """What building a data source uses: a SourceStore and what subscriptions watch."""
 
 
-class DigestStore(Digests, Destinations, StateStore, Protocol):
-    """What the digest scheduler uses: schedules, period decisions and current grades."""
+class DigestStore(Digests, Destinations, StateStore, TokenMutes, Protocol):
+    """What the digest scheduler uses: schedules, period decisions, current grades, mutes."""
 
 
 class PlatformStore(Destinations, Meta, Protocol):

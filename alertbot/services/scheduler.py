@@ -5,7 +5,8 @@ looks at the destinations with a schedule and decides their finished, undecided 
 period that ended less than MISSED_GRACE ago gets its digest queued in the outbox (one row,
 delivered by the dispatcher with its throttle, quiet hours, pacing and retries), an older one
 is recorded as skipped, and one without changes is recorded as empty unless the schedule says
-`always`. The store decides each (destination, period) at most once, so restarts and repeated
+`always`. Changes suppressed by a mute (of the destination or of their token) are left out.
+The store decides each (destination, period) at most once, so restarts and repeated
 checks never queue a second digest. Time is the clock's: tests drive it by hand.
 """
 
@@ -28,6 +29,7 @@ from alertbot.domain.scheduled_digest import (
     due_periods,
     next_due,
     recent_periods,
+    without_muted,
 )
 from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
@@ -107,6 +109,10 @@ class DigestScheduler:
                       now: datetime) -> DigestOutcome | None:
         period = due.period
         changes = await self._store.period_changes(destination, period.start, period.end)
+        if changes:
+            mutes = {m.token.token_id: (m.created_at, m.until)
+                     for m in await self._store.token_mutes(destination, now)}
+            changes = without_muted(changes, mutes)
         grades: dict[int, dict[Kind, CurrentGrade]] = {}
         if due.send and changes:
             states = await self._store.load_states([c.token.token_id for c in changes])

@@ -20,7 +20,8 @@ from alertbot.store.sqlite.rows import (
 )
 from alertbot.store.sqlite.state import insert_change
 
-_UNWANTED = (Reason.KIND_OFF.value, Reason.FLAP_CANCELLED.value)
+_UNWANTED = (Reason.KIND_OFF.value, Reason.FLAP_CANCELLED.value, Reason.MUTED.value,
+             Reason.TOKEN_MUTED.value)
 """Suppression reasons that keep a change out of the digest: nobody was meant to see it."""
 _OUTCOME_REASON = {DigestOutcome.EMPTY: Reason.DIGEST_EMPTY,
                    DigestOutcome.SKIPPED: Reason.DIGEST_SKIPPED}
@@ -57,7 +58,8 @@ class SqliteDigests(SqliteDestinations):
             " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
             " AND c.detected_at >= ? AND c.detected_at < ?"
             f" AND c.kind IN ({','.join('?' * len(kinds))})"
-            f" AND NOT (o.state = {SUPPRESSED} AND o.reason IN (?, ?))"
+            f" AND NOT (o.state = {SUPPRESSED}"
+            f" AND o.reason IN ({','.join('?' * len(_UNWANTED))}))"
             " ORDER BY c.detected_at, c.id",
             (*dest_params(destination), ts(start), ts(end), *kinds, *_UNWANTED),
         )

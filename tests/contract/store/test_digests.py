@@ -136,6 +136,24 @@ async def test_store_period_changes_leave_out_kind_off_keep_digest_only(
     assert [c.change_id for c in found] == [kept.change_id]
 
 
+async def test_store_period_changes_leave_out_muted_and_token_muted(
+        contract_store: Store) -> None:
+    store = contract_store
+    await store.subscribe(TG, BTC.token_id, ALL_KINDS, NOW - timedelta(days=3))
+    await store.subscribe(TG, ETH.token_id, ALL_KINDS, NOW - timedelta(days=3))
+    muted = flip(BTC, detected=NOW - timedelta(hours=4), source_day=1)
+    token_muted = flip(BTC, to=-1.0, detected=NOW - timedelta(hours=3), source_day=2)
+    sent = flip(ETH, detected=NOW - timedelta(hours=2), source_day=3)
+    await store.record_poll([], [muted, token_muted, sent], NOW - timedelta(hours=1))
+    rows = {a.change.change_id: a.row_id for a in await store.due_alerts(TG, NOW)}
+    await store.apply_plan(TG, Plan(suppressed=[
+        Decision(rows[muted.change_id], Reason.MUTED, until=NOW),
+        Decision(rows[token_muted.change_id], Reason.TOKEN_MUTED, until=NOW)]),
+        PlanKeys(singles={}), NOW)
+    found = await store.period_changes(TG, PERIOD.start, PERIOD.end)
+    assert [c.change_id for c in found] == [sent.change_id]
+
+
 async def test_store_rekey_keeps_decided_periods(contract_store: Store) -> None:
     store = contract_store
     await store.set_policy(TG, Policy(digest=SCHEDULE), NOW)

@@ -227,6 +227,50 @@ async def test_scheduler_digest_held_by_quiet_hours_until_they_end(store: Sqlite
     assert [m.scheduled for _, m in notifier.sent] == [False, True]
 
 
+@pytest.mark.parametrize("schedule", ["daily 09:00 UTC", "daily 09:00 UTC only"])
+async def test_scheduler_token_muted_while_detected_is_left_out_of_the_digest(
+        store: SqliteStore, clock: ManualClock, schedule: str) -> None:
+    await setup(store, schedule)
+    scheduler, dispatcher, notifier = parts(store, clock)
+    clock.at = BOUNDARY - timedelta(hours=3)
+    await store.mute_token(CHAT, BTC.token_id, clock.at + timedelta(hours=24), clock.at,
+                           actor="mod")  # the "Mute BTC 24h" button
+    await record(store, grade(BTC, 50, 70, clock.at + timedelta(minutes=1)),
+                 grade(ETH, 65, 30, clock.at + timedelta(minutes=2)))
+    clock.at += timedelta(minutes=3)
+    await dispatcher.deliver()
+    # Detected while muted, not yet decided when the period ends: left out all the same.
+    await record(store, grade(BTC, 70, 40, BOUNDARY - timedelta(seconds=1)))
+    clock.at = BOUNDARY
+    assert (await scheduler.check()).queued == 1
+    await dispatcher.deliver()
+    (_, digest), = [(k, m) for k, m in notifier.sent if m.scheduled]
+    assert "1 change across 1 token." in digest.lines
+    assert not any("BTC" in line for line in digest.lines), digest.lines
+
+
+async def test_scheduler_destination_muted_changes_are_left_out_of_the_digest(
+        store: SqliteStore, clock: ManualClock) -> None:
+    await setup(store, "daily 09:00 UTC only")
+    scheduler, dispatcher, notifier = parts(store, clock)
+    clock.at = BOUNDARY - timedelta(hours=3)
+    await store.change_policy(CHAT, lambda p: update_policy(p, clock.at, mute="1h"), clock.at)
+    await record(store, grade(BTC, 50, 70, clock.at + timedelta(minutes=1)))
+    clock.at += timedelta(minutes=2)
+    await dispatcher.deliver()
+    clock.at += timedelta(hours=1)  # the mute has ended
+    await record(store, grade(ETH, 65, 30, clock.at))
+    await dispatcher.deliver()
+    assert [d.reason for d in await store.recent_decisions(CHAT, 5)] == [
+        Reason.DIGEST_ONLY, Reason.MUTED]
+    clock.at = BOUNDARY
+    assert (await scheduler.check()).queued == 1
+    await dispatcher.deliver()
+    (_, digest), = notifier.sent
+    assert "1 change across 1 token." in digest.lines
+    assert not any("BTC" in line for line in digest.lines), digest.lines
+
+
 class FailingOnce:
     """The store, except that the first look for scheduled destinations fails."""
 

@@ -36,6 +36,7 @@ from alertbot.domain.scheduled_digest import (
     schedule_from_spec,
     summary_from_json,
     summary_to_json,
+    without_muted,
 )
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -341,3 +342,12 @@ def test_parse_schedule_property_any_text_is_a_schedule_or_a_value_error(text: s
         return
     if schedule is not None:
         assert parse_schedule(schedule.spec, NOW) == schedule
+
+
+def test_without_muted_leaves_out_changes_detected_while_their_token_was_muted() -> None:
+    start, end = NOW - timedelta(hours=2), NOW + timedelta(hours=22)
+    before = flip(BTC, 1.0, start - timedelta(seconds=1))
+    during = flip(BTC, -1.0, start)
+    other = flip(ETH, 1.0, NOW)
+    kept = without_muted([before, during, other], {BTC.token_id: (start, end)})
+    assert kept == [before, other]

@@ -385,3 +385,16 @@ def test_plan_digest_only_kind_off_stays_kind_off() -> None:
     policy = _digest_policy(modes={Kind.HOURLY: Mode.OFF})
     result = plan(policy, due(change(), change(1, kind=Kind.HOURLY)), [], NOW)
     assert [d.reason for d in result.suppressed] == [Reason.DIGEST_ONLY, Reason.KIND_OFF]
+
+
+def test_plan_digest_only_muted_token_is_token_muted_not_digest_only() -> None:
+    # A mute wins over digest_only: the change is kept out of the scheduled digest too.
+    muted = {TOKENS[0].token_id: NOW + timedelta(hours=24)}
+    result = plan(_digest_policy(), due(change(), change(1, token=1)), [], NOW, muted)
+    assert [d.reason for d in result.suppressed] == [Reason.TOKEN_MUTED, Reason.DIGEST_ONLY]
+
+
+def test_plan_digest_only_muted_destination_is_muted_not_digest_only() -> None:
+    policy = _digest_policy(mute_until=NOW + timedelta(hours=2))
+    result = plan(policy, due(change()), [], NOW)
+    assert [d.reason for d in result.suppressed] == [Reason.MUTED]
