@@ -18,7 +18,7 @@ class Limit:
     period: float
     source: str
     shared: bool = False
-    """Drawn on by every destination of a platform: queued in order and evenly spaced."""
+    """Drawn on by every destination of a platform: queued in order and spaced out."""
     margin: float | None = None
     """Overrides the pacer's safety margin for this limit."""
 

@@ -5,19 +5,20 @@ length ending now holds fewer than `count` sends. A token bucket that lets its w
 out at once and then refills can carry nearly twice the limit in a window; a log cannot.
 
 Buckets that many destinations share (Telegram's overall limit, Discord's global one) are
-also served in order of arrival and spaced evenly (period / count apart): releasing a whole
-window's budget in one instant sends a burst whose requests reach the server spread out,
-and the tail of one burst then overlaps the head of the next in some window.
+also served in order of arrival and spread over half a window (`SHARED_SPACING`): releasing
+a whole window's budget in one instant sends a burst whose requests reach the server in an
+order of their own, and the tail of one burst then overlaps the head of the next in some
+window; spacing them over the whole window instead leaves the last window of every burst
+a window long (5 % of a 1,000-message Discord burst).
 
 Every window is lengthened by a margin, because a request can reach the server later than
-its slot and its successor sooner. Shared buckets keep the fixed margin (`SAFETY_MARGIN`).
-A destination's own windows start with the fixed one (or the limit's own) and, once the limit
-has seen a few sends, take the spread of the times its recent sends took from slot to answer
-(`Lateness`). A delay every request shares moves a whole
-schedule and keeps its gaps; what brings two arrivals closer than their slots is one request
-delayed more than another, and no request is delayed past its answer, so the gap shrinks by
-at most the slowest answer minus the fastest. On a steady network the windows run at the
-ceiling; on a jittery or congested one the margin grows with the spread.
+its slot and its successor sooner. Until a limit has seen a few answered sends its windows use
+the fixed margin (`SAFETY_MARGIN`, or the limit's own); after that the margin is the slowest
+of its recent sends' times from slot to answer (`Lateness`): no request reaches the server
+later than its answer comes back, and none before its slot, so two arrivals are never closer
+than their slots minus that. On a fast, steady network the windows run at the ceiling; on a
+jittery, congested or CPU-starved one the margin grows with what was measured, and one stall
+slows the windows only until it ages out of the recent sends.
 """
 
 from __future__ import annotations
@@ -33,20 +34,19 @@ from alertbot.ports.notifier import Limit
 SAFETY_MARGIN = 0.025
 """Seconds added to every window: requests can arrive closer together than they were sent."""
 
+SHARED_SPACING = 0.5
+"""Sends of a shared bucket are at least this fraction of period / count apart."""
 
 LATENESS_SAMPLES = 64
 """Recent sends a limit's measured margin is taken over (an outlier ages out after these)."""
 LATENESS_MIN_SAMPLES = 8
 """Sends a limit must have seen before its measured margin replaces the fixed one."""
-LATENESS_QUANTILE = 0.9
-"""Which of the recent answer times counts as the slow one: a single stall of the process
-(which delays the answer, not the arrival) would otherwise slow every window for a while."""
 LATENESS_FLOOR = 0.002
 """Smallest margin: clocks and timers round, and windows are half-open on the server."""
 
 
 class Lateness:
-    """How much later one request of a limit can arrive than another: the recent spread."""
+    """How late a request of a limit can reach the server: its slowest recent answer."""
 
     __slots__ = ("_samples",)
 
@@ -61,28 +61,28 @@ class Lateness:
         """The margin for this limit's windows now (the default until measured)."""
         if len(self._samples) < LATENESS_MIN_SAMPLES:
             return default
+        late = max(self._samples) + LATENESS_FLOOR
         # Capped at one window: slower than that, waiting whole windows does not help.
-        ordered = sorted(self._samples)
-        spread = ordered[int(LATENESS_QUANTILE * (len(ordered) - 1))] - ordered[0]
-        return min(max(spread, LATENESS_FLOOR), limit.period)
+        return min(late, limit.period)
 
 
 class SlidingWindow:
     """Send times of one bucket; pure arithmetic, time is passed in."""
 
-    __slots__ = ("_spacing", "_times", "limit", "margin")
+    __slots__ = ("_next_even", "_spacing", "_times", "limit", "margin")
 
     def __init__(self, limit: Limit, margin: float = SAFETY_MARGIN) -> None:
         self.limit = limit
         self.margin = margin if limit.margin is None else limit.margin
-        self._spacing = limit.period / limit.count if limit.shared else 0.0
+        self._spacing = limit.period / limit.count * SHARED_SPACING if limit.shared else 0.0
         self._times: deque[float] = deque(maxlen=limit.count)
+        self._next_even = float("-inf")
 
     def next_allowed(self, now: float, margin: float | None = None) -> float:
         """Earliest time a send fits (now or later), with this margin (default: the fixed one)."""
         ready = now
-        if self._spacing and self._times:
-            ready = max(ready, self._times[-1] + self._spacing)
+        if self._spacing:
+            ready = max(ready, self._next_even)
         if len(self._times) >= self.limit.count:
             extra = self.margin if margin is None else margin
             ready = max(ready, self._times[0] + self.limit.period + extra)
@@ -91,6 +91,12 @@ class SlidingWindow:
     def record(self, at: float) -> None:
         """Count a send."""
         self._times.append(at)
+        if self._spacing:
+            # Even spacing keeps to its grid: timers fire up to a millisecond late, and
+            # spacing from each late send would add that to every slot of a long burst. A
+            # send later than one spacing (the bucket was idle) starts a new grid.
+            start = self._next_even if at - self._next_even < self._spacing else at
+            self._next_even = start + self._spacing
 
     @property
     def last(self) -> float:
@@ -129,11 +135,6 @@ class Pacer:
         return window
 
     def _window_margin(self, limit: Limit, window: SlidingWindow) -> float:
-        if limit.shared:
-            # Shared buckets keep the fixed margin: their sends are already spaced evenly, and
-            # under CPU load the spread of a thousand lanes' answers came out both smaller
-            # than what arrived late (a 429) and larger than the fixed margin (slower).
-            return window.margin
         lateness = self._lateness.get(limit.name)
         return window.margin if lateness is None else lateness.margin(limit, window.margin)
 
@@ -153,7 +154,7 @@ class Pacer:
     def margin(self, limit: Limit) -> float:
         """The margin a window of this limit gets now (measured, or the fixed one)."""
         fixed = self._margin if limit.margin is None else limit.margin
-        lateness = None if limit.shared else self._lateness.get(limit.name)
+        lateness = self._lateness.get(limit.name)
         return fixed if lateness is None else lateness.margin(limit, fixed)
 
     def delay(self, limits: Sequence[tuple[Limit, str]], scopes: Sequence[str] = ()) -> float:
