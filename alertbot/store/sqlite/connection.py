@@ -185,13 +185,15 @@ class SqliteConnection:
     def _fault(self, exc: sqlite3.Error) -> StoreError:
         return StoreError(f"database {os.path.basename(self._path)}: {exc}")
 
+    # One hand-off to aiosqlite's thread per read: a cursor costs three (execute, fetch,
+    # close), each a queue put and a wake-up of the loop, which under load wait for a core.
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._read() as db, db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        async with self._read() as db:
+            return list(await db.execute_fetchall(sql, params))
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        async with self._read() as db, db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self._fetchall(sql, params)
+        return rows[0] if rows else None
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -22,9 +22,9 @@ LEADERSHIP = "alertbot"
 
 async def check_epoch(db: aiosqlite.Connection, epoch: int) -> None:
     """Raise FencedError when `epoch` is older than the current one (inside the write's tx)."""
-    async with db.execute("SELECT epoch FROM leadership WHERE name = ?", (LEADERSHIP,)) as cur:
-        row = await cur.fetchone()
-    current = int(row[0]) if row else 0
+    rows = list(await db.execute_fetchall("SELECT epoch FROM leadership WHERE name = ?",
+                                          (LEADERSHIP,)))
+    current = int(rows[0][0]) if rows else 0
     if epoch < current:
         raise FencedError(f"leadership epoch {epoch} is over: epoch {current} has begun")
 
