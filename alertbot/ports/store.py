@@ -211,6 +211,16 @@ class PlanKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class Decided:
+    """What `Outbox.decide` wrote and the messages now due, the first of them claimed."""
+
+    recorded: Counter[Reason]
+    """Decisions newly recorded, by reason (as `apply_plan` returns them)."""
+    messages: list[Committed]
+    """Messages due for sending, as `committed` lists them; the first one is `sending`."""
+
+
+@dataclass(frozen=True, slots=True)
 class TokenMute:
     """One token muted for one destination until a time."""
 
@@ -486,6 +496,15 @@ class Outbox(Protocol):
 
         Returns the decisions newly recorded, by reason: re-holding a row for the reason it
         is already held for records nothing.
+        """
+        ...
+
+    async def decide(self, destination: Destination, plan: Plan, keys: PlanKeys,
+                     now: datetime, *, epoch: int = 0) -> Decided:
+        """`apply_plan`, `committed` and `claim` of the first message, in one transaction.
+
+        The delivery path's round trips: the caller sends the first message next (or leaves
+        it claimed for `recover`), exactly as after the three calls.
         """
         ...
 

@@ -17,11 +17,11 @@ import asyncpg
 
 from alertbot.domain.models import Change, Destination, Reason
 from alertbot.domain.throttle import DueAlert, Plan
-from alertbot.ports.store import Committed, OutboxState, PlanKeys
+from alertbot.ports.store import Committed, Decided, OutboxState, PlanKeys
 from alertbot.store.postgres.audit import write_decisions
 from alertbot.store.postgres.connection import PostgresConnection, pg, status_count
 from alertbot.store.postgres.fencing import check_epoch
-from alertbot.store.sqlite.outbox import _DUE_ALERTS
+from alertbot.store.sqlite.outbox import _COMMITTED, _DUE_ALERTS, committed_messages
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
     DEAD,
@@ -138,6 +138,15 @@ class PostgresOutbox(PostgresConnection):
     async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
                          now: datetime, *, epoch: int = 0) -> Counter[Reason]:
         """Store a plan's decisions; returns the new decisions recorded, by reason."""
+        return (await self._decide(destination, plan, keys, now, epoch, claim=False)).recorded
+
+    async def decide(self, destination: Destination, plan: Plan, keys: PlanKeys,
+                     now: datetime, *, epoch: int = 0) -> Decided:
+        """Store a plan, read the due messages and claim the first, in one transaction."""
+        return await self._decide(destination, plan, keys, now, epoch, claim=True)
+
+    async def _decide(self, destination: Destination, plan: Plan, keys: PlanKeys,
+                      now: datetime, epoch: int, *, claim: bool) -> Decided:
         stamp = ts(now)
         recorded: Counter[Reason] = Counter()
         async with self._tx() as conn:
@@ -186,7 +195,13 @@ class PostgresOutbox(PostgresConnection):
                     if await _commit_row(conn, destination, decision.row_id, keys.digest,
                                          plan.digest_silent, decision.reason, now):
                         recorded[decision.reason] += 1
-        return recorded
+            if not claim:
+                return Decided(recorded, [])
+            messages = committed_messages(await conn.fetch(
+                pg(_COMMITTED), *dest_params(destination), ts(now)))
+            if messages:
+                await conn.fetch(_CLAIM, ts(now), messages[0].key)
+        return Decided(recorded, messages)
 
     async def claim(self, key: str, now: datetime, *, epoch: int = 0) -> None:
         """Mark a message's rows as being sent."""

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import aiosqlite
 
 from alertbot.domain.models import Change, Destination, Reason
 from alertbot.domain.throttle import DueAlert, Plan
-from alertbot.ports.store import Committed, OutboxState, PlanKeys
+from alertbot.ports.store import Committed, Decided, OutboxState, PlanKeys
 from alertbot.store.sqlite.audit import write_decisions
 from alertbot.store.sqlite.connection import SqliteConnection
 from alertbot.store.sqlite.fencing import check_epoch
@@ -76,6 +77,18 @@ _DUE_ALERTS = (
 )
 """Rows at hand with the next change of their series, in one statement (no query per row)."""
 
+_COMMITTED = (
+    f"SELECT o.id, {CHANGE_COLUMNS}, o.msg_key, o.silent, o.attempts, o.created_at"
+    " FROM outbox o JOIN changes c ON c.id = o.change_pk"
+    " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
+    f" AND o.state IN {IN_FLIGHT} AND o.msg_key IS NOT NULL"
+    " AND o.next_attempt_at <= ? ORDER BY o.id"
+)
+"""A destination's due messages (rows committed to a key), in row order."""
+
+_CLAIM = (f"UPDATE outbox SET state = {SENDING}, updated_at = ? WHERE msg_key = ?"
+          f" AND state IN {IN_FLIGHT}")
+
 
 class SqliteOutbox(SqliteConnection):
     """Outbox rows, the throttle's plans for them and the messages they were sent in."""
@@ -121,28 +134,8 @@ class SqliteOutbox(SqliteConnection):
 
     async def committed(self, destination: Destination, now: datetime) -> list[Committed]:
         """Due messages whose rows were already committed to a key."""
-        rows = await self._fetchall(
-            f"SELECT o.id, {CHANGE_COLUMNS}, o.msg_key, o.silent, o.attempts, o.created_at"
-            " FROM outbox o JOIN changes c ON c.id = o.change_pk"
-            " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
-            f" AND o.state IN {IN_FLIGHT} AND o.msg_key IS NOT NULL"
-            " AND o.next_attempt_at <= ? ORDER BY o.id",
-            (*dest_params(destination), ts(now)),
-        )
-        grouped: dict[str, list[sqlite3.Row]] = {}
-        for row in rows:
-            grouped.setdefault(row[16], []).append(row)
-        return [
-            Committed(
-                key=key,
-                row_ids=tuple(r[0] for r in members),
-                changes=tuple(change_from_row(r, 2) for r in members),
-                silent=all(bool(r[17]) for r in members),
-                attempts=max(r[18] for r in members),
-                first_created=dt(min(r[19] for r in members)),
-            )
-            for key, members in grouped.items()
-        ]
+        return committed_messages(await self._fetchall(
+            _COMMITTED, (*dest_params(destination), ts(now))))
 
     async def due_alerts(self, destination: Destination, now: datetime) -> list[DueAlert]:
         """Due pending rows plus the whole held group, each with the next change of its series."""
@@ -171,68 +164,27 @@ class SqliteOutbox(SqliteConnection):
     async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
                          now: datetime, *, epoch: int = 0) -> Counter[Reason]:
         """Store a plan's decisions; returns the new decisions recorded, by reason."""
-        stamp = ts(now)
-        recorded: Counter[Reason] = Counter()
         async with self._tx() as db:
             await check_epoch(db, epoch)
-            for decision in plan.suppressed:
-                cur = await db.execute(
-                    f"UPDATE outbox SET state = {SUPPRESSED}, reason = ?, updated_at = ?"
-                    f" WHERE id = ? AND state IN {UNDECIDED} AND msg_key IS NULL"
-                    " RETURNING change_pk",
-                    (decision.reason.value, stamp, decision.row_id),
-                )
-                hit = await cur.fetchone()
-                if hit:
-                    detail = (f"until {decision.until:%Y-%m-%d %H:%M} UTC"
-                              if decision.reason is Reason.TOKEN_MUTED and decision.until
-                              else "")
-                    await write_decisions(db, destination, [(decision.row_id, hit[0])],
-                                          decision.reason, detail, now)
-                    recorded[decision.reason] += 1
-            waits = ([(d, OutboxState.HELD) for d in plan.held]
-                     + [(d, OutboxState.PENDING) for d in plan.deferred])
-            for decision, state in waits:
-                until = decision.until or now
-                async with db.execute(
-                    "SELECT change_pk, reason FROM outbox WHERE id = ? AND msg_key IS NULL"
-                    f" AND state IN {UNDECIDED}", (decision.row_id,),
-                ) as cur:
-                    hit = await cur.fetchone()
-                if hit is None:
-                    continue
-                await db.execute(
-                    "UPDATE outbox SET state = ?, reason = ?, next_attempt_at = ?, updated_at = ?"
-                    " WHERE id = ?",
-                    (state.value, decision.reason.value, ts(until), stamp, decision.row_id),
-                )
-                if hit[1] != decision.reason.value:
-                    await write_decisions(db, destination, [(decision.row_id, hit[0])],
-                                          decision.reason,
-                                          f"until {until:%Y-%m-%d %H:%M:%S} UTC", now)
-                    recorded[decision.reason] += 1
-            for decision in plan.singles:
-                if await _commit_row(db, destination, decision.row_id,
-                                     keys.singles[decision.row_id], decision.silent,
-                                     decision.reason, now):
-                    recorded[decision.reason] += 1
-            if plan.digest:
-                assert keys.digest is not None, "a digest needs a key"
-                for decision in plan.digest:
-                    if await _commit_row(db, destination, decision.row_id, keys.digest,
-                                         plan.digest_silent, decision.reason, now):
-                        recorded[decision.reason] += 1
-        return recorded
+            return await _apply_plan(db, destination, plan, keys, now)
+
+    async def decide(self, destination: Destination, plan: Plan, keys: PlanKeys,
+                     now: datetime, *, epoch: int = 0) -> Decided:
+        """Store a plan, read the due messages and claim the first, in one transaction."""
+        async with self._tx() as db:
+            await check_epoch(db, epoch)
+            recorded = await _apply_plan(db, destination, plan, keys, now)
+            messages = committed_messages(await db.execute_fetchall(
+                _COMMITTED, (*dest_params(destination), ts(now))))
+            if messages:
+                await db.execute(_CLAIM, (ts(now), messages[0].key))
+        return Decided(recorded, messages)
 
     async def claim(self, key: str, now: datetime, *, epoch: int = 0) -> None:
         """Mark a message's rows as being sent."""
         async with self._tx() as db:
             await check_epoch(db, epoch)
-            await db.execute(
-                f"UPDATE outbox SET state = {SENDING}, updated_at = ? WHERE msg_key = ?"
-                f" AND state IN {IN_FLIGHT}",
-                (ts(now), key),
-            )
+            await db.execute(_CLAIM, (ts(now), key))
 
     async def mark_sent(self, destination: Destination, key: str, message_id: str,
                         now: datetime, *, epoch: int = 0) -> list[Change]:
@@ -240,12 +192,11 @@ class SqliteOutbox(SqliteConnection):
         stamp = ts(now)
         async with self._tx() as db:
             await check_epoch(db, epoch)
-            async with db.execute(
+            rows = list(await db.execute_fetchall(
                 f"SELECT o.id, {CHANGE_COLUMNS} FROM outbox o JOIN changes c ON c.id = o.change_pk"
                 f" WHERE o.msg_key = ? AND o.state IN {IN_FLIGHT}",
                 (key,),
-            ) as cur:
-                rows = list(await cur.fetchall())
+            ))
             if not rows:
                 return []
             await db.execute(
@@ -266,13 +217,12 @@ class SqliteOutbox(SqliteConnection):
         """Schedule a message for another attempt."""
         async with self._tx() as db:
             await check_epoch(db, epoch)
-            cur = await db.execute(
+            rows = [(r[0], r[1]) for r in await db.execute_fetchall(
                 f"UPDATE outbox SET state = {PENDING}, next_attempt_at = ?, last_error = ?,"
                 " attempts = attempts + ?, updated_at = ? WHERE msg_key = ?"
                 f" AND state IN {IN_FLIGHT} RETURNING id, change_pk",
                 (ts(until), error, int(count_attempt), ts(now), key),
-            )
-            rows = [(r[0], r[1]) for r in await cur.fetchall()]
+            )]
             await write_decisions(db, destination, rows, reason,
                                   f"{error} (next attempt {until:%H:%M:%S} UTC)", now)
 
@@ -281,25 +231,99 @@ class SqliteOutbox(SqliteConnection):
         """Dead-letter a message's rows."""
         async with self._tx() as db:
             await check_epoch(db, epoch)
-            cur = await db.execute(
+            rows = [(r[0], r[1]) for r in await db.execute_fetchall(
                 f"UPDATE outbox SET state = {DEAD}, reason = ?, last_error = ?, updated_at = ?"
                 f" WHERE msg_key = ? AND state IN {IN_FLIGHT} RETURNING id, change_pk",
                 (reason.value, error, ts(now), key),
-            )
-            rows = [(r[0], r[1]) for r in await cur.fetchall()]
+            )]
             await write_decisions(db, destination, rows, reason, error, now)
+
+
+async def _apply_plan(db: aiosqlite.Connection, destination: Destination, plan: Plan,
+                      keys: PlanKeys, now: datetime) -> Counter[Reason]:
+    """Store a plan's decisions inside the caller's transaction (see apply_plan)."""
+    stamp = ts(now)
+    recorded: Counter[Reason] = Counter()
+    for decision in plan.suppressed:
+        hit = _first(await db.execute_fetchall(
+            f"UPDATE outbox SET state = {SUPPRESSED}, reason = ?, updated_at = ?"
+            f" WHERE id = ? AND state IN {UNDECIDED} AND msg_key IS NULL"
+            " RETURNING change_pk",
+            (decision.reason.value, stamp, decision.row_id),
+        ))
+        if hit:
+            detail = (f"until {decision.until:%Y-%m-%d %H:%M} UTC"
+                      if decision.reason is Reason.TOKEN_MUTED and decision.until
+                      else "")
+            await write_decisions(db, destination, [(decision.row_id, hit[0])],
+                                  decision.reason, detail, now)
+            recorded[decision.reason] += 1
+    waits = ([(d, OutboxState.HELD) for d in plan.held]
+             + [(d, OutboxState.PENDING) for d in plan.deferred])
+    for decision, state in waits:
+        until = decision.until or now
+        hit = _first(await db.execute_fetchall(
+            "SELECT change_pk, reason FROM outbox WHERE id = ? AND msg_key IS NULL"
+            f" AND state IN {UNDECIDED}", (decision.row_id,),
+        ))
+        if hit is None:
+            continue
+        await db.execute(
+            "UPDATE outbox SET state = ?, reason = ?, next_attempt_at = ?, updated_at = ?"
+            " WHERE id = ?",
+            (state.value, decision.reason.value, ts(until), stamp, decision.row_id),
+        )
+        if hit[1] != decision.reason.value:
+            await write_decisions(db, destination, [(decision.row_id, hit[0])],
+                                  decision.reason,
+                                  f"until {until:%Y-%m-%d %H:%M:%S} UTC", now)
+            recorded[decision.reason] += 1
+    for decision in plan.singles:
+        if await _commit_row(db, destination, decision.row_id,
+                             keys.singles[decision.row_id], decision.silent,
+                             decision.reason, now):
+            recorded[decision.reason] += 1
+    if plan.digest:
+        assert keys.digest is not None, "a digest needs a key"
+        for decision in plan.digest:
+            if await _commit_row(db, destination, decision.row_id, keys.digest,
+                                 plan.digest_silent, decision.reason, now):
+                recorded[decision.reason] += 1
+    return recorded
 
 
 async def _commit_row(db: aiosqlite.Connection, destination: Destination, row_id: int,
                       key: str, silent: bool, reason: Reason, now: datetime) -> bool:
     """Commit an undecided row to a message key; returns whether it was still undecided."""
-    cur = await db.execute(
+    hit = _first(await db.execute_fetchall(
         f"UPDATE outbox SET state = {PENDING}, reason = ?, msg_key = ?, silent = ?,"
         " next_attempt_at = ?, updated_at = ? WHERE id = ? AND msg_key IS NULL"
         f" AND state IN {UNDECIDED} RETURNING change_pk",
         (reason.value, key, int(silent), ts(now), ts(now), row_id),
-    )
-    hit = await cur.fetchone()
+    ))
     if hit:
         await write_decisions(db, destination, [(row_id, hit[0])], reason, key, now)
     return hit is not None
+
+
+def _first(rows: Iterable[sqlite3.Row]) -> sqlite3.Row | None:
+    """The first row of a statement's result (one hand-off to aiosqlite's thread, not two)."""
+    return next(iter(rows), None)
+
+
+def committed_messages(rows: Iterable[Sequence[Any]]) -> list[Committed]:
+    """Rows of `_COMMITTED` grouped into messages by key, in the order of their first row."""
+    grouped: dict[str, list[Sequence[Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row[16], []).append(row)
+    return [
+        Committed(
+            key=key,
+            row_ids=tuple(r[0] for r in members),
+            changes=tuple(change_from_row(r, 2) for r in members),
+            silent=all(bool(r[17]) for r in members),
+            attempts=max(r[18] for r in members),
+            first_created=dt(min(r[19] for r in members)),
+        )
+        for key, members in grouped.items()
+    ]

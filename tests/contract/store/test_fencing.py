@@ -128,3 +128,16 @@ async def test_fencing_default_epoch_passes_only_before_the_first_epoch(
     with pytest.raises(FencedError, match="epoch 0 is over: epoch 1"):
         await store.mark_sent(TG, "akey", "m-1", NOW)
     assert (await store.outbox_stats()).by_state == {"sending": 1}
+
+
+async def test_fencing_older_epoch_decide_is_refused_and_changes_nothing(
+        contract_store: Store) -> None:
+    store = contract_store
+    row = await one_row(store)
+    old = await store.begin_epoch(A, NOW)
+    await store.begin_epoch(B, NOW)
+    with pytest.raises(FencedError, match="epoch 1 is over: epoch 2"):
+        await store.decide(TG, Plan(singles=[Decision(row, Reason.SENT)]),
+                           PlanKeys(singles={row: "akey"}), NOW, epoch=old)
+    assert [a.row_id for a in await store.due_alerts(TG, NOW)] == [row]
+    assert await store.committed(TG, NOW) == []

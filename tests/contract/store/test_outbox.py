@@ -286,3 +286,36 @@ async def test_outbox_suppressed_row_is_never_due(contract_store: Store) -> None
     assert await store.recover(LATER) == 0
     assert (await store.record_poll([], [flip()], LATER)).outbox_rows == 0
     assert await states(store) == {OutboxState.SUPPRESSED: 1}
+
+
+# ------------------------------------------------------------------ decide (plan + claim)
+
+
+async def test_outbox_decide_commits_plan_returns_due_messages_and_claims_the_first(
+        contract_store: Store) -> None:
+    store = contract_store
+    await committed_row(store, "aold")  # decided earlier and due: offered first, as committed
+    await store.subscribe(TG, ETH.token_id, ALL_KINDS, NOW - timedelta(hours=1))
+    await store.record_poll([], [flip(ETH)], NOW)
+    (alert,) = await store.due_alerts(TG, NOW)
+    plan = Plan(singles=[Decision(alert.row_id, Reason.SENT)])
+    decided = await store.decide(TG, plan, PlanKeys(singles={alert.row_id: "anew"}), NOW)
+    assert decided.recorded == {Reason.SENT: 1}
+    assert decided.messages == await store.committed(TG, NOW)
+    assert [m.key for m in decided.messages] == ["aold", "anew"]
+    assert decided.messages[1].changes == (alert.change,)
+    assert await states(store) == {OutboxState.SENDING: 1, OutboxState.PENDING: 1}
+    # The claimed message is the one a crash now leaves for recovery, under its key.
+    assert await store.recover(NOW) == 1
+    await store.mark_sent(TG, "aold", "m-1", NOW)
+    assert await states(store) == {OutboxState.SENT: 1, OutboxState.PENDING: 1}
+
+
+async def test_outbox_decide_with_nothing_due_claims_nothing(contract_store: Store) -> None:
+    store = contract_store
+    row = await one_row(store)
+    until = NOW + timedelta(minutes=5)
+    plan = Plan(held=[Decision(row, Reason.HELD_RATE, until=until)])
+    decided = await store.decide(TG, plan, PlanKeys(), NOW)
+    assert (decided.recorded, decided.messages) == ({Reason.HELD_RATE: 1}, [])
+    assert await states(store) == {OutboxState.HELD: 1}
