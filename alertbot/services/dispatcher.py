@@ -50,7 +50,7 @@ from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.notifier import DeliveryError, Notifier, Target
 from alertbot.ports.observers import DispatchObserver
-from alertbot.ports.store import DispatchStore, FencedError, PlanKeys, StoreError
+from alertbot.ports.store import Committed, DispatchStore, FencedError, PlanKeys, StoreError
 from alertbot.services.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -386,12 +386,19 @@ class Dispatcher:
     async def _idle_timeout(self, started: int) -> float:
         if len(self._lanes) >= self._max_lanes:
             return IDLE_POLL
+        if started:
+            # Every due destination not busy was just given a lane (fewer came back than
+            # asked for), and the end of each lane wakes the loop to look again: asking now
+            # would only find those lanes' own rows, on the store they are waiting for.
+            return IDLE_POLL
         next_due = await self._store.next_due(self.platforms)
         if next_due is None:
             return IDLE_POLL
         wait = (next_due - self._clock.now()).total_seconds()
-        # Rows due but busy in a lane: the lane's end wakes us, so no need to spin.
-        return min(IDLE_POLL, max(wait, 0.05 if not started else 0.0))
+        if wait <= 0 and self._lanes:
+            # Rows due but busy in a lane: the lane's end wakes us, so no need to spin.
+            return IDLE_POLL
+        return min(IDLE_POLL, max(wait, 0.05))
 
     async def _abort(self) -> None:
         self._stopping = True
@@ -450,23 +457,33 @@ class Dispatcher:
         stale = False
         # Token mutes of the destination (token id -> end), read again with its policy.
         muted: dict[int, datetime] | None = None
+        # Messages the last decision returned, the first already claimed (None: read them).
+        decided: list[Committed] | None = None
         while not self.stopping():
             now = self._clock.now()
-            committed = await self._store.committed(destination, now)
+            claimed = decided is not None
+            if decided is None:
+                committed = await self._store.committed(destination, now)
+            else:
+                committed, decided = decided, None
             stale = stale or bool(committed)
-            for message in committed:
+            # Sent messages are finished; any other outcome may leave a row due again soon.
+            finished = True
+            for index, message in enumerate(committed):
                 if self.stopping():
                     return
                 outcome = await self._deliver(notifier, target, message.key, message.changes,
                                               message.silent, message.attempts,
                                               message.first_created,
-                                              with_chart=info.policy.charts)
+                                              with_chart=info.policy.charts,
+                                              claimed=claimed and index == 0)
                 if outcome in (Reason.DESTINATION_GONE, Reason.REKEYED):
                     return
+                finished = finished and outcome is Reason.SENT
             now = self._clock.now()
             due = await self._store.due_alerts(destination, now)
             if not due:
-                if committed:
+                if not finished:
                     continue
                 return
             if stale or muted is None:
@@ -487,8 +504,16 @@ class Dispatcher:
                 digest=digest_key([message_key(by_row[d.row_id].change.change_id, destination)
                                    for d in plan.digest]) if plan.digest else None,
             )
-            recorded = await self._store.apply_plan(destination, plan, keys, now,
-                                                    epoch=self._epoch)
+            if not plan.messages:
+                recorded = await self._store.apply_plan(destination, plan, keys, now,
+                                                        epoch=self._epoch)
+            else:
+                # One transaction for the decision, the messages now due and the claim of the
+                # first: the round trips between a poll's commit and the request are the
+                # latency, and under load each one waits for a core.
+                result = await self._store.decide(destination, plan, keys, now,
+                                                  epoch=self._epoch)
+                recorded, decided = result.recorded, result.messages
             self._fault.recovered(asyncio.get_running_loop().time())
             for reason, count in recorded.items():
                 self._observer.decided(destination, reason, count)
@@ -541,7 +566,8 @@ class Dispatcher:
 
     async def _deliver(self, notifier: Notifier, target: Target, key: str,
                        changes: Sequence[Change], silent: bool, attempts: int,
-                       first_created: datetime, *, with_chart: bool = False) -> Reason:
+                       first_created: datetime, *, with_chart: bool = False,
+                       claimed: bool = False) -> Reason:
         destination = target.destination
         message = render(changes)
         if with_chart and len(changes) == 1 and (changes[0].kind in CHART_KINDS
@@ -551,8 +577,10 @@ class Dispatcher:
         # Claim first, so nothing but the send itself runs between taking a pacing slot and
         # the request: waiting for the store (one connection shared by every lane) after the
         # slot let the request leave later than the slot the pacer counted.
-        await self._store.claim(key, self._clock.now(), epoch=self._epoch)
-        self._fault.recovered(asyncio.get_running_loop().time())
+        # (`claimed`: the decision that committed the message claimed it in its transaction.)
+        if not claimed:
+            await self._store.claim(key, self._clock.now(), epoch=self._epoch)
+            self._fault.recovered(asyncio.get_running_loop().time())
         limits = notifier.limits(destination)
         slot = await self._pacer.acquire(limits, scopes=(destination.platform, str(destination)))
         if not self.stopping() and not self._valid():

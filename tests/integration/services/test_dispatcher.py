@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 
@@ -385,3 +386,40 @@ async def test_dispatcher_run_again_after_a_run_ended_delivers(store: SqliteStor
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+class CallLog:
+    """The store with the name of every call the dispatcher makes recorded, in order."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+        return call
+
+
+async def test_dispatcher_lane_reaches_the_send_in_six_store_calls(store: SqliteStore) -> None:
+    # Each store call is a round trip the alert waits for (on SQLite, to aiosqlite's thread):
+    # the decision, the read of what is due and the claim are one transaction, and a lane
+    # whose sends all went through makes no pass that can only find nothing.
+    log = CallLog(store)
+
+    def sending(target: Target, key: str) -> None:
+        log.calls.append("send")
+
+    await add_changes(store, 1)
+    dispatcher = Dispatcher(cast(SqliteStore, log), {"fake": ScriptedNotifier(script=sending)},
+                            SystemClock(), pacer=Pacer(), rng=random.Random(1))
+    await dispatcher.run_until_idle(10)
+    lane = [c for c in log.calls if c not in ("recover", "due_destinations", "next_due")]
+    assert lane == ["destination", "committed", "due_alerts", "token_mutes", "sent_times",
+                    "decide", "send", "mark_sent", "due_alerts"]
+    assert (await store.outbox_stats()).by_state == {"sent": 1}
