@@ -1,0 +1,131 @@
+"""`python -m bench.roundtrips`: SQL statements and aiosqlite round trips per change.
+
+The latency bench's setup (one flipping reading at a time, each change to its own chat of 40,
+unthrottled, SQLite), traced: a SQLite trace callback records every statement and a wrapper
+around aiosqlite's queue counts every hand-off to its thread (a statement executed, a row
+fetched, a cursor closed are one each). "On the path" are those made between the poll's commit
+(`ingest` returned) and the Telegram fake receiving the request. Counts, not timings: they do
+not depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from alertbot.domain.detect import Rules
+from alertbot.domain.models import Destination, Kind, Reading
+from alertbot.platforms.telegram.notifier import TelegramNotifier
+from alertbot.ports.clock import SystemClock
+from alertbot.services.dispatcher import Dispatcher
+from alertbot.services.pacing import Pacer
+from alertbot.services.poller import Poller
+from bench.detect import SyntheticSource
+from bench.fixtures import open_store, subscribe_all, token
+from bench.latency import _START, CHATS, SPACING_S
+from tests.fakes.telegram_api import FakeTelegram
+
+CHANGES = 60
+WARM_UP = 10
+
+
+def _label(sql: str) -> str:
+    """A short name of a statement: its verb and the first table or column it names."""
+    words = re.sub(r"\s+", " ", sql.strip()).split(" ")
+    head = " ".join(words[:3]) if words[0].upper() in ("BEGIN", "WITH") else " ".join(words[:2])
+    if words[0].upper() == "SELECT":
+        table = next((words[i + 1] for i, w in enumerate(words[:-1]) if w.upper() == "FROM"), "")
+        return f"SELECT {words[1]} … FROM {table}"[:60]
+    return head[:60]
+
+
+async def measure(workdir: Path) -> None:
+    """Run the traced changes and print the counts."""
+    statements: list[tuple[float, str]] = []
+    handoffs: list[float] = []
+    original: Callable[..., Any] = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        handoffs.append(time.time())
+        return await original(self, fn, *args, **kwargs)
+
+    tokens = [token(i + 1) for i in range(CHATS)]
+    chats = [Destination("telegram", str(600_000_000 + i)) for i in range(CHATS)]
+    store = await open_store(workdir / "roundtrips.db")
+    for destination, tok in zip(chats, tokens, strict=True):
+        await subscribe_all(store, [destination], token_id=tok.token_id)
+    db = store._conn  # the bench's own store: tracing is not part of the Store port
+    await db.set_trace_callback(lambda sql: statements.append((time.time(), sql)))
+    aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
+    marks: list[tuple[int, float]] = []
+    try:
+        async with FakeTelegram(clock=time.time) as fake:
+            pacer = Pacer()
+            notifier = TelegramNotifier.connect(fake.token, fake.root, pacer=pacer)
+            dispatcher = Dispatcher(store, {"telegram": notifier}, SystemClock(), pacer=pacer)
+            poller = Poller(store, SyntheticSource(tokens), Rules(), SystemClock(),
+                            interval=timedelta(minutes=5), on_committed=dispatcher.wake)
+            trend = {t.token_id: -1.0 for t in tokens}
+            await poller.ingest([Reading(t, Kind.SIGNAL, -1.0, _START) for t in tokens])
+            stop = asyncio.Event()
+            task = asyncio.create_task(dispatcher.run(stop))
+            started = time.time()
+            for i in range(WARM_UP + CHANGES):
+                tok = tokens[i % CHATS]
+                trend[tok.token_id] *= -1
+                await poller.ingest([Reading(tok, Kind.SIGNAL, trend[tok.token_id],
+                                             _START + timedelta(days=i + 1))])
+                marks.append((int(chats[i % CHATS].chat_id), time.time()))
+                if i == WARM_UP - 1:
+                    started = time.time()
+                await asyncio.sleep(SPACING_S)
+            await fake.wait_until(lambda: len(fake.sent) >= len(marks), timeout=30)
+            # Let the lanes of the last change end, so its whole cost is counted.
+            await asyncio.sleep(0.5)
+            ended = time.time()
+            stop.set()
+            await task
+            await notifier.close()
+            seen: dict[int, int] = {}
+            paths = []
+            for i, (chat, committed) in enumerate(marks):
+                k = seen[chat] = seen.get(chat, -1) + 1
+                if i >= WARM_UP:
+                    paths.append((committed, fake.sent_to(chat)[k].timestamp))
+    finally:
+        aiosqlite.Connection._execute = original  # type: ignore[method-assign]
+        await store.close()
+    total = [s for t, s in statements if started <= t <= ended]
+    on_path = [s for t, s in statements if any(a < t <= b for a, b in paths)]
+    trips = [t for t in handoffs if started <= t <= ended]
+    trips_on_path = [t for t in handoffs if any(a < t <= b for a, b in paths)]
+    n = len(paths)
+    print(f"{n} changes after {WARM_UP} warm-up ones, one every {SPACING_S * 1000:.0f} ms")
+    print(f"per change: {len(total) / n:.1f} SQL statements, {len(trips) / n:.1f} round trips"
+          " to aiosqlite's thread (statements include the poll's own)")
+    print(f"on the path (poll committed -> request received): {len(on_path) / n:.1f} statements,"
+          f" {len(trips_on_path) / n:.1f} round trips")
+    print("statements on the path, per change:")
+    for label, count in Counter(_label(s) for s in on_path).most_common():
+        print(f"  {count / n:5.2f}  {label}")
+
+
+def main() -> int:
+    """Run in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="alertbot-roundtrips-") as tmp:
+        asyncio.run(measure(Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
