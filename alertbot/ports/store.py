@@ -458,11 +458,11 @@ class Outbox(Protocol):
     message already finished) changes nothing. `apply_plan`, `mark_retry` and `mark_dead`
     record decisions (see Audit.recent_decisions).
 
-    Fencing: the writes of the delivery path (`recover`, `apply_plan`, `claim`, `mark_sent`,
-    `mark_retry`, `mark_dead`) take the writer's leadership `epoch` and raise FencedError,
-    changing nothing, when it is older than the store's current epoch (Fencing.begin_epoch);
-    the check and the write are one transaction. The default epoch 0 passes only as long as no
-    epoch has begun (tools and tests on a fresh database).
+    Fencing: the writes of the delivery path (`recover`, `apply_plan`, `decide`, `claim`,
+    `mark_sent`, `mark_retry`, `mark_dead`) take the writer's leadership `epoch` and raise
+    FencedError, changing nothing, when it is older than the store's current epoch
+    (Fencing.begin_epoch); the check and the write are one transaction. The default epoch 0
+    passes only as long as no epoch has begun (tools and tests on a fresh database).
     """
 
     async def recover(self, now: datetime, *, epoch: int = 0) -> int:

@@ -387,9 +387,10 @@ class Dispatcher:
         if len(self._lanes) >= self._max_lanes:
             return IDLE_POLL
         if started:
-            # Every due destination not busy was just given a lane (fewer came back than
-            # asked for), and the end of each lane wakes the loop to look again: asking now
-            # would only find those lanes' own rows, on the store they are waiting for.
+            # Due destinations were just given lanes (as many as were free) and the end of
+            # each lane wakes the loop to look again: asking now would mostly find those
+            # lanes' own rows, queued on the store ahead of their reads. Rows due later are
+            # looked for at that end, or at IDLE_POLL if a lane runs long.
             return IDLE_POLL
         next_due = await self._store.next_due(self.platforms)
         if next_due is None:
@@ -572,7 +573,8 @@ class Dispatcher:
         message = render(changes)
         if with_chart and len(changes) == 1 and (changes[0].kind in CHART_KINDS
                                                  or changes[0].kind is Kind.SCHEDULED_DIGEST):
-            # Drawn before the claim and the pacing slot, which must lead straight to the send.
+            # Drawn before the claim (unless `decide` made it) and the pacing slot, which must
+            # lead straight to the send.
             message = await self._with_chart(message, changes[0], destination)
         # Claim first, so nothing but the send itself runs between taking a pacing slot and
         # the request: waiting for the store (one connection shared by every lane) after the
