@@ -221,6 +221,18 @@ class Decided:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """What a delivery lane reads before deciding, as of one time (see Outbox.delivery_view)."""
+
+    info: DestinationInfo
+    committed: list[Committed]
+    due: list[DueAlert]
+    mutes: list[TokenMute]
+    sent: list[datetime]
+    """Delivery times within the destination's policy window."""
+
+
+@dataclass(frozen=True, slots=True)
 class TokenMute:
     """One token muted for one destination until a time."""
 
@@ -484,6 +496,12 @@ class Outbox(Protocol):
 
     async def due_alerts(self, destination: Destination, now: datetime) -> list[DueAlert]:
         """Rows that need a throttle decision (due pending rows and the held group)."""
+        ...
+
+    async def delivery_view(self, destination: Destination,
+                            now: datetime) -> DeliveryView | None:
+        """`destination`, `committed`, `due_alerts`, `token_mutes` and `sent_times` (over the
+        policy's window) as of `now`, in one call; None when the destination is unknown."""
         ...
 
     async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:

@@ -8,6 +8,10 @@ and SQL shapes it shares; PostgresStore combines them over one pool.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from alertbot.domain.models import Destination
+from alertbot.ports.store import DeliveryView
 from alertbot.store.postgres.audit import PostgresAudit
 from alertbot.store.postgres.catalog import PostgresCatalog
 from alertbot.store.postgres.destinations import PostgresDestinations
@@ -29,6 +33,17 @@ class PostgresStore(PostgresCatalog, PostgresState, PostgresSubscriptions, Postg
                     PostgresOutbox, PostgresAudit, PostgresTokenMutes, PostgresUpdates,
                     PostgresPushQueue, PostgresFencing, PostgresMaintenance):
     """Store on a PostgreSQL database; any number of processes may share it."""
+
+    async def delivery_view(self, destination: Destination,
+                            now: datetime) -> DeliveryView | None:
+        """A lane's reads, one after another (each a round trip to the server)."""
+        info = await self.destination(destination)
+        if info is None:
+            return None
+        return DeliveryView(info, await self.committed(destination, now),
+                            await self.due_alerts(destination, now),
+                            await self.token_mutes(destination, now),
+                            await self.sent_times(destination, now - info.policy.window))
 
     @classmethod
     def from_url(cls, url: str, *, migrate: bool = True) -> PostgresStore:

@@ -84,6 +84,20 @@ async def resume_destination(db: aiosqlite.Connection, destination: Destination,
     return False
 
 
+DESTINATION_SELECT = (
+    "SELECT platform, chat_id, thread_id, max_alerts, window_s, quiet_start, quiet_end,"
+    " quiet_tz, mute_until, settle_s, modes, charts, digest, digest_since, address,"
+    " label, paused_reason, paused_at FROM destinations"
+)
+
+
+def destination_from(row: Sequence[Any]) -> DestinationInfo:
+    """A row of DESTINATION_SELECT."""
+    return DestinationInfo(Destination(row[0], row[1], row[2]), _policy_from(tuple(row[3:14])),
+                           address=row[14], label=row[15], paused_reason=row[16],
+                           paused_at=opt_dt(row[17]))
+
+
 class SqliteDestinations(SqliteConnection):
     """Destinations with their policy and status."""
 
@@ -116,19 +130,8 @@ class SqliteDestinations(SqliteConnection):
         return await self._destination_rows(clause, params)
 
     async def _destination_rows(self, clause: str, params: Sequence[Any]) -> list[DestinationInfo]:
-        rows = await self._fetchall(
-            "SELECT platform, chat_id, thread_id, max_alerts, window_s, quiet_start, quiet_end,"
-            " quiet_tz, mute_until, settle_s, modes, charts, digest, digest_since, address,"
-            " label, paused_reason, paused_at FROM destinations" + clause,
-            params,
-        )
-        infos = []
-        for row in rows:
-            policy = _policy_from(tuple(row[3:14]))
-            infos.append(DestinationInfo(Destination(row[0], row[1], row[2]), policy,
-                                         address=row[14], label=row[15], paused_reason=row[16],
-                                         paused_at=opt_dt(row[17])))
-        return infos
+        rows = await self._fetchall(DESTINATION_SELECT + clause, params)
+        return [destination_from(row) for row in rows]
 
     async def ensure_destination(self, destination: Destination, now: datetime, *,
                                  address: str | None = None, label: str = "",

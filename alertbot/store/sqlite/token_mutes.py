@@ -17,6 +17,9 @@ _MUTE_COLUMNS = ("m.platform, m.chat_id, m.thread_id, m.token_id, m.until, m.cre
                  " m.actor, t.symbol, t.name, t.slug")
 _MUTE_FROM = (" FROM token_mutes m LEFT JOIN tokens t ON t.token_id = m.token_id"
               " WHERE m.platform = ? AND m.chat_id = ? AND m.thread_id = ?")
+MUTES_IN_FORCE = (f"SELECT {_MUTE_COLUMNS}{_MUTE_FROM} AND m.until > ?"
+                  " ORDER BY t.symbol, m.token_id")
+"""A destination's mutes in force at a time, by symbol."""
 
 
 def _mute_from(r: Sequence[Any]) -> TokenMute:
@@ -77,7 +80,5 @@ class SqliteTokenMutes(SharedReads, SqliteConnection):
 
     async def token_mutes(self, destination: Destination, now: datetime) -> list[TokenMute]:
         """Mutes in force for a destination, by symbol."""
-        rows = await self._fetchall(
-            f"SELECT {_MUTE_COLUMNS}{_MUTE_FROM} AND m.until > ?"
-            " ORDER BY t.symbol, m.token_id", (*dest_params(destination), ts(now)))
+        rows = await self._fetchall(MUTES_IN_FORCE, (*dest_params(destination), ts(now)))
         return [_mute_from(r) for r in rows]

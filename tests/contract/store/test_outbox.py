@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Reason
+from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Policy, Reason
 from alertbot.domain.throttle import Decision, Plan
 from alertbot.ports.store import OutboxState, PlanKeys, Store
 from tests.contract.store.helpers import (
@@ -319,3 +319,45 @@ async def test_outbox_decide_with_nothing_due_claims_nothing(contract_store: Sto
     decided = await store.decide(TG, plan, PlanKeys(), NOW)
     assert (decided.recorded, decided.messages) == ({Reason.HELD_RATE: 1}, [])
     assert await states(store) == {OutboxState.HELD: 1}
+
+
+# ------------------------------------------------------------------ delivery_view
+
+
+async def test_outbox_delivery_view_equals_the_lane_reads_one_by_one(
+        contract_store: Store) -> None:
+    store = contract_store
+    await store.subscribe(TG, ALL_TOKENS, ALL_KINDS, NOW - timedelta(hours=2))
+    await store.set_policy(TG, Policy(max_alerts=5, window=timedelta(minutes=30)), NOW)
+    await store.record_poll([], [flip(BTC, detected=NOW - timedelta(hours=1), source_day=0),
+                                 flip(BTC, to=-1.0, detected=NOW - timedelta(minutes=20),
+                                      source_day=1),
+                                 flip(BTC, detected=NOW - timedelta(minutes=10),
+                                      source_day=2)], NOW - timedelta(hours=1))
+    old, recent, waiting = await store.due_alerts(TG, NOW)
+    await store.apply_plan(TG, Plan(singles=[Decision(old.row_id, Reason.SENT),
+                                             Decision(recent.row_id, Reason.SENT),
+                                             Decision(waiting.row_id, Reason.SENT)]),
+                           PlanKeys(singles={old.row_id: "aold", recent.row_id: "arecent",
+                                             waiting.row_id: "await"}),
+                           NOW - timedelta(hours=1))
+    await store.mark_sent(TG, "aold", "m-1", NOW - timedelta(hours=1))  # outside the window
+    await store.mark_sent(TG, "arecent", "m-2", NOW - timedelta(minutes=20))
+    await store.mute_token(TG, ETH.token_id, NOW + timedelta(hours=1), NOW)
+    await store.record_poll([], [flip(ETH)], NOW)
+    view = await store.delivery_view(TG, NOW)
+    assert view is not None
+    assert view.info == await store.destination(TG)
+    assert view.committed == await store.committed(TG, NOW)
+    assert view.due == await store.due_alerts(TG, NOW)
+    assert [m.key for m in view.committed] == ["await"]
+    assert [a.change.token.token_id for a in view.due] == [ETH.token_id]
+    assert view.mutes == await store.token_mutes(TG, NOW)
+    assert [m.token.token_id for m in view.mutes] == [ETH.token_id]
+    assert view.sent == [NOW - timedelta(minutes=20)]
+    assert view.sent == await store.sent_times(TG, NOW - timedelta(minutes=30))
+
+
+async def test_outbox_delivery_view_of_unknown_destination_is_none(
+        contract_store: Store) -> None:
+    assert await contract_store.delivery_view(DC, NOW) is None
