@@ -3,9 +3,9 @@
 The latency bench's setup (one flipping reading at a time, each change to its own chat of 40,
 unthrottled, SQLite), traced: a SQLite trace callback records every statement and a wrapper
 around aiosqlite's queue counts every hand-off to its thread (a statement executed, a row
-fetched, a cursor closed are one each). "On the path" are those made between the poll's commit
-(`ingest` returned) and the Telegram fake receiving the request. Counts, not timings: they do
-not depend on the machine's load.
+fetched, a cursor closed are one each); hand-offs queued while another is in flight share its
+wait. "On the path" are those made between the poll's commit (`ingest` returned) and the
+Telegram fake receiving the request. Counts, not timings: they hardly depend on the load.
 """
 
 from __future__ import annotations
@@ -55,9 +55,20 @@ async def measure(workdir: Path) -> None:
     handoffs: list[float] = []
     original: Callable[..., Any] = aiosqlite.Connection._execute
 
+    waits: list[float] = []
+    inflight = 0
+
     async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal inflight
         handoffs.append(time.time())
-        return await original(self, fn, *args, **kwargs)
+        if not inflight:
+            # Nothing else queued: the loop waits for this one alone (a new round trip).
+            waits.append(handoffs[-1])
+        inflight += 1
+        try:
+            return await original(self, fn, *args, **kwargs)
+        finally:
+            inflight -= 1
 
     tokens = [token(i + 1) for i in range(CHATS)]
     chats = [Destination("telegram", str(600_000_000 + i)) for i in range(CHATS)]
@@ -109,12 +120,14 @@ async def measure(workdir: Path) -> None:
     on_path = [s for t, s in statements if any(a < t <= b for a, b in paths)]
     trips = [t for t in handoffs if started <= t <= ended]
     trips_on_path = [t for t in handoffs if any(a < t <= b for a, b in paths)]
+    waits_on_path = [t for t in waits if any(a < t <= b for a, b in paths)]
     n = len(paths)
     print(f"{n} changes after {WARM_UP} warm-up ones, one every {SPACING_S * 1000:.0f} ms")
     print(f"per change: {len(total) / n:.1f} SQL statements, {len(trips) / n:.1f} round trips"
           " to aiosqlite's thread (statements include the poll's own)")
     print(f"on the path (poll committed -> request received): {len(on_path) / n:.1f} statements,"
-          f" {len(trips_on_path) / n:.1f} round trips")
+          f" {len(trips_on_path) / n:.1f} round trips, {len(waits_on_path) / n:.1f} waits"
+          " (hand-offs queued together wait once)")
     print("statements on the path, per change:")
     for label, count in Counter(_label(s) for s in on_path).most_common():
         print(f"  {count / n:5.2f}  {label}")

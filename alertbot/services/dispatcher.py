@@ -449,9 +449,13 @@ class Dispatcher:
 
     async def _run_lane(self, destination: Destination) -> None:
         notifier = self._notifiers[destination.platform]
-        info = await self._store.destination(destination)
-        if info is None:
+        now = self._clock.now()
+        # The first pass's reads in one call: every round trip to the store before the
+        # request is latency, and under load each one waits for a core.
+        view = await self._store.delivery_view(destination, now)
+        if view is None:
             return
+        info = view.info
         if info.address:
             self._observer.address_loaded(destination, info.address)
         target = Target(destination, info.address)
@@ -461,9 +465,12 @@ class Dispatcher:
         # Messages the last decision returned, the first already claimed (None: read them).
         decided: list[Committed] | None = None
         while not self.stopping():
-            now = self._clock.now()
+            first, view = view, None
             claimed = decided is not None
-            if decided is None:
+            if first is not None:
+                committed = first.committed
+            elif decided is None:
+                now = self._clock.now()
                 committed = await self._store.committed(destination, now)
             else:
                 committed, decided = decided, None
@@ -481,13 +488,18 @@ class Dispatcher:
                 if outcome in (Reason.DESTINATION_GONE, Reason.REKEYED):
                     return
                 finished = finished and outcome is Reason.SENT
-            now = self._clock.now()
-            due = await self._store.due_alerts(destination, now)
+            # The view still holds at its `now` when nothing was sent since it was read.
+            current = first if first is not None and not committed else None
+            if current is None:
+                now = self._clock.now()
+            due = current.due if current else await self._store.due_alerts(destination, now)
             if not due:
                 if not finished:
                     continue
                 return
-            if stale or muted is None:
+            if current is not None:
+                muted = {m.token.token_id: m.until for m in current.mutes}
+            elif stale or muted is None:
                 # Sends took time: a moderator may have changed the policy meanwhile.
                 if stale:
                     info = await self._store.destination(destination) or info
@@ -495,7 +507,8 @@ class Dispatcher:
                          for m in await self._store.token_mutes(destination, now)}
             policy = info.policy
             stale = True
-            sent = await self._store.sent_times(destination, now - policy.window)
+            sent = (current.sent if current
+                    else await self._store.sent_times(destination, now - policy.window))
             plan = throttle.plan(policy, due, sent, now, muted)
             singles = {d.row_id: d for d in plan.singles}
             by_row = {a.row_id: a for a in due}
