@@ -11,7 +11,9 @@ Telegram fake receiving the request. Counts, not timings: they hardly depend on 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +37,7 @@ from bench.fixtures import open_store, subscribe_all, token
 from bench.latency import _START, CHATS, SPACING_S
 from tests.fakes.telegram_api import FakeTelegram
 
-CHANGES = 60
+CHANGES = 200
 WARM_UP = 10
 
 
@@ -79,6 +81,7 @@ async def measure(workdir: Path) -> None:
     await db.set_trace_callback(lambda sql: statements.append((time.time(), sql)))
     aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
     marks: list[tuple[int, float]] = []
+    detected: list[float] = []
     try:
         async with FakeTelegram(clock=time.time) as fake:
             pacer = Pacer()
@@ -94,9 +97,10 @@ async def measure(workdir: Path) -> None:
             for i in range(WARM_UP + CHANGES):
                 tok = tokens[i % CHATS]
                 trend[tok.token_id] *= -1
-                await poller.ingest([Reading(tok, Kind.SIGNAL, trend[tok.token_id],
-                                             _START + timedelta(days=i + 1))])
+                report = await poller.ingest([Reading(tok, Kind.SIGNAL, trend[tok.token_id],
+                                                      _START + timedelta(days=i + 1))])
                 marks.append((int(chats[i % CHATS].chat_id), time.time()))
+                detected.append(report.changes[0].detected_at.timestamp())
                 if i == WARM_UP - 1:
                     started = time.time()
                 await asyncio.sleep(SPACING_S)
@@ -128,6 +132,22 @@ async def measure(workdir: Path) -> None:
     print(f"on the path (poll committed -> request received): {len(on_path) / n:.1f} statements,"
           f" {len(trips_on_path) / n:.1f} round trips, {len(waits_on_path) / n:.1f} waits"
           " (hand-offs queued together wait once)")
+    # Where the time of each change went: up to the path's last statement (the store's part:
+    # the claim's COMMIT) and from there to the request (render, pacer, client, fake).
+    poll_ms = [(a - d) * 1000 for d, (a, _) in zip(detected[WARM_UP:], paths, strict=True)]
+    store_ms, rest_ms = [], []
+    for a, b in paths:
+        last = max((t for t, _ in statements if a < t <= b), default=a)
+        store_ms.append((last - a) * 1000)
+        rest_ms.append((b - last) * 1000)
+    cuts = [statistics.quantiles(x, n=100, method="inclusive") for x in (store_ms, rest_ms)]
+    poll_cuts = statistics.quantiles(poll_ms, n=100, method="inclusive")
+    print(f"detected -> poll committed (detect, persist, fan-out): p50"
+          f" {statistics.median(poll_ms):.2f} p99 {poll_cuts[98]:.2f} ms")
+    print(f"commit -> last statement (the store's part): p50 {statistics.median(store_ms):.2f}"
+          f" p99 {cuts[0][98]:.2f} ms; last statement -> request: p50"
+          f" {statistics.median(rest_ms):.2f} p99 {cuts[1][98]:.2f} ms"
+          f" (load average {os.getloadavg()[0]:.2f})")
     print("statements on the path, per change:")
     for label, count in Counter(_label(s) for s in on_path).most_common():
         print(f"  {count / n:5.2f}  {label}")
