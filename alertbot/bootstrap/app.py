@@ -6,6 +6,7 @@ import logging
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -14,7 +15,6 @@ from alertbot.bootstrap.roles import RoleSwitch
 from alertbot.bootstrap.sources import SourceParts
 from alertbot.config import Settings
 from alertbot.domain.detect import Rules
-from alertbot.http.telegram_hook import UpdateSink
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics
 from alertbot.ports.clock import Clock
@@ -29,6 +29,9 @@ from alertbot.services.commands import CommandCore
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.poller import Poller
+
+if TYPE_CHECKING:  # aiohttp.web and the HTTP server load only when the server is on
+    from alertbot.http.telegram_hook import UpdateSink
 
 log = logging.getLogger(__name__)
 
