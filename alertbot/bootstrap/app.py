@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from alertbot.bootstrap.parts import Installed
 from alertbot.bootstrap.roles import RoleSwitch
+from alertbot.bootstrap.session import SharedSession
 from alertbot.bootstrap.sources import SourceParts
 from alertbot.config import Settings
 from alertbot.domain.detect import Rules
@@ -51,8 +50,8 @@ class App:
     lookup: Lookup
     commands: CommandCore
     redactor: Redactor
-    session: aiohttp.ClientSession
-    """Shared HTTP session (webhooks, Token Metrics, Discord webhooks)."""
+    session: SharedSession
+    """The shared HTTP session (webhooks, Token Metrics, Discord webhooks), made on first use."""
     metrics: Metrics
     observers: Observers
     """What the poller and dispatcher report to (metrics, operator alerts)."""

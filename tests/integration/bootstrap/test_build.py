@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-LAZY = ("discord", "telegram", "PIL", "asyncpg", "aiohttp.web", "alertbot.http.server",
-        "alertbot.http.ingest")
-"""Modules a demo `run` without the HTTP server must not load (each costs memory)."""
+LAZY = ("discord", "telegram", "PIL", "asyncpg", "aiohttp", "alertbot.http.server",
+        "alertbot.http.ingest", "alertbot.sources.tokenmetrics.client")
+"""Modules a demo `run` without the HTTP server must not load (each costs memory): no
+platform library, no PostgreSQL driver, no chart library, no aiohttp (the shared session is
+made on the first webhook or API request)."""
 
 PROBE = """
 import asyncio, json, sys
