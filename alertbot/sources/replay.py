@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from array import array
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -85,31 +86,75 @@ class DataRow(Mapping[str, Any]):
 
 
 class _Compact:
-    """json object hook: dated rows become DataRows sharing key tuples and equal values."""
+    """Turns decoded rows into DataRows sharing key tuples and equal strings and ids."""
 
     def __init__(self) -> None:
         self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._values: dict[tuple[type, Any], Any] = {}
+        self._strings: dict[str, str] = {}
+        self._ints: dict[int, int] = {}
 
-    def __call__(self, pairs: list[tuple[str, Any]]) -> Any:
-        keys = tuple(key for key, _ in pairs)
-        if "DATE" not in keys and "TIMESTAMP" not in keys:
-            return dict(pairs)
+    def row(self, decoded: Any) -> Any:
+        """A dated row as a DataRow; anything else as decoded."""
+        if not isinstance(decoded, dict) or ("DATE" not in decoded
+                                             and "TIMESTAMP" not in decoded):
+            return decoded
+        keys = tuple(decoded)
         keys = self._keys.setdefault(keys, keys)
-        # Dates, names, symbols and ids repeat across tokens and rows: one object each.
-        return DataRow(keys, tuple(self._shared(value) for _, value in pairs))
+        return DataRow(keys, tuple(self._shared(value) for value in decoded.values()))
 
     def _shared(self, value: Any) -> Any:
-        if isinstance(value, list | dict):  # not in the data set's flat rows; kept as is
-            return value
-        return self._values.setdefault((type(value), value), value)
+        # Dates, names, symbols and ids repeat across tokens and rows: one object each.
+        # Floats are mostly distinct; a table of them would cost more than it saves.
+        if type(value) is str:
+            return self._strings.setdefault(value, value)
+        if type(value) is int:
+            return self._ints.setdefault(value, value)
+        return value
+
+
+_DECODE = json.JSONDecoder().raw_decode
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _read_rows(text: str, compact: _Compact) -> dict[str, Any]:
+    """A JSON object whose array values are decoded one element at a time.
+
+    json.loads would first hold every row of the data set as a dict (13.6 MB for the demo,
+    whose holes the process keeps); here each row is compacted as soon as it is read.
+    """
+    def skip(pos: int, expected: str = "") -> int:
+        pos = _SPACE.match(text, pos).end()  # type: ignore[union-attr]
+        if expected and not text.startswith(expected, pos):
+            raise ValueError(f"demo data: expected {expected!r} at offset {pos}")
+        return pos + len(expected)
+
+    data: dict[str, Any] = {}
+    pos = skip(0, "{")
+    while not text.startswith("}", skip(pos)):
+        if data:
+            pos = skip(pos, ",")
+        key, pos = _DECODE(text, skip(pos))
+        pos = skip(skip(pos, ":"))
+        if not text.startswith("[", pos):
+            data[key], pos = _DECODE(text, pos)
+            continue
+        rows: list[Any] = []
+        pos = skip(pos + 1)
+        while not text.startswith("]", pos):
+            if rows:
+                pos = skip(skip(pos, ","))
+            row, pos = _DECODE(text, pos)
+            rows.append(compact.row(row))
+            pos = skip(pos)
+        data[key] = rows
+        pos += 1
+    return data
 
 
 def load_demo_data() -> dict[str, Any]:
     """The bundled data set; its dated rows are read-only DataRow mappings."""
     raw = resources.files("alertbot.sources").joinpath("demo/demo.json.gz").read_bytes()
-    data: dict[str, Any] = json.loads(gzip.decompress(raw), object_pairs_hook=_Compact())
-    return data
+    return _read_rows(gzip.decompress(raw).decode(), _Compact())
 
 
 class ReplaySource:
