@@ -46,14 +46,35 @@ _ENDPOINT_KINDS = {
 }
 
 
+_ABSENT = object()
+"""A column's value for a row that has no such field."""
+
+
 @dataclass(slots=True)
 class _Series:
-    """Rows of one (kind, token), oldest first, with their offsets into the data set."""
+    """Rows of one (kind, token), oldest first, with their offsets into the data set.
+
+    Kept by column (one list per field): a row costs a pointer per field, not an object
+    of its own.
+    """
 
     offsets: array[float]
-    rows: list[Mapping[str, Any]]
+    keys: tuple[str, ...]
+    columns: tuple[list[Any], ...]
     fired: list[int]
     """Indexes of rows that carry a non-zero signal."""
+
+    @classmethod
+    def of(cls, items: Sequence[tuple[float, Mapping[str, Any]]], fired: list[int]) -> _Series:
+        """The series of (offset, row) pairs, in that order."""
+        keys = tuple(dict.fromkeys(key for _, row in items for key in row))
+        columns = tuple([row.get(key, _ABSENT) for _, row in items] for key in keys)
+        return cls(array("d", (offset for offset, _ in items)), keys, columns, fired)
+
+    def row(self, index: int) -> dict[str, Any]:
+        """Row `index` as a new dict."""
+        return {key: value for key, column in zip(self.keys, self.columns, strict=True)
+                if (value := column[index]) is not _ABSENT}
 
 
 class DataRow(Mapping[str, Any]):
@@ -185,8 +206,7 @@ class ReplaySource:
         for token_id, items in by_token.items():
             items.sort(key=lambda item: item[0])
             fired = [i for i, (_, row) in enumerate(items) if _fires(kind, row)]
-            self._series[(kind, token_id)] = _Series(array("d", (o for o, _ in items)),
-                                                     [r for _, r in items], fired)
+            self._series[(kind, token_id)] = _Series.of(items, fired)
 
     def cursor(self, now: datetime) -> float:
         """Seconds into the (endless) story at wall time `now`."""
@@ -239,9 +259,10 @@ class ReplaySource:
             if fired_pos >= 0:
                 picks.add(series.fired[fired_pos])
             for index in sorted(picks):
-                row = series.rows[index]
+                row = series.row(index)
                 moved = self._on_wall_clock(parse_timestamp(row[ts_field]) + shift)
-                yield {**row, ts_field: moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+                row[ts_field] = moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                yield row
 
     def _on_wall_clock(self, story: datetime) -> datetime:
         """When the replay reached `story`, on the wall clock.
@@ -280,10 +301,12 @@ class ReplaySource:
         last = math.floor((end - self._start).total_seconds() / self._span)
         for lap in range(first, last + 1):
             shift = timedelta(seconds=lap * self._span)
-            for offset, row in zip(series.offsets, series.rows, strict=True):
+            for index, offset in enumerate(series.offsets):
                 at = self._start + timedelta(seconds=offset) + shift
                 if start <= at <= end:
-                    yield {**row, "DATE": at.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+                    row = series.row(index)
+                    row["DATE"] = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                    yield row
 
     async def close(self) -> None:
         """Nothing to release."""
