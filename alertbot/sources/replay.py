@@ -60,7 +60,7 @@ class _Series:
 
     offsets: array[float]
     keys: tuple[str, ...]
-    columns: tuple[list[Any], ...]
+    columns: tuple[Sequence[Any], ...]
     fired: list[int]
     """Indexes of rows that carry a non-zero signal."""
 
@@ -68,13 +68,40 @@ class _Series:
     def of(cls, items: Sequence[tuple[float, Mapping[str, Any]]], fired: list[int]) -> _Series:
         """The series of (offset, row) pairs, in that order."""
         keys = tuple(dict.fromkeys(key for _, row in items for key in row))
-        columns = tuple([row.get(key, _ABSENT) for _, row in items] for key in keys)
+        columns = tuple(_column([row.get(key, _ABSENT) for _, row in items]) for key in keys)
         return cls(array("d", (offset for offset, _ in items)), keys, columns, fired)
 
     def row(self, index: int) -> dict[str, Any]:
         """Row `index` as a new dict."""
         return {key: value for key, column in zip(self.keys, self.columns, strict=True)
                 if (value := column[index]) is not _ABSENT}
+
+
+class _Same(Sequence[Any]):
+    """A column whose every row holds the same object (a token's id, name, symbol)."""
+
+    __slots__ = ("_length", "_value")
+
+    def __init__(self, value: Any, length: int) -> None:
+        self._value = value
+        self._length = length
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice) or not -self._length <= index < self._length:
+            raise IndexError(index)
+        return self._value
+
+    def __len__(self) -> int:
+        return self._length
+
+
+def _column(values: list[Any]) -> Sequence[Any]:
+    """The cheapest form of one column: one shared value, packed floats, or a list."""
+    if values and all(value is values[0] for value in values):
+        return _Same(values[0], len(values))
+    if values and all(type(value) is float for value in values):
+        return array("d", values)
+    return values
 
 
 class DataRow(Mapping[str, Any]):
