@@ -30,13 +30,30 @@ print(json.dumps(sorted(name for name in sys.argv[1:] if name in sys.modules)))
 """
 
 
-def test_build_demo_loads_no_platform_postgres_or_http_server_library(tmp_path: Path) -> None:
+def _probe(tmp_path: Path, modules: tuple[str, ...], **extra: str) -> tuple[str, list[str]]:
+    """What a fresh process wired, and which of `modules` it loaded, after build()."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ALERTBOT_", "TOKENMETRICS_", "TELEGRAM_", "DISCORD_"))}
-    env["ALERTBOT_HTTP_PORT"] = "0"
-    done = subprocess.run([sys.executable, "-c", PROBE, *LAZY], cwd=tmp_path, env=env,
+    env.update(ALERTBOT_HTTP_PORT="0", **extra)
+    done = subprocess.run([sys.executable, "-c", PROBE, *modules], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     wired, loaded = done.stdout.strip().splitlines()
+    return wired, json.loads(loaded)
+
+
+def test_build_demo_loads_no_platform_postgres_or_http_server_library(tmp_path: Path) -> None:
+    wired, loaded = _probe(tmp_path, LAZY)
     assert wired == "['console', 'webhook'] ['digests', 'reload', 'retention']"
-    assert json.loads(loaded) == []  # the chart library loads with the first chart
+    assert loaded == []  # the chart library loads with the first chart
+
+
+def test_build_telegram_demo_loads_neither_aiohttp_nor_the_httpx_command_line(
+        tmp_path: Path) -> None:
+    wired, loaded = _probe(tmp_path, ("discord", "PIL", "asyncpg", "aiohttp", "click", "rich",
+                                      "pygments", "telegram"),
+                           TELEGRAM_BOT_TOKEN="123456:test-token",
+                           TELEGRAM_API_URL="http://127.0.0.1:9")
+    assert wired == ("['console', 'telegram', 'webhook'] "
+                     "['digests', 'reload', 'retention', 'telegram']")
+    assert loaded == ["telegram"]  # PTB talks httpx; its CLI's libraries stay out
