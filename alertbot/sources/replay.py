@@ -107,8 +107,8 @@ def _column(values: list[Any]) -> Sequence[Any]:
 class DataRow(Mapping[str, Any]):
     """One dated row of the data set, read-only: its endpoint's key tuple and its values.
 
-    The demo keeps its 22,680 rows for the whole run: decoded as dicts, with an object per
-    value, they took 13.6 MB; in this form, keys and equal values shared, 4.4 MB.
+    The data set's 22,680 rows decoded as dicts, with an object per value, took 13.6 MB; in
+    this form, keys, strings and ids shared, 4.4 MB. The replay keeps them by column (1.3 MB).
     """
 
     __slots__ = ("_keys", "_values")
