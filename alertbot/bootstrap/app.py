@@ -6,15 +6,14 @@ import logging
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from alertbot.bootstrap.parts import Installed
 from alertbot.bootstrap.roles import RoleSwitch
+from alertbot.bootstrap.session import SharedSession
 from alertbot.bootstrap.sources import SourceParts
 from alertbot.config import Settings
 from alertbot.domain.detect import Rules
-from alertbot.http.telegram_hook import UpdateSink
 from alertbot.observability.logs import Redactor
 from alertbot.observability.metrics import Metrics
 from alertbot.ports.clock import Clock
@@ -29,6 +28,9 @@ from alertbot.services.commands import CommandCore
 from alertbot.services.dispatcher import Dispatcher
 from alertbot.services.lookup import Lookup
 from alertbot.services.poller import Poller
+
+if TYPE_CHECKING:  # aiohttp.web and the HTTP server load only when the server is on
+    from alertbot.http.telegram_hook import UpdateSink
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,8 @@ class App:
     lookup: Lookup
     commands: CommandCore
     redactor: Redactor
-    session: aiohttp.ClientSession
-    """Shared HTTP session (webhooks, Token Metrics, Discord webhooks)."""
+    session: SharedSession
+    """The shared HTTP session (webhooks, Token Metrics, Discord webhooks), made on first use."""
     metrics: Metrics
     observers: Observers
     """What the poller and dispatcher report to (metrics, operator alerts)."""

@@ -11,7 +11,6 @@ from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 from pydantic import SecretStr
 
 from alertbot.bootstrap.app import App
@@ -22,6 +21,7 @@ from alertbot.bootstrap.platforms import (
     install_discord,
     install_telegram,
 )
+from alertbot.bootstrap.session import SharedSession
 from alertbot.bootstrap.sources import build_source
 from alertbot.config import Settings
 from alertbot.domain.charts import Scale
@@ -66,7 +66,7 @@ async def build(settings: Settings, *, clock: Clock | None = None,
     await store.open()
     closers: list[Closer] = [store.close]
     try:
-        session = aiohttp.ClientSession()
+        session = SharedSession()
         closers.append(session.close)
         parts = await build_source(settings, store, clock, session)
         closers.append(parts.source.close)

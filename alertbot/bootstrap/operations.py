@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from alertbot.bootstrap.app import App
 from alertbot.bootstrap.parts import Installed
 from alertbot.config import SECRET_VARIABLES, ConfigError, Settings, load_settings
-from alertbot.http.limits import HttpLimits
-from alertbot.http.server import TelegramRoute, WebServer
 from alertbot.services.ops_monitor import OpsMonitor, parse_destination
 from alertbot.services.retention import Retention
 from alertbot.services.scheduler import DigestScheduler
+
+if TYPE_CHECKING:
+    from alertbot.http.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,11 @@ async def install_operations(app: App) -> Installed:
 
 def web_server(app: App, *, port: int | None = None) -> WebServer:
     """The HTTP endpoints of `app` (on its configured address unless `port` is given)."""
+    # Imported here: aiohttp.web and the push-ingest model cost about 2 MB, and
+    # ALERTBOT_HTTP_PORT=0 runs without them.
+    from alertbot.http.limits import HttpLimits
+    from alertbot.http.server import TelegramRoute, WebServer
+
     telegram = None
     sink = app.receivers.get("telegram")
     path = app.settings.telegram_webhook_path

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from alertbot.http.telegram_hook import UpdateSink
 from alertbot.ports.lifecycle import Check, Closer, Job, Probe
 from alertbot.ports.notifier import Notifier
+
+if TYPE_CHECKING:  # aiohttp.web and the HTTP server load only when the server is on
+    from alertbot.http.telegram_hook import UpdateSink
 
 T = TypeVar("T")
 

@@ -6,8 +6,7 @@ A platform's client library is imported only when that platform is configured.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from alertbot.bootstrap.parts import Installed
 from alertbot.config import Settings
@@ -21,6 +20,9 @@ from alertbot.services.buttons import ButtonCore
 from alertbot.services.commands import CommandCore
 from alertbot.services.pacing import Pacer
 
+if TYPE_CHECKING:
+    import aiohttp
+
 
 def alert_buttons(store: Store, commands: CommandCore, clock: Clock) -> ButtonCore:
     """The Chart, Why and Mute buttons on alerts, shared by Telegram and Discord."""
@@ -28,7 +30,7 @@ def alert_buttons(store: Store, commands: CommandCore, clock: Clock) -> ButtonCo
     return ButtonCore(store, commands, clock, chart=commands.chart)
 
 
-def install_builtin(clock: Clock, session: aiohttp.ClientSession,
+def install_builtin(clock: Clock, session: Callable[[], aiohttp.ClientSession],
                     webhook_secret: Callable[[], str | None]) -> Installed:
     """The console and outbound-webhook notifiers (always available)."""
     return Installed(notifiers={
@@ -66,7 +68,7 @@ def install_telegram(token: str, api_root: str, *, store: Store, clock: Clock,
 
 
 async def install_discord(settings: Settings, *, store: Store, clock: Clock,
-                          session: aiohttp.ClientSession,
+                          session: Callable[[], aiohttp.ClientSession],
                           commands: CommandCore, buttons: ButtonCore | None = None) -> Installed:
     """The Discord notifier (bot or webhook mode) and, with a bot token, the gateway bot."""
     token_value = settings.discord_bot_token
@@ -83,10 +85,10 @@ async def install_discord(settings: Settings, *, store: Store, clock: Clock,
         return await check_discord(store, token, guild_ids)
 
     if token is None:
-        return Installed(notifiers={"discord": DiscordNotifier(session)},
+        return Installed(notifiers={"discord": DiscordNotifier(session())},
                          checks={"discord": check})
     bot = DiscordBot(token, store, commands, clock, guild_ids=guild_ids, buttons=buttons)
-    notifier = DiscordNotifier(session, client=bot.client, login=bot.ensure_login,
+    notifier = DiscordNotifier(session(), client=bot.client, login=bot.ensure_login,
                                buttons=buttons)
     return Installed(notifiers={"discord": notifier}, jobs={"discord": bot.run},
                      checks={"discord": check}, health={"discord": bot.health},

@@ -42,6 +42,8 @@ START_RETRY_CAP = 30.0
 """Longest pause between start-up attempts while the database is unavailable."""
 ONCE_LEADERSHIP_WAIT = 30.0
 """How long `run --once` waits to lead before it gives up."""
+UNCONFIGURED_EXAMPLES = 2
+"""Destinations named in the start-up warning about a platform without its bot token."""
 
 
 async def ensure_default_subscription(app: App) -> bool:
@@ -155,9 +157,19 @@ async def _warn_unconfigured(app: App) -> None:
         missing = await unconfigured_destinations(app)
     except StoreError:
         return  # start-up reports the database itself
+    by_variable: dict[str, list[Destination]] = {}
     for destination, variable in missing:
-        log.warning("%s is subscribed but %s is not set: its alerts wait until it is",
-                    destination, variable)
+        by_variable.setdefault(variable, []).append(destination)
+    # One line per platform: a deployment with 100,000 waiting chats must not log 100,000.
+    for variable, destinations in by_variable.items():
+        if len(destinations) == 1:
+            log.warning("%s is subscribed but %s is not set: its alerts wait until it is",
+                        destinations[0], variable)
+            continue
+        examples = ", ".join(str(d) for d in destinations[:UNCONFIGURED_EXAMPLES])
+        log.warning("%d %s destinations are subscribed but %s is not set: their alerts wait "
+                    "until it is (e.g. %s)", len(destinations), destinations[0].platform,
+                    variable, examples)
 
 
 async def _delivering_to(app: App) -> str:

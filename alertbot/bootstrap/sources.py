@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import aiohttp
 from pydantic import SecretStr
 
 from alertbot.config import ConfigError, Settings
@@ -17,6 +17,9 @@ from alertbot.ports.lifecycle import Check, Probe
 from alertbot.ports.source import HistorySource, Source
 from alertbot.ports.store import SourceSetupStore
 from alertbot.sources.replay import CURSOR_KEY, ReplaySource, load_demo_data
+
+if TYPE_CHECKING:
+    import aiohttp
 
 DEMO_POLL_INTERVAL = timedelta(seconds=1)
 
@@ -43,7 +46,7 @@ class SourceParts:
 
 
 async def build_source(settings: Settings, store: SourceSetupStore, clock: Clock,
-                       session: aiohttp.ClientSession) -> SourceParts:
+                       session: Callable[[], aiohttp.ClientSession]) -> SourceParts:
     """The demo replay or the Token Metrics source, as configured."""
     if settings.use_demo:
         saved = await store.get_meta(CURSOR_KEY)
@@ -56,7 +59,7 @@ async def build_source(settings: Settings, store: SourceSetupStore, clock: Clock
 
 
 async def _tokenmetrics(settings: Settings, store: SourceSetupStore, clock: Clock,
-                        session: aiohttp.ClientSession) -> SourceParts:
+                        session: Callable[[], aiohttp.ClientSession]) -> SourceParts:
     from alertbot.sources.tokenmetrics.client import KEY_VARIABLE, TokenMetricsApi
     from alertbot.sources.tokenmetrics.quota import plan_quota
     from alertbot.sources.tokenmetrics.source import TokenMetricsSource, estimate_cycle_calls
@@ -64,7 +67,7 @@ async def _tokenmetrics(settings: Settings, store: SourceSetupStore, clock: Cloc
     key = settings.tokenmetrics_api_key
     if key is None:
         raise ConfigError([f"{KEY_VARIABLE}: not set (needed unless ALERTBOT_DEMO=1)"])
-    api = TokenMetricsApi(session, settings.tokenmetrics_base_url, key, now=clock.now)
+    api = TokenMetricsApi(session(), settings.tokenmetrics_base_url, key, now=clock.now)
     watched = await store.watched()
     tokens = len(watched.token_masks)
     if watched.all_tokens_mask:

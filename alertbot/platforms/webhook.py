@@ -6,9 +6,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from alertbot import __version__
 from alertbot.domain.models import Change, Destination, Message
@@ -17,9 +15,13 @@ from alertbot.domain.scheduled_digest import summary_payload
 from alertbot.domain.signing import SIGNATURE_HEADER, sign
 from alertbot.ports.notifier import Delivered, DeliveryError, Limit, Target
 
+if TYPE_CHECKING:
+    import aiohttp
+
 WEBHOOK_PER_DESTINATION = Limit("webhook_destination", 10, 1.0,
                                 "alertbot default: at most 10 requests per second per URL")
-REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=15, connect=5)
+REQUEST_TIMEOUT_S = 15.0
+CONNECT_TIMEOUT_S = 5.0
 MAX_ERROR_BODY = 200
 
 
@@ -70,9 +72,11 @@ class WebhookNotifier:
 
     platform = "webhook"
 
-    def __init__(self, session: aiohttp.ClientSession, *,
+    def __init__(self, session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession], *,
                  secret: Callable[[], str | None] = lambda: None,
                  clock: Callable[[], float] = time.time) -> None:
+        # A callable gives the shared session on the first send: a bot without webhook
+        # destinations never imports aiohttp for this notifier.
         self._session = session
         self._secret = secret
         self._clock = clock
@@ -95,10 +99,14 @@ class WebhookNotifier:
         secret = self._secret()
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body, int(self._clock()))
+        import aiohttp
+
+        session = (self._session if isinstance(self._session, aiohttp.ClientSession)
+                   else self._session())
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
         try:
-            async with self._session.post(target.address, data=body, headers=headers,
-                                          timeout=REQUEST_TIMEOUT,
-                                          allow_redirects=False) as response:
+            async with session.post(target.address, data=body, headers=headers,
+                                    timeout=timeout, allow_redirects=False) as response:
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"),
                                                 datetime.fromtimestamp(self._clock(), UTC))

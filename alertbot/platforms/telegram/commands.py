@@ -54,6 +54,7 @@ from alertbot.platforms.telegram.buttons import callback_text, inline_keyboard
 from alertbot.platforms.telegram.client import (
     api_base_url,
     api_file_url,
+    bot_api_request,
     chat_ref,
     send_html,
     send_photo_html,
@@ -240,6 +241,9 @@ class TelegramCommands:
             .token(token)
             .base_url(api_base_url(api_root))
             .base_file_url(api_file_url(api_root))
+            # PTB's own defaults (256 and 1 connections), with the shared TLS context.
+            .request(bot_api_request(256))
+            .get_updates_request(bot_api_request(1))
             .concurrent_updates(PerChatUpdateProcessor(concurrency, gate=self._gate,
                                                        warn=self._slow_down))
             .build()

@@ -35,6 +35,7 @@ from alertbot.platforms.telegram.buttons import inline_keyboard
 from alertbot.platforms.telegram.client import (
     api_base_url,
     api_file_url,
+    bot_api_request,
     send_html,
     send_photo_html,
 )
@@ -75,9 +76,9 @@ class TelegramNotifier:
                 buttons: ButtonCore | None = None) -> TelegramNotifier:
         """A notifier with its own Bot and connection pool for `{api_root}/bot<token>`."""
         # Timeouts suit one sendMessage per request; the dispatcher bounds the whole send.
-        request = HTTPXRequest(connection_pool_size=pool_size, read_timeout=10.0,
-                               write_timeout=10.0, connect_timeout=5.0, pool_timeout=10.0)
-        updates = HTTPXRequest(connection_pool_size=1)
+        request = bot_api_request(pool_size, read_timeout=10.0, write_timeout=10.0,
+                                  connect_timeout=5.0, pool_timeout=10.0)
+        updates = bot_api_request(1)
         bot = telegram.Bot(token, base_url=api_base_url(api_root),
                            base_file_url=api_file_url(api_root), request=request,
                            get_updates_request=updates)

@@ -71,6 +71,32 @@ async def test_unconfigured_destinations_none_on_unset_platforms_loads_no_subscr
         await app.close()
 
 
+async def test_run_unconfigured_platforms_one_warning_per_platform_not_per_destination(
+        env_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    app = await build(load_settings(env_file), env_file=env_file)
+    try:
+        now = app.clock.now()
+        for chat in ("-1001", "-1002", "-1003", "-1004", "-1005"):
+            await app.store.subscribe(Destination("telegram", chat), 3375, ALL_KINDS, now,
+                                      actor="test")
+        await app.store.subscribe(Destination("discord", "444444444444444444"), 3375,
+                                  ALL_KINDS, now, actor="test")
+        caplog.set_level(logging.INFO, logger="alertbot.bootstrap.run")
+        await run(app, once=True)
+    finally:
+        await app.close()
+    lines = [r.getMessage() for r in caplog.records
+             if r.levelno == logging.WARNING and "is not set" in r.getMessage()]
+    assert len(lines) == 2, lines
+    telegram = next(line for line in lines if "TELEGRAM_BOT_TOKEN" in line)
+    assert telegram.startswith("5 telegram destinations are subscribed but "
+                               "TELEGRAM_BOT_TOKEN is not set")
+    assert "telegram:-1001" in telegram and "telegram:-1005" not in telegram
+    discord = next(line for line in lines if "DISCORD_BOT_TOKEN" in line)
+    assert discord.startswith("discord:444444444444444444 is subscribed but "
+                              "DISCORD_BOT_TOKEN is not set")
+
+
 async def test_ensure_default_subscription_live_source_removes_only_the_demo_subscription(
         env_file: Path, caplog: pytest.LogCaptureFixture) -> None:
     demo = await build(load_settings(env_file), env_file=env_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -111,3 +112,18 @@ async def test_replay_history_never_shows_story_after_the_bound() -> None:
 
     assert max(p.at for p in early.tm_grade) <= replay.story_time(WALL)
     assert max(p.at for p in later.tm_grade) > max(p.at for p in early.tm_grade)
+
+
+def test_demo_data_compact_rows_equal_the_decoded_json() -> None:
+    bundled = ROOT / "alertbot" / "sources" / "demo" / "demo.json.gz"
+    plain = json.loads(gzip.decompress(bundled.read_bytes()))
+    data = load_demo_data()
+    assert data.keys() == plain.keys()
+    for name, value in plain.items():
+        if isinstance(value, list):
+            assert [dict(row) for row in data[name]] == value, name
+        else:
+            assert data[name] == value
+    row = data["hourly-trading-signals"][0]
+    assert row.get("SIGNAL") == plain["hourly-trading-signals"][0]["SIGNAL"]
+    assert row.get("MISSING") is None and "TIMESTAMP" in row

@@ -530,7 +530,7 @@ async def test_build_derives_interval_and_first_poll_logs_the_plan_in_one_line(
                              TOKENMETRICS_BASE_URL=kit.fake.base_url)
     caplog.set_level(logging.INFO)
 
-    parts = await build_source(settings, kit.store, kit.clock, kit.session)
+    parts = await build_source(settings, kit.store, kit.clock, lambda: kit.session)
     source, interval = parts.source, parts.interval
     assert interval == timedelta(minutes=20)
     assert kit.fake.call_count == 0
