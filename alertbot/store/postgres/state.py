@@ -13,6 +13,7 @@ from alertbot.ports.store import PollResult
 from alertbot.store.postgres.catalog import write_tokens
 from alertbot.store.postgres.connection import PostgresConnection, pg, status_count
 from alertbot.store.postgres.destinations import insert_destination
+from alertbot.store.postgres.fencing import check_epoch
 from alertbot.store.postgres.maintenance import write_meta
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
@@ -126,12 +127,14 @@ class PostgresState(PostgresConnection):
 
     async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
                           now: datetime, meta: Mapping[str, str] | None = None,
-                          touched: Sequence[tuple[int, Kind]] = ()) -> PollResult:
+                          touched: Sequence[tuple[int, Kind]] = (), *,
+                          epoch: int = 0) -> PollResult:
         """Readings, new changes and their fan-out in one transaction."""
         stamp = ts(now)
         new: list[Change] = []
         rows = 0
         async with self._tx() as conn:
+            await check_epoch(conn, epoch)
             by_kind: dict[Kind, list[int]] = {}
             for token_id, kind in touched:
                 by_kind.setdefault(kind, []).append(token_id)
