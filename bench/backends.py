@@ -75,11 +75,13 @@ def _timed(base: type[Any]) -> type[Any]:
 
         async def record_poll(self, states: Sequence[Any], changes: Sequence[Change],
                               now: datetime, meta: Mapping[str, str] | None = None,
-                              touched: Sequence[tuple[int, Kind]] = ()) -> Any:
+                              touched: Sequence[tuple[int, Kind]] = (), *,
+                              epoch: int = 0) -> Any:
             """Timed record_poll."""
             started = time.perf_counter()
             try:
-                return await super().record_poll(states, changes, now, meta, touched)
+                return await super().record_poll(states, changes, now, meta, touched,
+                                                 epoch=epoch)
             finally:
                 self._add("persist", started)
 

@@ -143,11 +143,12 @@ class TimedStore(SqliteStore):
 
     async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
                           now: datetime, meta: Mapping[str, str] | None = None,
-                          touched: Sequence[tuple[int, Kind]] = ()) -> PollResult:
+                          touched: Sequence[tuple[int, Kind]] = (), *,
+                          epoch: int = 0) -> PollResult:
         """Timed SqliteStore.record_poll."""
         started = time.perf_counter()
         try:
-            return await super().record_poll(states, changes, now, meta, touched)
+            return await super().record_poll(states, changes, now, meta, touched, epoch=epoch)
         finally:
             self._add("persist", started)
 

@@ -3,7 +3,8 @@
 `alertbot run` supervises the jobs every replica runs (HTTP, reload) and the role switch; the
 role switch waits for leadership as a standby, then starts the leader-only jobs (startup,
 poller, dispatcher, chat connections, retention, operator alerts) under the same supervisor,
-and stops them when leadership is lost, the store fences the dispatcher's epoch, or the
+and stops them when leadership is lost, the store fences the epoch (a dispatcher or poller
+write refused), or the
 process stops. Leadership is released only after the leader-only jobs have stopped, so the
 next leader never overlaps with this one's last sends on a clean stop.
 """
@@ -81,8 +82,8 @@ class RoleSwitch:
 
     async def _lead(self, epoch: int, stop: asyncio.Event) -> None:
         self._fenced.clear()
-        # Other replicas wrote states while this one stood by: read them again.
-        self._poller.forget()
+        # Other replicas wrote states while this one stood by: `lead` reads them again.
+        self._poller.lead(epoch, on_fenced=self._fenced.set)
         self._dispatcher.lead(epoch, valid=self._leadership.valid, on_fenced=self._fenced.set)
         self._switch(Role.LEADER, epoch)
         log.info("leadership: %s leads (epoch %d)", self._leadership.replica, epoch)

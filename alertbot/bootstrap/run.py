@@ -285,6 +285,7 @@ async def _once_as_leader(app: App) -> None:
         raise StoreError(f"no leadership within {ONCE_LEADERSHIP_WAIT:.0f}s (another replica "
                          "leads, or the database is unavailable); run --once delivers only "
                          "as the leader")
+    app.poller.lead(epoch)
     app.dispatcher.lead(epoch, valid=leadership.valid)
     # The lease is renewed while the cycle runs: a throttled delivery may wait longer than it.
     done = asyncio.Event()

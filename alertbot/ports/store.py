@@ -293,13 +293,16 @@ class StateStore(Protocol):
 
     async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
                           now: datetime, meta: Mapping[str, str] | None = None,
-                          touched: Sequence[tuple[int, Kind]] = ()) -> PollResult:
+                          touched: Sequence[tuple[int, Kind]] = (), *,
+                          epoch: int = 0) -> PollResult:
         """Store readings, new changes (deduplicated by change id) and their outbox rows.
 
         `touched` series were read again unchanged: only their freshness moves to `now`.
 
         One transaction. A change id already stored is skipped together with its fan-out,
         so repeating a poll, a webhook delivery or a replay never creates a second alert.
+        Fenced like the Outbox writes: an `epoch` older than the store's current one raises
+        FencedError and changes nothing (a stale leader's poll queues no alert).
         """
         ...
 
@@ -393,18 +396,25 @@ class Destinations(Protocol):
         """
         ...
 
-    async def pause(self, destination: Destination, reason: str, now: datetime) -> int:
-        """Stop delivering to a destination; its queued rows are dead-lettered. Returns them."""
+    async def pause(self, destination: Destination, reason: str, now: datetime, *,
+                    epoch: int | None = None) -> int:
+        """Stop delivering to a destination; its queued rows are dead-lettered. Returns them.
+
+        With an `epoch` (the dispatcher's, reacting to a send), fenced like the Outbox writes:
+        an older epoch than the store's raises FencedError and changes nothing. Without one
+        (chat commands, which any replica may answer) it is not checked.
+        """
         ...
 
     async def resume(self, destination: Destination, now: datetime, actor: str = "") -> bool:
         """Deliver to a paused destination again. Returns whether it was paused."""
         ...
 
-    async def rekey(self, old: Destination, new: Destination, now: datetime) -> int:
+    async def rekey(self, old: Destination, new: Destination, now: datetime, *,
+                    epoch: int | None = None) -> int:
         """Move a destination (subscriptions, policy, queued rows) to a new id.
 
-        Returns how many queued rows moved.
+        Returns how many queued rows moved. `epoch` is checked as by `pause`.
         """
         ...
 

@@ -675,7 +675,8 @@ class Dispatcher:
         now = self._clock.now()
         if error.rekey_to:
             new = Destination(destination.platform, error.rekey_to, destination.thread_id)
-            moved = await self._persist(lambda: self._store.rekey(destination, new, now))
+            moved = await self._persist(lambda: self._store.rekey(destination, new, now,
+                                                                  epoch=self._epoch))
             log.warning("delivery %s: %s moved to %s; %d alerts re-queued", delivery,
                         destination, new, moved)
             outcome = Reason.REKEYED
@@ -684,7 +685,8 @@ class Dispatcher:
             await self._persist(lambda: self._store.mark_dead(
                 destination, key, error.reason, Reason.DESTINATION_GONE, now,
                 epoch=self._epoch))
-            await self._persist(lambda: self._store.pause(destination, error.reason, now))
+            await self._persist(lambda: self._store.pause(destination, error.reason, now,
+                                                          epoch=self._epoch))
             log.warning("delivery %s: %s no longer accepts messages (%s); paused its "
                         "subscriptions", delivery, destination, error.reason)
             self._observer.paused(destination, error.reason)

@@ -2,7 +2,8 @@
 
 Pushed readings arrive through the store's push queue: whichever process accepted the push
 stored them, and only the leader's poller detects on them (`drain_pushed`), serialised with its
-polls, so one change is never detected by two processes at once.
+polls, so one change is never detected by two processes at once. Every commit carries the
+leadership epoch (`lead`): a leader that lost its lease without noticing records nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from alertbot.ports.clock import Clock
 from alertbot.ports.lifecycle import reraise_if_cancelling
 from alertbot.ports.observers import PollObserver, PollReport
 from alertbot.ports.source import Source, SourceError
-from alertbot.ports.store import PollStore, StoreError
+from alertbot.ports.store import FencedError, PollStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,22 @@ class Poller:
         """Called with each drained batch's report (metrics count its changes)."""
         self.last_success: datetime | None = None
         self.last_error: str = ""
+        self._epoch = 0
+        self._on_fenced: Callable[[], None] = lambda: None
+
+    @property
+    def epoch(self) -> int:
+        """The leadership epoch every commit carries."""
+        return self._epoch
+
+    def lead(self, epoch: int, *, on_fenced: Callable[[], None] = lambda: None) -> None:
+        """Commit as the leader of `epoch` from now on; `on_fenced` when the store refuses it.
+
+        The cached detection state is dropped: other replicas wrote states meanwhile.
+        """
+        self._epoch = epoch
+        self._on_fenced = on_fenced
+        self.forget()
 
     async def targets(self) -> tuple[list[int], tuple[Kind, ...]]:
         """Token ids and kinds that subscriptions (and recent lookups) need now."""
@@ -127,8 +144,12 @@ class Poller:
                     fresh.append(key)
                 else:
                     moved.append(state)
-            result = await self._store.record_poll(moved, report.changes, now, meta,
-                                                   touched=fresh)
+            try:
+                result = await self._store.record_poll(moved, report.changes, now, meta,
+                                                       touched=fresh, epoch=self._epoch)
+            except FencedError:
+                self._on_fenced()
+                raise
             for state in moved:
                 self._states[(state.token_id, state.kind)] = state
         report.changes = result.new_changes

@@ -8,7 +8,9 @@ prepares each statement once per connection and reuses it (its statement cache).
 Every database fault leaves the store as StoreError with the driver's error as `__cause__`
 and the URL's password replaced (`redact_url`). Each method runs in one transaction at READ
 COMMITTED; read-modify-write methods take a transaction advisory lock on what they change, so
-they serialise against other processes the way SQLite's single writer does.
+they serialise against other processes the way SQLite's single writer does. A transaction the
+server aborted for a deadlock or a serialization failure changed nothing and is run again, a
+few times (`retried`, applied to every public method of the role classes).
 
 Times: every port method that judges something against a window (due rows, throttle
 history, retention) receives `now` as a parameter and uses it, because the dispatcher, the
@@ -20,11 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
+import logging
+import random
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -32,6 +37,8 @@ import asyncpg
 from alertbot.ports.store import StoreError
 from alertbot.store import migrate
 from alertbot.store.urls import is_postgres, redact_url, url_password
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_PACKAGE = "alertbot.store.postgres"
 """PostgreSQL's migrations are `alertbot/store/postgres/migrations/NNNN_name.sql`."""
@@ -56,6 +63,17 @@ FAULTS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 """Driver and connection errors that become StoreError."""
+RETRIED: tuple[type[BaseException], ...] = (asyncpg.DeadlockDetectedError,
+                                            asyncpg.SerializationError)
+"""Aborts (40P01, 40001) after which the whole transaction may simply run again."""
+ATTEMPTS = 3
+"""Runs of a method whose transaction was aborted by one of RETRIED, the first included."""
+RETRY_PAUSE = 0.02
+"""Seconds (times the attempt, jittered) before a run again, so the two sides of a deadlock
+do not collide once more."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -69,6 +87,29 @@ def status_count(status: str) -> int:
     """Rows a command changed, from its status ("UPDATE 3", "INSERT 0 2")."""
     tail = status.rpartition(" ")[2]
     return int(tail) if tail.isdigit() else 0
+
+
+def retried(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """`method` run again (up to ATTEMPTS runs) when the server aborted its transaction for a
+    deadlock or a serialization failure.
+
+    A store method is one transaction (`_tx`), so running it again is the transaction's retry:
+    the aborted run committed nothing. The body of an `async with` cannot be replayed from the
+    context manager, hence a wrapper around the method rather than inside `_tx`.
+    """
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await method(*args, **kwargs)
+            except StoreError as exc:
+                if attempt == ATTEMPTS or not isinstance(exc.__cause__, RETRIED):
+                    raise
+                log.info("store: %s aborted (%s); running it again", method.__name__,
+                         type(exc.__cause__).__name__)
+                await asyncio.sleep(RETRY_PAUSE * attempt * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+    return run
 
 
 class PostgresUrl:
@@ -120,6 +161,13 @@ def _int_parameter(values: dict[str, str], name: str, default: int, low: int, hi
 
 class PostgresConnection:
     """An asyncpg pool on one PostgreSQL database (and schema, via search_path)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every public coroutine method a role class defines retries its aborted transaction."""
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.iscoroutinefunction(value):
+                setattr(cls, name, retried(value))
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self._url = PostgresUrl(url)
@@ -232,7 +280,10 @@ class PostgresConnection:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
-        """One write transaction; a fault rolls it back and raises StoreError."""
+        """One write transaction; a fault rolls it back and raises StoreError.
+
+        A deadlock or serialization abort is retried by running the method again (`retried`).
+        """
         try:
             async with self._live_pool.acquire() as conn, conn.transaction():
                 yield conn

@@ -13,6 +13,7 @@ from alertbot.domain.policy import describe_policy
 from alertbot.ports.store import DestinationInfo, PolicyChange
 from alertbot.store.postgres.audit import write_audit, write_decisions
 from alertbot.store.postgres.connection import PostgresConnection, lock_key, pg, status_count
+from alertbot.store.postgres.fencing import check_epoch
 from alertbot.store.sqlite.destinations import _policy_columns, _policy_from
 from alertbot.store.sqlite.rows import DEAD, HELD, PENDING, QUEUED, dest_params, opt_dt, ts
 
@@ -154,10 +155,13 @@ class PostgresDestinations(PostgresConnection):
                               now, actor)
         return PolicyChange(before, after, status_count(released))
 
-    async def pause(self, destination: Destination, reason: str, now: datetime) -> int:
+    async def pause(self, destination: Destination, reason: str, now: datetime, *,
+                    epoch: int | None = None) -> int:
         """Pause a destination and dead-letter its queued rows."""
         params = dest_params(destination)
         async with self._tx() as conn:
+            if epoch is not None:
+                await check_epoch(conn, epoch)
             status = await conn.execute(
                 pg("UPDATE destinations SET paused_at = ?, paused_reason = ?"
                    " WHERE platform = ? AND chat_id = ? AND thread_id = ? AND paused_at IS NULL"),
@@ -182,10 +186,13 @@ class PostgresDestinations(PostgresConnection):
         async with self._tx() as conn:
             return await resume_destination(conn, destination, now, actor)
 
-    async def rekey(self, old: Destination, new: Destination, now: datetime) -> int:
+    async def rekey(self, old: Destination, new: Destination, now: datetime, *,
+                    epoch: int | None = None) -> int:
         """Move a destination to a new id (a Telegram group that became a supergroup)."""
         old_p, new_p = dest_params(old), dest_params(new)
         async with self._tx() as conn:
+            if epoch is not None:
+                await check_epoch(conn, epoch)
             await lock_destination(conn, min(old, new, key=dest_params))
             await lock_destination(conn, max(old, new, key=dest_params))
             await conn.execute(

@@ -9,6 +9,12 @@ the last successful renew request (the database set the expiry later than that s
 leader always gives up no later than a standby may take over). docs/replicas.md argues the
 choice against an advisory lock. Heartbeats of every replica go into `replicas`.
 
+Every statement runs in a transaction of its own whose `lock_timeout` and `statement_timeout`
+end before the caller stops waiting (SERVER_SHARE of the time left): a takeover or renewal
+blocked behind a writer holding the row (an outbox write checks the epoch FOR SHARE) is ended
+by the server, and one the client abandoned anyway can never commit later (its transaction
+is never committed), so an attempt that failed cannot bump the epoch behind everyone's back.
+
 This module is self-contained: it opens its own connection (never one of the store's, whose
 pool may be busy or wait on locks) and creates its two tables when they are missing. A
 clean stop releases the lease at once so a standby takes over without waiting.
@@ -89,11 +95,17 @@ ON CONFLICT (replica_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
 """
 _FORGET = "DELETE FROM replicas WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $1)"
 
+SERVER_SHARE = 0.75
+"""Share of a statement's remaining time the server may spend (lock waits included) before it
+cancels the statement; the rest is the answer's way back."""
+
 Connect = Callable[[], Awaitable[Any]]
 """Opens a new asyncpg connection."""
 # InternalClientError: a connection left mid-statement (a cut-off query) refuses the next one.
 _UNAVAILABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
                 OSError, TimeoutError)
+_GAVE_UP = (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError)
+"""The server ended a statement at its lock or statement timeout; the connection is fine."""
 
 
 class _Unavailable(Exception):
@@ -267,8 +279,10 @@ class PostgresLeadership:
 
     async def _call(self, statement: Callable[[Any], Awaitable[Any]], within: float) -> Any:
         """Run `statement` on the dedicated connection (reconnecting) within `within` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(within, 0.001)
         try:
-            async with asyncio.timeout(max(within, 0.001)), self._lock:
+            async with asyncio.timeout_at(deadline), self._lock:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._connect()
                 if not self._schema_ready:
@@ -278,7 +292,16 @@ class PostgresLeadership:
                                                  SCHEMA_LOCK)
                         await self._conn.execute(SCHEMA)
                     self._schema_ready = True
-                result = await statement(self._conn)
+                server_ms = max(1, int((deadline - loop.time()) * SERVER_SHARE * 1000))
+                async with self._conn.transaction():
+                    await self._conn.execute(f"SET LOCAL lock_timeout = {server_ms};"
+                                             f" SET LOCAL statement_timeout = {server_ms}")
+                    result = await statement(self._conn)
+        except _GAVE_UP as exc:
+            # Blocked (a writer holds the row) or slow: the server gave up in time and rolled
+            # back; the connection stays usable and the database is not unavailable.
+            log.info("leadership: statement ended by the server after waiting: %s", exc)
+            raise _Unavailable(str(exc) or type(exc).__name__) from exc
         except _UNAVAILABLE as exc:
             self._drop()
             if not self._failing:

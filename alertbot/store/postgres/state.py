@@ -8,11 +8,12 @@ from typing import Any
 
 import asyncpg
 
-from alertbot.domain.models import Change, Destination, Kind, TrackedState
+from alertbot.domain.models import ALL_TOKENS, Change, Destination, Kind, TrackedState
 from alertbot.ports.store import PollResult
 from alertbot.store.postgres.catalog import write_tokens
 from alertbot.store.postgres.connection import PostgresConnection, pg, status_count
 from alertbot.store.postgres.destinations import insert_destination
+from alertbot.store.postgres.fencing import check_epoch
 from alertbot.store.postgres.maintenance import write_meta
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
@@ -55,21 +56,32 @@ _UPSERT_READINGS = (
 _FANOUT = (
     "INSERT INTO outbox (change_pk, platform, chat_id, thread_id, state, next_attempt_at,"
     " created_at, updated_at)"
-    f" SELECT DISTINCT n.pk, s.platform, s.chat_id, s.thread_id, {PENDING}, $5::float8,"
-    " $5::float8, $5::float8"
-    " FROM unnest($1::bigint[], $2::bigint[], $3::integer[], $4::float8[])"
-    " AS n(pk, token_id, bit, detected_at)"
-    " JOIN subscriptions s ON s.token_id IN (n.token_id, 0) AND (s.kinds & n.bit) <> 0"
+    " WITH n AS MATERIALIZED (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[],"
+    " $4::float8[]) AS n(pk, token_id, bit, detected_at)),"
+    " hit AS (SELECT n.pk, s.platform, s.chat_id, s.thread_id FROM n JOIN subscriptions s"
+    " ON s.token_id = n.token_id AND (s.kinds & n.bit) <> 0 AND s.created_at <= n.detected_at"
+    " UNION ALL"
+    " SELECT n.pk, s.platform, s.chat_id, s.thread_id FROM n JOIN subscriptions s"
+    f" ON s.token_id = {ALL_TOKENS} AND (s.kinds & n.bit) <> 0"
     " AND s.created_at <= n.detected_at"
-    " JOIN destinations d ON d.platform = s.platform AND d.chat_id = s.chat_id"
-    " AND d.thread_id = s.thread_id"
-    " WHERE d.paused_at IS NULL"
+    " WHERE NOT EXISTS (SELECT 1 FROM subscriptions t WHERE t.platform = s.platform"
+    " AND t.chat_id = s.chat_id AND t.thread_id = s.thread_id AND t.token_id = n.token_id"
+    " AND (t.kinds & n.bit) <> 0 AND t.created_at <= n.detected_at))"
+    f" SELECT hit.pk, hit.platform, hit.chat_id, hit.thread_id, {PENDING}, $5::float8,"
+    " $5::float8, $5::float8 FROM hit WHERE NOT EXISTS (SELECT 1 FROM destinations d"
+    " WHERE d.platform = hit.platform AND d.chat_id = hit.chat_id"
+    " AND d.thread_id = hit.thread_id AND d.paused_at IS NOT NULL)"
 )
 """The fan-out of every new change of a poll: one INSERT … SELECT, whatever the count.
 
-No ON CONFLICT (SQLite's has one): every change here was inserted by this transaction, and
-DISTINCT leaves one row per destination, so no row can exist already, and the per-row
-speculative insertion is saved."""
+One row per change and destination without DISTINCT (whose hash aggregate spilled to disk at
+100,000 rows): the token's own subscriptions, then the every-token ones of destinations that
+have no matching own subscription (an anti-join on the subscriptions key). Paused
+destinations are left out by an anti-join on the small destinations_paused index (every
+subscription has its destination: a foreign key) rather than by hashing all destinations.
+No ON CONFLICT
+(SQLite's has one): every change here was inserted by this transaction, so no row can exist
+already, and the per-row speculative insertion is saved."""
 
 
 async def insert_changes(conn: asyncpg.Connection, changes: Sequence[Change]) -> dict[str, int]:
@@ -115,12 +127,14 @@ class PostgresState(PostgresConnection):
 
     async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
                           now: datetime, meta: Mapping[str, str] | None = None,
-                          touched: Sequence[tuple[int, Kind]] = ()) -> PollResult:
+                          touched: Sequence[tuple[int, Kind]] = (), *,
+                          epoch: int = 0) -> PollResult:
         """Readings, new changes and their fan-out in one transaction."""
         stamp = ts(now)
         new: list[Change] = []
         rows = 0
         async with self._tx() as conn:
+            await check_epoch(conn, epoch)
             by_kind: dict[Kind, list[int]] = {}
             for token_id, kind in touched:
                 by_kind.setdefault(kind, []).append(token_id)

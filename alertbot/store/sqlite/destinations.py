@@ -14,6 +14,7 @@ from alertbot.domain.scheduled_digest import schedule_from_spec
 from alertbot.ports.store import DestinationInfo, PolicyChange
 from alertbot.store.sqlite.audit import write_audit, write_decisions
 from alertbot.store.sqlite.connection import SqliteConnection
+from alertbot.store.sqlite.fencing import check_epoch
 from alertbot.store.sqlite.rows import (
     DEAD,
     HELD,
@@ -198,10 +199,13 @@ class SqliteDestinations(SqliteConnection):
                               now, actor)
         return PolicyChange(before, after, max(released.rowcount, 0))
 
-    async def pause(self, destination: Destination, reason: str, now: datetime) -> int:
+    async def pause(self, destination: Destination, reason: str, now: datetime, *,
+                    epoch: int | None = None) -> int:
         """Pause a destination and dead-letter its queued rows."""
         params = dest_params(destination)
         async with self._tx() as db:
+            if epoch is not None:
+                await check_epoch(db, epoch)
             cur = await db.execute(
                 "UPDATE destinations SET paused_at = ?, paused_reason = ?"
                 " WHERE platform = ? AND chat_id = ? AND thread_id = ? AND paused_at IS NULL",
@@ -230,10 +234,13 @@ class SqliteDestinations(SqliteConnection):
         async with self._tx() as db:
             return await resume_destination(db, destination, now, actor)
 
-    async def rekey(self, old: Destination, new: Destination, now: datetime) -> int:
+    async def rekey(self, old: Destination, new: Destination, now: datetime, *,
+                    epoch: int | None = None) -> int:
         """Move a destination to a new id (a Telegram group that became a supergroup)."""
         old_p, new_p = dest_params(old), dest_params(new)
         async with self._tx() as db:
+            if epoch is not None:
+                await check_epoch(db, epoch)
             await db.execute(
                 "INSERT INTO destinations (platform, chat_id, thread_id, max_alerts, window_s,"
                 " quiet_start, quiet_end, quiet_tz, mute_until, settle_s, modes, charts, digest,"

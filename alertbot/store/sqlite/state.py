@@ -13,6 +13,7 @@ from alertbot.ports.store import PollResult
 from alertbot.store.sqlite.catalog import write_tokens
 from alertbot.store.sqlite.connection import SqliteConnection
 from alertbot.store.sqlite.destinations import insert_destination
+from alertbot.store.sqlite.fencing import check_epoch
 from alertbot.store.sqlite.maintenance import write_meta
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
@@ -69,12 +70,14 @@ class SqliteState(SqliteConnection):
 
     async def record_poll(self, states: Sequence[TrackedState], changes: Sequence[Change],
                           now: datetime, meta: Mapping[str, str] | None = None,
-                          touched: Sequence[tuple[int, Kind]] = ()) -> PollResult:
+                          touched: Sequence[tuple[int, Kind]] = (), *,
+                          epoch: int = 0) -> PollResult:
         """Readings, new changes and their fan-out in one transaction."""
         new: list[Change] = []
         rows = 0
         stamp = ts(now)
         async with self._tx() as db:
+            await check_epoch(db, epoch)
             by_kind: dict[Kind, list[int]] = {}
             for token_id, kind in touched:
                 by_kind.setdefault(kind, []).append(token_id)

@@ -56,10 +56,11 @@ async def queued(store: Store, destination: Destination) -> int:
     return len(alerts) + sum(len(c.row_ids) for c in committed)
 
 
-async def one_row(store: Store, destination: Destination = TG, token: Token = BTC) -> int:
-    """Subscribe a destination to a token, record one change; returns its outbox row."""
+async def one_row(store: Store, destination: Destination = TG, token: Token = BTC, *,
+                  epoch: int = 0) -> int:
+    """Subscribe, record one change as the leader of `epoch`; returns its outbox row."""
     await store.subscribe(destination, token.token_id, ALL_KINDS, NOW - timedelta(hours=1))
-    await store.record_poll([], [flip(token)], NOW)
+    await store.record_poll([], [flip(token)], NOW, epoch=epoch)
     (alert,) = await store.due_alerts(destination, NOW)
     return alert.row_id
 

@@ -1,8 +1,8 @@
-"""Store contract, Fencing role: delivery writes carry the leader's epoch; older ones fail.
+"""Store contract, Fencing role: a leader's writes carry its epoch; older ones fail.
 
 A leader that lost its leadership without noticing (paused, partitioned) must not record a
-claim or a send after a newer leader began: each refused write raises FencedError and
-changes nothing, and the newer epoch's writes go through.
+claim, a send, a poll, or a pause or rekey after a failed send once a newer leader began: each
+refused write raises FencedError and changes nothing, and the newer epoch's writes go through.
 """
 
 from __future__ import annotations
@@ -11,11 +11,20 @@ from datetime import timedelta
 
 import pytest
 
-from alertbot.domain.models import Reason
+from alertbot.domain.models import ALL_KINDS, Destination, Kind, Reason
 from alertbot.domain.throttle import Decision, Plan
 from alertbot.ports.leadership import ReplicaId, ReplicaRecord, Role
 from alertbot.ports.store import FencedError, PlanKeys, Store, StoreError
-from tests.contract.store.helpers import NOW, TG, committed_row, one_row
+from tests.contract.store.helpers import (
+    BTC,
+    NOW,
+    TG,
+    committed_row,
+    flip,
+    one_row,
+    queued,
+    tracked,
+)
 
 A = "host-a:100"
 B = "host-b:200"
@@ -39,7 +48,7 @@ async def test_fencing_fenced_error_is_a_store_error() -> None:
 async def test_fencing_current_epoch_writes_go_through(contract_store: Store) -> None:
     store = contract_store
     epoch = await store.begin_epoch(A, NOW)
-    row = await one_row(store)
+    row = await one_row(store, epoch=epoch)
     await store.apply_plan(TG, Plan(singles=[Decision(row, Reason.SENT)]),
                            PlanKeys(singles={row: "akey"}), NOW, epoch=epoch)
     await store.claim("akey", NOW, epoch=epoch)
@@ -91,7 +100,7 @@ async def test_fencing_older_epoch_plan_is_refused_and_changes_nothing(
         contract_store: Store) -> None:
     store = contract_store
     old = await store.begin_epoch(A, NOW)
-    row = await one_row(store)
+    row = await one_row(store, epoch=old)
     await store.begin_epoch(B, NOW)
     with pytest.raises(FencedError):
         await store.apply_plan(TG, Plan(singles=[Decision(row, Reason.SENT)]),
@@ -128,6 +137,59 @@ async def test_fencing_default_epoch_passes_only_before_the_first_epoch(
     with pytest.raises(FencedError, match="epoch 0 is over: epoch 1"):
         await store.mark_sent(TG, "akey", "m-1", NOW)
     assert (await store.outbox_stats()).by_state == {"sending": 1}
+
+
+async def test_fencing_older_epoch_poll_is_refused_and_changes_nothing(
+        contract_store: Store) -> None:
+    store = contract_store
+    await store.subscribe(TG, BTC.token_id, ALL_KINDS, NOW - timedelta(hours=1))
+    old = await store.begin_epoch(A, NOW)
+    await store.record_poll([tracked()], [], NOW, epoch=old)
+    new = await store.begin_epoch(B, NOW)
+    later = NOW + timedelta(minutes=5)
+    with pytest.raises(FencedError, match="epoch 1 is over: epoch 2"):
+        await store.record_poll([tracked(value=-1.0)], [flip()], later, {"cursor": "9"},
+                                touched=[(BTC.token_id, Kind.SIGNAL)], epoch=old)
+    states = await store.load_states([BTC.token_id])
+    assert states[(BTC.token_id, Kind.SIGNAL)].value == 1.0
+    assert states[(BTC.token_id, Kind.SIGNAL)].updated_at == NOW
+    assert await store.recent_changes(BTC.token_id, None, 5) == []
+    assert await queued(store, TG) == 0
+    assert await store.get_meta("cursor") is None
+    result = await store.record_poll([tracked(value=-1.0)], [flip()], later, epoch=new)
+    assert result.outbox_rows == 1
+
+
+async def test_fencing_older_epoch_pause_and_rekey_are_refused_and_change_nothing(
+        contract_store: Store) -> None:
+    store = contract_store
+    row = await one_row(store)
+    old = await store.begin_epoch(A, NOW)
+    await store.begin_epoch(B, NOW)
+    moved = Destination("telegram", "-1009")
+    audit = await store.recent_audit(5)
+    with pytest.raises(FencedError):
+        await store.pause(TG, "bot was kicked", NOW, epoch=old)
+    with pytest.raises(FencedError):
+        await store.rekey(TG, moved, NOW, epoch=old)
+    info = await store.destination(TG)
+    assert info is not None and info.paused_at is None
+    assert await store.destination(moved) is None
+    assert [s.destination for s in await store.subscriptions()] == [TG]
+    assert [a.row_id for a in await store.due_alerts(TG, NOW)] == [row]
+    assert await store.recent_audit(5) == audit
+
+
+async def test_fencing_pause_and_rekey_without_epoch_are_not_checked(
+        contract_store: Store) -> None:
+    # Chat commands (answered by any replica in webhook mode) pause and rekey without one.
+    store = contract_store
+    await one_row(store)
+    await store.begin_epoch(A, NOW)
+    moved = Destination("telegram", "-1009")
+    assert await store.rekey(TG, moved, NOW) == 1
+    assert await store.pause(moved, "bot was kicked", NOW) == 1
+    assert await store.pause(moved, "again", NOW, epoch=1) == 0
 
 
 async def test_fencing_older_epoch_decide_is_refused_and_changes_nothing(

@@ -101,6 +101,25 @@ async def test_store_fan_out_respects_kinds_tokens_pause_and_creation_time(
     assert await queued(store, paused) == 0
 
 
+async def test_store_fan_out_one_row_per_destination_whichever_subscription_matches(
+        contract_store: Store) -> None:
+    store = contract_store
+    hour = timedelta(hours=1)
+    # Own subscription of another kind, every-token one of this kind: the latter matches.
+    await store.subscribe(TG, BTC.token_id, (Kind.HOURLY,), NOW - hour)
+    await store.subscribe(TG, ALL_TOKENS, (Kind.SIGNAL,), NOW - hour)
+    # Own subscription made after the change, every-token one before: the latter matches.
+    await store.subscribe(DC, BTC.token_id, ALL_KINDS, NOW + hour)
+    await store.subscribe(DC, ALL_TOKENS, ALL_KINDS, NOW - hour)
+    # Both match: still one row.
+    await store.subscribe(CON, BTC.token_id, ALL_KINDS, NOW - hour)
+    await store.subscribe(CON, ALL_TOKENS, ALL_KINDS, NOW - hour)
+    result = await store.record_poll([], [flip(BTC, Kind.SIGNAL), flip(ETH, Kind.HOURLY)], NOW)
+    # BTC signal: TG, DC, CON; ETH hourly: DC and CON through their every-token subscriptions.
+    assert result.outbox_rows == 5
+    assert [await queued(store, d) for d in (TG, DC, CON)] == [1, 2, 2]
+
+
 async def test_store_recent_changes_newest_first_by_kind(contract_store: Store) -> None:
     store = contract_store
     await store.record_poll([], [flip(detected=NOW), flip(to=-1.0, detected=NOW + timedelta(1),

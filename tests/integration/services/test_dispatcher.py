@@ -106,7 +106,7 @@ def make_dispatcher(store: SqliteStore, notifier: ScriptedNotifier,
 
 async def add_changes(store: SqliteStore, count: int, *, start: int = 0,
                       subscribe: Sequence[Destination] = (CHAT,),
-                      policy: Policy | None = None) -> list[Change]:
+                      policy: Policy | None = None, epoch: int = 0) -> list[Change]:
     now = datetime.now(UTC)
     for destination in subscribe:
         if policy is not None:
@@ -119,7 +119,7 @@ async def add_changes(store: SqliteStore, count: int, *, start: int = 0,
         changes.append(Change(make_change_id(token.token_id, Kind.SIGNAL, -1, 1, source), token,
                               Kind.SIGNAL, -1.0, 1.0, Direction.UP, source,
                               now + timedelta(microseconds=i), "bearish", "bullish", "flip"))
-    await store.record_poll([], changes, now)
+    await store.record_poll([], changes, now, epoch=epoch)
     return changes
 
 

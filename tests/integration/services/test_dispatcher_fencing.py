@@ -30,7 +30,7 @@ async def test_dispatcher_newer_epoch_mid_send_stops_and_steps_down_once(
     dispatcher = make_dispatcher(store, notifier)
     fenced: list[int] = []
     dispatcher.lead(old, on_fenced=lambda: fenced.append(old))
-    await add_changes(store, 3)
+    await add_changes(store, 3, epoch=old)
     stop = asyncio.Event()
     running = asyncio.create_task(dispatcher.run(stop))
     await eventually(lambda: len(notifier.attempts) == 1, what="the first send to start")
@@ -52,7 +52,7 @@ async def test_dispatcher_fenced_run_sends_nothing_until_led_again(
     dispatcher = make_dispatcher(store, notifier)
     dispatcher.lead(1)
     await store.begin_epoch("b:2", NOW())
-    await add_changes(store, 2)
+    await add_changes(store, 2, epoch=2)  # the new leader's poll
     stop = asyncio.Event()
     await asyncio.wait_for(dispatcher.run(stop), 10)  # recovery is refused: ends at once
     assert dispatcher.fenced and notifier.attempts == []
@@ -75,7 +75,7 @@ async def test_dispatcher_lease_in_doubt_before_send_sends_nothing(store: Sqlite
     dispatcher = make_dispatcher(store, notifier)
     fenced: list[bool] = []
     dispatcher.lead(epoch, valid=lambda: False, on_fenced=lambda: fenced.append(True))
-    await add_changes(store, 1)
+    await add_changes(store, 1, epoch=epoch)
     stop = asyncio.Event()
     running = asyncio.create_task(dispatcher.run(stop))
     await eventually(lambda: fenced == [True], what="the step-down callback")

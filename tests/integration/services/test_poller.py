@@ -12,6 +12,7 @@ import pytest
 from alertbot.domain.detect import Outcome, Rules
 from alertbot.domain.models import ALL_KINDS, ALL_TOKENS, Destination, Kind, Reading, Token
 from alertbot.ports.source import Batch, SourceError
+from alertbot.ports.store import FencedError
 from alertbot.services.poller import Poller
 from alertbot.store.sqlite import SqliteStore
 from tests.support import ManualClock, eventually
@@ -75,6 +76,26 @@ async def test_poller_baseline_then_change_then_dedupe(store: SqliteStore) -> No
     again = await poller.poll_once()
     assert again.changes == [] and again.outcomes[Outcome.UNCHANGED] == 1
     assert await store.get_meta("cursor") == "3"
+
+
+async def test_poller_older_epoch_commits_nothing_and_steps_down(store: SqliteStore) -> None:
+    clock = ManualClock()
+    await store.subscribe(CHAT, ALL_TOKENS, ALL_KINDS, clock.at - timedelta(hours=1))
+    source = ScriptedSource(readings=[signal(BTC, 1, 0)])
+    poller = poller_for(store, source, clock)
+    fenced: list[int] = []
+    old = await store.begin_epoch("a:1", clock.at)
+    poller.lead(old, on_fenced=lambda: fenced.append(old))
+    await poller.poll_once()
+    await store.begin_epoch("b:2", clock.at)  # another replica leads now
+    source.readings = [signal(BTC, -1, 1)]
+    with pytest.raises(FencedError):
+        await poller.poll_once()
+    assert fenced == [old]
+    (state,) = (await store.load_states([BTC.token_id])).values()
+    assert state.value == 1 and await store.recent_changes(BTC.token_id, None, 5) == []
+    poller.lead(2)
+    assert [c.to_label for c in (await poller.poll_once()).changes] == ["bearish"]
 
 
 async def test_poller_rereading_unchanged_data_only_refreshes(store: SqliteStore) -> None:

@@ -194,3 +194,40 @@ async def test_postgres_record_poll_same_series_twice_keeps_the_last(
     await pg_store.record_poll([tracked(value=1.0), tracked(value=-1.0)], [], NOW)
     states = await pg_store.load_states([BTC.token_id])
     assert [s.value for s in states.values()] == [-1.0]
+
+
+async def test_postgres_transaction_aborted_by_a_real_deadlock_runs_again_and_succeeds(
+        postgres_url: str, pg_store: PostgresStore,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from alertbot.domain.models import Destination
+    from tests.support import eventually
+
+    old, new = TG, Destination("telegram", "-1009")
+    await pg_store.subscribe(old, BTC.token_id, ALL_KINDS, NOW - timedelta(hours=1))
+    first, second = sorted((old, new), key=lambda d: (d.platform, d.chat_id, d.thread_id))
+    keys = ["\x1f".join(("destination", d.platform, d.chat_id, d.thread_id))
+            for d in (first, second)]
+    # rekey locks `first` then `second`; this connection takes them the other way round. It
+    # waits far longer before checking for deadlocks, so the store's side is the one aborted.
+    other = await asyncpg.connect(postgres_url, server_settings={"deadlock_timeout": "60s"})
+    try:
+        await other.execute("BEGIN")
+        await other.execute("SELECT pg_advisory_xact_lock(hashtext($1))", keys[1])
+        caplog.set_level(logging.INFO, logger="alertbot.store.postgres.connection")
+        moving = asyncio.create_task(pg_store.rekey(old, new, NOW))
+
+        async def store_waits() -> bool:
+            return bool(await other.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND objid = ((hashtext($1)::bigint) & 4294967295)::oid"
+                " AND pid <> pg_backend_pid()", keys[1]))
+
+        await eventually(store_waits, what="rekey waiting for the second lock", timeout=20)
+        # Closes the cycle; the store's transaction is aborted (40P01), which frees `first`.
+        await other.execute("SELECT pg_advisory_xact_lock(hashtext($1))", keys[0])
+        await other.execute("COMMIT")
+        assert await asyncio.wait_for(moving, 20) == 0
+    finally:
+        await other.close()
+    assert "rekey aborted (DeadlockDetectedError); running it again" in caplog.text
+    assert [s.destination for s in await pg_store.subscriptions()] == [new]

@@ -7,6 +7,7 @@ test runs in its own schema, dropped afterwards. Orderings are asserted, never d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from alertbot.ports.leadership import ReplicaId, Role
 from alertbot.store.postgres.leadership import PostgresLeadership
 from tests.pg_support import postgres_url, temporary_schema
+from tests.support import eventually
 
 LEASE = 1.5
 RENEW = 0.3
@@ -220,12 +222,63 @@ async def test_pg_leadership_writer_paused_mid_transaction_does_not_block_the_ta
         # process was SIGSTOPped: the transaction stays open and the client says nothing more.
         await writer.execute("BEGIN")
         await check_epoch(writer, 1)
-        # (Takeover attempts that timed out while blocked may have run since: any later epoch.)
-        assert await asyncio.wait_for(b.acquire(stop), WAIT) >= 2
+        # Attempts blocked meanwhile were ended by the server: none of them bumped the epoch.
+        assert await asyncio.wait_for(b.acquire(stop), WAIT) == 2
         assert b.valid()
     finally:
         stop.set()
-        await store._live_pool.release(writer)
+        # The server ended the writer's session (idle in transaction); the pool may have
+        # noticed already, or fail to roll back what is gone.
+        with contextlib.suppress(asyncpg.InterfaceError, asyncpg.InternalClientError):
+            await store._live_pool.release(writer)
         await store.close()
+        await a.close()
+        await b.close()
+
+
+async def _lock_waiters(admin: Any, application: str, *, waiting: bool) -> bool:
+    """Whether a statement of a connection named `application` waits for a lock now."""
+    found = await admin.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+        " AND wait_event_type = 'Lock'", application)
+    return bool(found) is waiting
+
+
+async def test_pg_leadership_blocked_takeover_gives_up_on_the_server_and_never_lands_late(
+        schema: str) -> None:
+    application = f"lead-{schema}"
+
+    async def named() -> Any:
+        return await asyncpg.connect(postgres_url(), timeout=2, server_settings={
+            "search_path": schema, "application_name": application})
+
+    a, b = contender(schema, "a"), contender(schema, "b", connect=named)
+    never, stop_b = asyncio.Event(), asyncio.Event()
+    admin = await asyncpg.connect(postgres_url(), timeout=5)
+    holder = await asyncpg.connect(postgres_url(), timeout=5,
+                                   server_settings={"search_path": schema})
+    try:
+        assert await a.acquire(never) == 1
+        await a.release()  # the lease is free: only the row lock stands in b's way
+        # A writer (a leader's outbox write checking its epoch) holds the row meanwhile.
+        await holder.execute("BEGIN")
+        await holder.fetchval("SELECT epoch FROM leadership FOR SHARE")
+        attempt = asyncio.create_task(b.acquire(stop_b))
+        await eventually(lambda: _lock_waiters(admin, application, waiting=True),
+                         what="b's takeover waiting for the row", timeout=WAIT)
+        stop_b.set()
+        assert await asyncio.wait_for(attempt, WAIT) is None
+        # The server ended the blocked statement itself: nothing is left waiting for the row
+        # that would bump the epoch once the writer commits.
+        await eventually(lambda: _lock_waiters(admin, application, waiting=False),
+                         what="no statement left waiting for the row", timeout=WAIT)
+        await holder.execute("COMMIT")
+        row = await holder.fetchrow("SELECT epoch, holder FROM leadership")
+        assert (row[0], row[1]) == (1, str(a.replica))
+        # The next attempt, unblocked, takes the next epoch.
+        assert await asyncio.wait_for(b.acquire(never), WAIT) == 2
+    finally:
+        await holder.close()
+        await admin.close()
         await a.close()
         await b.close()

@@ -86,10 +86,12 @@ class FakeDispatcher:
 
 @dataclass
 class FakePoller:
-    forgotten: int = 0
+    led: list[int] = field(default_factory=list)
+    on_fenced: Callable[[], None] = lambda: None
 
-    def forget(self) -> None:
-        self.forgotten += 1
+    def lead(self, epoch: int, *, on_fenced: Callable[[], None]) -> None:
+        self.led.append(epoch)
+        self.on_fenced = on_fenced
 
 
 @dataclass
@@ -142,7 +144,7 @@ async def test_roles_standby_runs_no_leader_job_until_acquired() -> None:
     assert h.gauge("alertbot_leader") == 0
     h.leadership.grant(4)
     await eventually(lambda: h.running == {"poller", "dispatcher"}, what="leader jobs")
-    assert h.switch.role is Role.LEADER and h.dispatcher.led == [4] and h.poller.forgotten == 1
+    assert h.switch.role is Role.LEADER and h.dispatcher.led == [4] and h.poller.led == [4]
     assert h.gauge("alertbot_leader") == 1 and h.gauge("alertbot_leader_epoch") == 4
     assert h.gauge("alertbot_leadership_changes_total") == 1
     stop.set()
@@ -161,19 +163,21 @@ async def test_roles_lost_leadership_stops_jobs_then_stands_by_and_leads_again()
     assert h.gauge("alertbot_leader") == 0 and h.gauge("alertbot_leader_epoch") == 0
     h.leadership.grant(3)
     await eventually(lambda: h.running == {"poller", "dispatcher"}, what="leading again")
-    assert h.dispatcher.led == [1, 3] and h.poller.forgotten == 2
+    assert h.dispatcher.led == [1, 3] and h.poller.led == [1, 3]
     assert h.gauge("alertbot_leadership_changes_total") == 3
     stop.set()
     await asyncio.wait_for(task, 10)
 
 
-async def test_roles_fenced_dispatcher_stops_jobs_before_releasing() -> None:
+@pytest.mark.parametrize("refused", ["dispatcher", "poller"])
+async def test_roles_fenced_dispatcher_or_poller_stops_jobs_before_releasing(
+        refused: str) -> None:
     h = harness()
     stop = asyncio.Event()
     task = asyncio.create_task(h.switch.run(stop))
     h.leadership.grant(2)
     await eventually(lambda: h.running == {"poller", "dispatcher"}, what="leader jobs")
-    h.dispatcher.on_fenced()
+    (h.dispatcher if refused == "dispatcher" else h.poller).on_fenced()
     await eventually(lambda: "released 2" in h.log, what="release after the fence")
     released = h.log.index("released 2")
     assert {"stop poller", "stop dispatcher"} <= set(h.log[:released])

@@ -62,10 +62,13 @@ async def test_run_once_renews_its_lease_while_the_cycle_runs_then_releases(
     leadership = RenewingLeadership(log)
     leadership.grant(3)
     dispatcher = SlowDispatcher(leadership)
+    led: list[int] = []
     app = SimpleNamespace(leadership=leadership, dispatcher=dispatcher,
-                          poller=SimpleNamespace(poll_once=poll_once, drain_pushed=poll_once),
+                          poller=SimpleNamespace(poll_once=poll_once, drain_pushed=poll_once,
+                                                 lead=led.append),
                           store=None, clock=None,
                           rules=SimpleNamespace(band_label=None))
     await asyncio.wait_for(run._once_as_leader(app), 10)  # type: ignore[arg-type]
     assert dispatcher.renewed_while_sending is True
     assert log == ["acquired 3", "released 3"] and not leadership.holding
+    assert led == [3], "the poll commits as the leader of the epoch"
