@@ -18,7 +18,6 @@ from alertbot.services.pacing import (
     LATENESS_FLOOR,
     LATENESS_MIN_SAMPLES,
     LATENESS_SAMPLES,
-    SHARED_SPACING,
     Pacer,
     SlidingWindow,
 )
@@ -107,7 +106,7 @@ def test_sliding_window_property_never_exceeds_count(count: int, period: float,
 
 def test_sliding_window_shared_limit_spaces_sends_evenly() -> None:
     window = SlidingWindow(Limit("shared", 4, 1.0, "test", shared=True), margin=0.0)
-    spacing = 0.25 * SHARED_SPACING
+    spacing = 0.25
     window.record(0.0)
     assert window.next_allowed(0.0) == spacing
     assert window.next_allowed(0.4) == 0.4
@@ -115,7 +114,7 @@ def test_sliding_window_shared_limit_spaces_sends_evenly() -> None:
 
 def test_sliding_window_shared_late_wakeup_keeps_later_slots_on_the_grid() -> None:
     window = SlidingWindow(Limit("shared", 100, 1.0, "test", shared=True), margin=0.0)
-    spacing = 0.01 * SHARED_SPACING
+    spacing = 0.01
     window.record(0.0)
     window.record(spacing + 0.001)  # the timer fired a millisecond late
     assert window.next_allowed(0.0) == pytest.approx(2 * spacing)
@@ -123,7 +122,7 @@ def test_sliding_window_shared_late_wakeup_keeps_later_slots_on_the_grid() -> No
 
 def test_sliding_window_shared_send_after_idle_starts_a_new_grid() -> None:
     window = SlidingWindow(Limit("shared", 100, 1.0, "test", shared=True), margin=0.0)
-    spacing = 0.01 * SHARED_SPACING
+    spacing = 0.01
     window.record(0.0)
     window.record(7.0)
     assert window.next_allowed(7.0) == pytest.approx(7.0 + spacing)
