@@ -92,9 +92,13 @@ def draw(curves: Sequence[Curve], path: Path) -> None:
                     linestyle="--", color="grey", label="linear from the first point")
             ax.set_xscale("log")
             ax.set_yscale("log")
+        else:
+            # From zero: a few MB on a linear axis that starts at the smallest value looks
+            # like a cliff.
+            ax.set_ylim(bottom=0, top=max(curve.costs) * 1.15)
         for n, c in zip(curve.sizes, curve.costs, strict=True):
-            ax.annotate(f"{c:.3g}", (n, c), textcoords="offset points", xytext=(4, 6),
-                        fontsize=8)
+            ax.annotate(f"{c:,.0f}" if c >= 100 else f"{c:.3g}", (n, c),
+                        textcoords="offset points", xytext=(4, 6), fontsize=8)
         ax.set_title(curve.name)
         ax.set_xlabel(curve.size_label)
         ax.set_ylabel(curve.cost_label)
