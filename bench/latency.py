@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,15 +33,40 @@ TARGET_MS = 50.0
 _START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-async def run(workdir: Path,
-              opener: Callable[[Path], Awaitable[Store]] | None = None) -> list[Figures]:
-    """Ingest one flipping reading at a time; time each change until its message arrives.
+@dataclass(frozen=True, slots=True)
+class Flip:
+    """One change of the run, in epoch seconds."""
 
-    `opener` opens the store (default: SQLite in `workdir`), so other stores can be measured.
+    chat: int
+    detected: float
+    """`Change.detected_at`."""
+    committed: float
+    """When the poll that found it had committed (`ingest` returned)."""
+    arrived: float
+    """When the Telegram fake received its request."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlipRun:
+    """The changes after the warm-up, and the span they were measured in."""
+
+    flips: list[Flip]
+    started: float
+    """The warm-up's last poll committed."""
+    ended: float
+    """Every request arrived (and `settle` seconds more passed)."""
+    rate_limited: int
+
+
+async def flip_one_at_a_time(store: Store, changes: int, warm_up: int,
+                             settle: float = 0.0) -> FlipRun:
+    """Flip one token at a time through the real Poller, Dispatcher and Telegram notifier.
+
+    Each change goes to its own chat of `CHATS` in turn (nothing is paced), one every
+    `SPACING_S`; the first `warm_up` are not reported. `store` stays open.
     """
     tokens = [token(i + 1) for i in range(CHATS)]
     chats = [Destination("telegram", str(600_000_000 + i)) for i in range(CHATS)]
-    store = await (opener or open_store)(workdir / "latency.db")
     for destination, tok in zip(chats, tokens, strict=True):
         await subscribe_all(store, [destination], token_id=tok.token_id)
     # Arrival times in epoch seconds, comparable with Change.detected_at.
@@ -54,32 +80,50 @@ async def run(workdir: Path,
         await poller.ingest([Reading(t, Kind.SIGNAL, -1.0, _START) for t in tokens])
         stop = asyncio.Event()
         task = asyncio.create_task(dispatcher.run(stop))
-        detected: list[tuple[int, float]] = []
-        progress(f"latency: {WARM_UP + SAMPLES} changes, one every {SPACING_S * 1000:.0f} ms")
+        marks: list[tuple[int, float, float]] = []
+        started = time.time()
         try:
-            for i in range(WARM_UP + SAMPLES):
+            for i in range(warm_up + changes):
                 tok = tokens[i % CHATS]
                 trend[tok.token_id] *= -1
                 reading = Reading(tok, Kind.SIGNAL, trend[tok.token_id],
                                   _START + timedelta(days=i + 1))
                 report = await poller.ingest([reading])
                 [change] = report.changes
-                detected.append((int(chats[i % CHATS].chat_id),
-                                 change.detected_at.timestamp()))
+                marks.append((int(chats[i % CHATS].chat_id),
+                              change.detected_at.timestamp(), time.time()))
+                if i == warm_up - 1:
+                    started = time.time()
                 await asyncio.sleep(SPACING_S)
-            await fake.wait_until(lambda: len(fake.sent) >= len(detected), timeout=30)
+            await fake.wait_until(lambda: len(fake.sent) >= len(marks), timeout=30)
+            await asyncio.sleep(settle)
+            ended = time.time()
         finally:
             stop.set()
             await task
             await notifier.close()
-            await store.close()
         seen: dict[int, int] = {}
-        latencies = []
-        for i, (chat, at) in enumerate(detected):
+        flips = []
+        for i, (chat, detected, committed) in enumerate(marks):
             k = seen[chat] = seen.get(chat, -1) + 1
-            if i >= WARM_UP:
-                latencies.append((fake.sent_to(chat)[k].timestamp - at) * 1000)
-        rate_limited = fake.rate_limited
+            if i >= warm_up:
+                flips.append(Flip(chat, detected, committed, fake.sent_to(chat)[k].timestamp))
+        return FlipRun(flips, started, ended, fake.rate_limited)
+
+
+async def run(workdir: Path,
+              opener: Callable[[Path], Awaitable[Store]] | None = None) -> list[Figures]:
+    """Ingest one flipping reading at a time; time each change until its message arrives.
+
+    `opener` opens the store (default: SQLite in `workdir`), so other stores can be measured.
+    """
+    store = await (opener or open_store)(workdir / "latency.db")
+    progress(f"latency: {WARM_UP + SAMPLES} changes, one every {SPACING_S * 1000:.0f} ms")
+    try:
+        measured = await flip_one_at_a_time(store, SAMPLES, WARM_UP)
+    finally:
+        await store.close()
+    latencies = [(f.arrived - f.detected) * 1000 for f in measured.flips]
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
     return [emit({
         "bench": "latency",
@@ -89,6 +133,6 @@ async def run(workdir: Path,
         "p90_ms": rounded(cuts[89], 2),
         "p99_ms": rounded(cuts[98], 2),
         "max_ms": rounded(max(latencies), 2),
-        "429s": rate_limited,
+        "429s": measured.rate_limited,
         "target_ms": TARGET_MS,
     })]

@@ -19,23 +19,13 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from alertbot.domain.detect import Rules
-from alertbot.domain.models import Destination, Kind, Reading
-from alertbot.platforms.telegram.notifier import TelegramNotifier
-from alertbot.ports.clock import SystemClock
-from alertbot.services.dispatcher import Dispatcher
-from alertbot.services.pacing import Pacer
-from alertbot.services.poller import Poller
-from bench.detect import SyntheticSource
-from bench.fixtures import open_store, subscribe_all, token
-from bench.latency import _START, CHATS, SPACING_S
-from tests.fakes.telegram_api import FakeTelegram
+from bench.fixtures import open_store
+from bench.latency import SPACING_S, flip_one_at_a_time
 
 CHANGES = 200
 WARM_UP = 10
@@ -72,54 +62,19 @@ async def measure(workdir: Path) -> None:
         finally:
             inflight -= 1
 
-    tokens = [token(i + 1) for i in range(CHATS)]
-    chats = [Destination("telegram", str(600_000_000 + i)) for i in range(CHATS)]
     store = await open_store(workdir / "roundtrips.db")
-    for destination, tok in zip(chats, tokens, strict=True):
-        await subscribe_all(store, [destination], token_id=tok.token_id)
     db = store._conn  # the bench's own store: tracing is not part of the Store port
     await db.set_trace_callback(lambda sql: statements.append((time.time(), sql)))
     aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
-    marks: list[tuple[int, float]] = []
-    detected: list[float] = []
     try:
-        async with FakeTelegram(clock=time.time) as fake:
-            pacer = Pacer()
-            notifier = TelegramNotifier.connect(fake.token, fake.root, pacer=pacer)
-            dispatcher = Dispatcher(store, {"telegram": notifier}, SystemClock(), pacer=pacer)
-            poller = Poller(store, SyntheticSource(tokens), Rules(), SystemClock(),
-                            interval=timedelta(minutes=5), on_committed=dispatcher.wake)
-            trend = {t.token_id: -1.0 for t in tokens}
-            await poller.ingest([Reading(t, Kind.SIGNAL, -1.0, _START) for t in tokens])
-            stop = asyncio.Event()
-            task = asyncio.create_task(dispatcher.run(stop))
-            started = time.time()
-            for i in range(WARM_UP + CHANGES):
-                tok = tokens[i % CHATS]
-                trend[tok.token_id] *= -1
-                report = await poller.ingest([Reading(tok, Kind.SIGNAL, trend[tok.token_id],
-                                                      _START + timedelta(days=i + 1))])
-                marks.append((int(chats[i % CHATS].chat_id), time.time()))
-                detected.append(report.changes[0].detected_at.timestamp())
-                if i == WARM_UP - 1:
-                    started = time.time()
-                await asyncio.sleep(SPACING_S)
-            await fake.wait_until(lambda: len(fake.sent) >= len(marks), timeout=30)
-            # Let the lanes of the last change end, so its whole cost is counted.
-            await asyncio.sleep(0.5)
-            ended = time.time()
-            stop.set()
-            await task
-            await notifier.close()
-            seen: dict[int, int] = {}
-            paths = []
-            for i, (chat, committed) in enumerate(marks):
-                k = seen[chat] = seen.get(chat, -1) + 1
-                if i >= WARM_UP:
-                    paths.append((committed, fake.sent_to(chat)[k].timestamp))
+        # Let the lanes of the last change end, so its whole cost is counted.
+        measured = await flip_one_at_a_time(store, CHANGES, WARM_UP, settle=0.5)
     finally:
         aiosqlite.Connection._execute = original  # type: ignore[method-assign]
         await store.close()
+    started, ended = measured.started, measured.ended
+    paths = [(f.committed, f.arrived) for f in measured.flips]
+    detected = [f.detected for f in measured.flips]
     total = [s for t, s in statements if started <= t <= ended]
     on_path = [s for t, s in statements if any(a < t <= b for a, b in paths)]
     trips = [t for t in handoffs if started <= t <= ended]
@@ -134,7 +89,7 @@ async def measure(workdir: Path) -> None:
           " (hand-offs queued together wait once)")
     # Where the time of each change went: up to the path's last statement (the store's part:
     # the claim's COMMIT) and from there to the request (render, pacer, client, fake).
-    poll_ms = [(a - d) * 1000 for d, (a, _) in zip(detected[WARM_UP:], paths, strict=True)]
+    poll_ms = [(a - d) * 1000 for d, (a, _) in zip(detected, paths, strict=True)]
     store_ms, rest_ms = [], []
     for a, b in paths:
         last = max((t for t, _ in statements if a < t <= b), default=a)
