@@ -511,8 +511,7 @@ class CommandCore:
 
     async def throttle(self, caller: Caller, max_alerts: str = "", window: str = "") -> Reply:
         """Show the alert budget, or set it (`max_alerts` alone keeps the window)."""
-        info = await self._store.destination(caller.destination)
-        policy = info.policy if info else Policy()
+        policy = await self._policy(caller.destination)
         if not max_alerts.strip() and not window.strip():
             return ok(*describe_policy(policy),
                        "Moderators can change it, e.g. /throttle 5 1h", title="Throttle")
@@ -539,8 +538,7 @@ class CommandCore:
     async def quiet(self, caller: Caller, hours: str = "") -> Reply:
         """Show, set ("22:00-07:00 Europe/Berlin") or turn off ("off") quiet hours."""
         if not hours.strip():
-            info = await self._store.destination(caller.destination)
-            policy = info.policy if info else Policy()
+            policy = await self._policy(caller.destination)
             current = f"Quiet hours: {policy.quiet}." if policy.quiet else "Quiet hours: off."
             return ok(current, "Set with /quiet 22:00-07:00 Europe/Berlin, or /quiet off.")
         refused = await self._refuse_unless_moderator(caller, "set quiet hours")
@@ -567,8 +565,7 @@ class CommandCore:
     async def digest(self, caller: Caller, schedule: str = "") -> Reply:
         """Show, set ("daily 09:00 Europe/Berlin [only] [always]") or turn off the digest."""
         if not schedule.strip():
-            info = await self._store.destination(caller.destination)
-            policy = info.policy if info else Policy()
+            policy = await self._policy(caller.destination)
             return ok(_sentence(describe_schedule(policy.digest)) + ".",
                       "Set with /digest daily 09:00 Europe/Berlin, /digest weekly mon 09:00 "
                       "Europe/Berlin, add 'only' for no single alerts; /digest off ends it.")
@@ -768,6 +765,11 @@ class CommandCore:
         return ok(intro, *usage.lines, title=usage.title)
 
     # -- helpers
+
+    async def _policy(self, destination: Destination) -> Policy:
+        """The destination's policy (the defaults before it has one)."""
+        info = await self._store.destination(destination)
+        return info.policy if info else Policy()
 
     async def _refuse_unless_moderator(self, caller: Caller, action: str) -> Reply | None:
         if await caller.moderator():
