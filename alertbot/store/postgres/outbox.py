@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -22,6 +23,7 @@ from alertbot.store.postgres.audit import write_decisions
 from alertbot.store.postgres.connection import PostgresConnection, pg, status_count
 from alertbot.store.postgres.fencing import check_epoch
 from alertbot.store.sqlite.outbox import _COMMITTED, _DUE_ALERTS, committed_messages
+from alertbot.store.sqlite.plans import write_plan
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
     DEAD,
@@ -30,8 +32,6 @@ from alertbot.store.sqlite.rows import (
     QUEUED,
     SENDING,
     SENT,
-    SUPPRESSED,
-    UNDECIDED,
     change_from_row,
     dest_params,
     dt,
@@ -147,54 +147,17 @@ class PostgresOutbox(PostgresConnection):
 
     async def _decide(self, destination: Destination, plan: Plan, keys: PlanKeys,
                       now: datetime, epoch: int, *, claim: bool) -> Decided:
-        stamp = ts(now)
-        recorded: Counter[Reason] = Counter()
         async with self._tx() as conn:
             await check_epoch(conn, epoch)
-            for decision in plan.suppressed:
-                hit = await conn.fetchrow(
-                    pg(f"UPDATE outbox SET state = {SUPPRESSED}, reason = ?, updated_at = ?"
-                       f" WHERE id = ? AND state IN {UNDECIDED} AND msg_key IS NULL"
-                       " RETURNING change_pk"),
-                    decision.reason.value, stamp, decision.row_id,
-                )
-                if hit:
-                    detail = (f"until {decision.until:%Y-%m-%d %H:%M} UTC"
-                              if decision.reason is Reason.TOKEN_MUTED and decision.until
-                              else "")
-                    await write_decisions(conn, destination, [(decision.row_id, hit[0])],
-                                          decision.reason, detail, now)
-                    recorded[decision.reason] += 1
-            waits = ([(d, OutboxState.HELD) for d in plan.held]
-                     + [(d, OutboxState.PENDING) for d in plan.deferred])
-            for decision, state in waits:
-                until = decision.until or now
-                hit = await conn.fetchrow(
-                    pg("SELECT change_pk, reason FROM outbox WHERE id = ? AND msg_key IS NULL"
-                       f" AND state IN {UNDECIDED} FOR UPDATE"), decision.row_id)
-                if hit is None:
-                    continue
-                await conn.execute(
-                    pg("UPDATE outbox SET state = ?, reason = ?, next_attempt_at = ?,"
-                       " updated_at = ? WHERE id = ?"),
-                    state.value, decision.reason.value, ts(until), stamp, decision.row_id,
-                )
-                if hit[1] != decision.reason.value:
-                    await write_decisions(conn, destination, [(decision.row_id, hit[0])],
-                                          decision.reason,
-                                          f"until {until:%Y-%m-%d %H:%M:%S} UTC", now)
-                    recorded[decision.reason] += 1
-            for decision in plan.singles:
-                if await _commit_row(conn, destination, decision.row_id,
-                                     keys.singles[decision.row_id], decision.silent,
-                                     decision.reason, now):
-                    recorded[decision.reason] += 1
-            if plan.digest:
-                assert keys.digest is not None, "a digest needs a key"
-                for decision in plan.digest:
-                    if await _commit_row(conn, destination, decision.row_id, keys.digest,
-                                         plan.digest_silent, decision.reason, now):
-                        recorded[decision.reason] += 1
+
+            async def one(sql: str, params: Sequence[Any]) -> asyncpg.Record | None:
+                return await conn.fetchrow(pg(sql), *params)
+
+            async def record(rows: Sequence[tuple[int, int]], reason: Reason,
+                             detail: str) -> None:
+                await write_decisions(conn, destination, rows, reason, detail, now)
+
+            recorded = await write_plan(one, record, plan, keys, now, lock=" FOR UPDATE")
             if not claim:
                 return Decided(recorded, [])
             messages = committed_messages(await conn.fetch(
@@ -266,17 +229,3 @@ class PostgresOutbox(PostgresConnection):
             )
             await write_decisions(conn, destination, sorted((r[0], r[1]) for r in found),
                                   reason, error, now)
-
-
-async def _commit_row(conn: asyncpg.Connection, destination: Destination, row_id: int,
-                      key: str, silent: bool, reason: Reason, now: datetime) -> bool:
-    """Commit an undecided row to a message key; returns whether it was still undecided."""
-    hit = await conn.fetchrow(
-        pg(f"UPDATE outbox SET state = {PENDING}, reason = ?, msg_key = ?, silent = ?,"
-           " next_attempt_at = ?, updated_at = ? WHERE id = ? AND msg_key IS NULL"
-           f" AND state IN {UNDECIDED} RETURNING change_pk"),
-        reason.value, key, int(silent), ts(now), ts(now), row_id,
-    )
-    if hit:
-        await write_decisions(conn, destination, [(row_id, hit[0])], reason, key, now)
-    return hit is not None

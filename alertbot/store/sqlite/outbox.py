@@ -24,6 +24,7 @@ from alertbot.store.sqlite.audit import write_decisions
 from alertbot.store.sqlite.connection import SqliteConnection
 from alertbot.store.sqlite.destinations import DESTINATION_SELECT, destination_from
 from alertbot.store.sqlite.fencing import check_epoch
+from alertbot.store.sqlite.plans import write_plan
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
     DEAD,
@@ -33,8 +34,6 @@ from alertbot.store.sqlite.rows import (
     QUEUED,
     SENDING,
     SENT,
-    SUPPRESSED,
-    UNDECIDED,
     change_columns,
     change_from_row,
     dest_params,
@@ -270,68 +269,14 @@ class SqliteOutbox(SqliteConnection):
 async def _apply_plan(db: aiosqlite.Connection, destination: Destination, plan: Plan,
                       keys: PlanKeys, now: datetime) -> Counter[Reason]:
     """Store a plan's decisions inside the caller's transaction (see apply_plan)."""
-    stamp = ts(now)
-    recorded: Counter[Reason] = Counter()
-    for decision in plan.suppressed:
-        hit = _first(await db.execute_fetchall(
-            f"UPDATE outbox SET state = {SUPPRESSED}, reason = ?, updated_at = ?"
-            f" WHERE id = ? AND state IN {UNDECIDED} AND msg_key IS NULL"
-            " RETURNING change_pk",
-            (decision.reason.value, stamp, decision.row_id),
-        ))
-        if hit:
-            detail = (f"until {decision.until:%Y-%m-%d %H:%M} UTC"
-                      if decision.reason is Reason.TOKEN_MUTED and decision.until
-                      else "")
-            await write_decisions(db, destination, [(decision.row_id, hit[0])],
-                                  decision.reason, detail, now)
-            recorded[decision.reason] += 1
-    waits = ([(d, OutboxState.HELD) for d in plan.held]
-             + [(d, OutboxState.PENDING) for d in plan.deferred])
-    for decision, state in waits:
-        until = decision.until or now
-        hit = _first(await db.execute_fetchall(
-            "SELECT change_pk, reason FROM outbox WHERE id = ? AND msg_key IS NULL"
-            f" AND state IN {UNDECIDED}", (decision.row_id,),
-        ))
-        if hit is None:
-            continue
-        await db.execute(
-            "UPDATE outbox SET state = ?, reason = ?, next_attempt_at = ?, updated_at = ?"
-            " WHERE id = ?",
-            (state.value, decision.reason.value, ts(until), stamp, decision.row_id),
-        )
-        if hit[1] != decision.reason.value:
-            await write_decisions(db, destination, [(decision.row_id, hit[0])],
-                                  decision.reason,
-                                  f"until {until:%Y-%m-%d %H:%M:%S} UTC", now)
-            recorded[decision.reason] += 1
-    for decision in plan.singles:
-        if await _commit_row(db, destination, decision.row_id,
-                             keys.singles[decision.row_id], decision.silent,
-                             decision.reason, now):
-            recorded[decision.reason] += 1
-    if plan.digest:
-        assert keys.digest is not None, "a digest needs a key"
-        for decision in plan.digest:
-            if await _commit_row(db, destination, decision.row_id, keys.digest,
-                                 plan.digest_silent, decision.reason, now):
-                recorded[decision.reason] += 1
-    return recorded
 
+    async def one(sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+        return _first(await db.execute_fetchall(sql, params))
 
-async def _commit_row(db: aiosqlite.Connection, destination: Destination, row_id: int,
-                      key: str, silent: bool, reason: Reason, now: datetime) -> bool:
-    """Commit an undecided row to a message key; returns whether it was still undecided."""
-    hit = _first(await db.execute_fetchall(
-        f"UPDATE outbox SET state = {PENDING}, reason = ?, msg_key = ?, silent = ?,"
-        " next_attempt_at = ?, updated_at = ? WHERE id = ? AND msg_key IS NULL"
-        f" AND state IN {UNDECIDED} RETURNING change_pk",
-        (reason.value, key, int(silent), ts(now), ts(now), row_id),
-    ))
-    if hit:
-        await write_decisions(db, destination, [(row_id, hit[0])], reason, key, now)
-    return hit is not None
+    async def record(rows: Sequence[tuple[int, int]], reason: Reason, detail: str) -> None:
+        await write_decisions(db, destination, rows, reason, detail, now)
+
+    return await write_plan(one, record, plan, keys, now)
 
 
 def _first(rows: Iterable[sqlite3.Row]) -> sqlite3.Row | None:
