@@ -13,18 +13,16 @@ from datetime import datetime
 import asyncpg
 
 from alertbot.ports.leadership import LeaderRecord, ReplicaId, ReplicaRecord, Role
-from alertbot.ports.store import FencedError
 from alertbot.store.postgres.connection import PostgresConnection
 from alertbot.store.postgres.leadership import LEADERSHIP
+from alertbot.store.sqlite.fencing import refuse_older
 
 
 async def check_epoch(conn: asyncpg.Connection, epoch: int) -> None:
     """Raise FencedError when `epoch` is older than the current one (inside the write's tx)."""
     current = await conn.fetchval("SELECT epoch FROM leadership WHERE name = $1 FOR SHARE",
                                   LEADERSHIP)
-    current = int(current) if current is not None else 0
-    if epoch < current:
-        raise FencedError(f"leadership epoch {epoch} is over: epoch {current} has begun")
+    refuse_older(epoch, int(current) if current is not None else 0)
 
 
 class PostgresFencing(PostgresConnection):

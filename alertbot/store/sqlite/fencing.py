@@ -24,7 +24,11 @@ async def check_epoch(db: aiosqlite.Connection, epoch: int) -> None:
     """Raise FencedError when `epoch` is older than the current one (inside the write's tx)."""
     rows = list(await db.execute_fetchall("SELECT epoch FROM leadership WHERE name = ?",
                                           (LEADERSHIP,)))
-    current = int(rows[0][0]) if rows else 0
+    refuse_older(epoch, int(rows[0][0]) if rows else 0)
+
+
+def refuse_older(epoch: int, current: int) -> None:
+    """Raise FencedError when `epoch` is older than `current` (both backends)."""
     if epoch < current:
         raise FencedError(f"leadership epoch {epoch} is over: epoch {current} has begun")
 
