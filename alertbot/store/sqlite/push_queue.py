@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from alertbot.domain.models import Reading, Token
-from alertbot.ports.store import PushedBatch
 from alertbot.store.sqlite.connection import SqliteConnection
-from alertbot.store.sqlite.rows import decode_pushed, dt, encode_pushed, ts
+from alertbot.store.sqlite.reads import SharedReads
+from alertbot.store.sqlite.rows import encode_pushed, ts
 
 
-class SqlitePushQueue(SqliteConnection):
+class SqlitePushQueue(SharedReads, SqliteConnection):
     """One row per accepted push request; pending until `finish_pushed` stamps it."""
 
     async def enqueue_pushed(self, readings: Sequence[Reading], tokens: Sequence[Token],
@@ -25,14 +25,6 @@ class SqlitePushQueue(SqliteConnection):
             await cursor.close()
         assert batch_id is not None
         return batch_id
-
-    async def pending_pushed(self, limit: int) -> list[PushedBatch]:
-        """Pending batches in id (arrival) order."""
-        rows = await self._fetchall(
-            "SELECT id, received_at, payload FROM pushed_readings WHERE processed_at IS NULL"
-            " ORDER BY id LIMIT ?", (limit,))
-        return [PushedBatch(row[0], *decode_pushed(row[2]), received_at=dt(row[1]))
-                for row in rows]
 
     async def finish_pushed(self, batch_ids: Sequence[int], now: datetime) -> int:
         """Stamp the pending ones among `batch_ids` processed."""

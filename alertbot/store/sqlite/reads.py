@@ -10,12 +10,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from alertbot.domain.models import Change, Destination
-from alertbot.ports.store import AuditRecord, DecisionRecord
-from alertbot.store.sqlite.rows import CHANGE_COLUMNS, change_from_row, dest_params, dt
+from alertbot.ports.store import AuditRecord, DecisionRecord, PushedBatch
+from alertbot.store.sqlite.rows import (
+    CHANGE_COLUMNS,
+    change_from_row,
+    decode_pushed,
+    dest_params,
+    dt,
+)
 
 
 class SharedReads:
-    """Mixin: decisions, the audit log and the changes a message carried."""
+    """Mixin: decisions, the audit log, the changes a message carried, pushed batches."""
 
     if TYPE_CHECKING:
         # Provided by the backend's connection class, which follows this mixin in the MRO.
@@ -57,3 +63,11 @@ class SharedReads:
             " WHERE o.msg_key = ? AND o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
             " ORDER BY o.id", (key, *dest_params(destination)))
         return [change_from_row(r) for r in rows]
+
+    async def pending_pushed(self, limit: int) -> list[PushedBatch]:
+        """Pending batches in id order (ids follow commit order closely, not exactly)."""
+        rows = await self._fetchall(
+            "SELECT id, received_at, payload FROM pushed_readings WHERE processed_at IS NULL"
+            " ORDER BY id LIMIT ?", (limit,))
+        return [PushedBatch(row[0], *decode_pushed(row[2]), received_at=dt(row[1]))
+                for row in rows]
