@@ -16,7 +16,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from alertbot.store.copy import copy_rows
 from alertbot.store.postgres import PostgresStore
 from alertbot.store.sqlite import SqliteStore
 from bench import detect, fanout, latency
-from bench.fixtures import flip, subscribe_all, token
+from bench.fixtures import subscribe_all, token
 from bench.report import Figures, emit, progress, rounded
 
 POSTGRES_URL = os.environ.get(
@@ -246,33 +246,12 @@ async def _fanout(backends: Backends, workdir: Path, size: int, repeats: int) ->
     lines = []
     for name in backends.names:
         store = await backends.open(name, seeded if name != "sqlite" else _copy(seeded, name))
-        times: list[float] = []
-        rows = 0
         try:
-            for repeat in range(repeats):
-                now = datetime.now(UTC)
-                change = flip(fanout.TOKEN, detected=now, day=repeat,
-                              to=1.0 if repeat % 2 else -1.0)
-                started = time.perf_counter()
-                result = await store.record_poll([], [change], now)
-                times.append(time.perf_counter() - started)
-                rows = result.outbox_rows
+            times, rows = await fanout.time_fanouts(store, repeats)
         finally:
             await store.close()
-        median = statistics.median(times)
-        lines.append(emit({
-            "bench": "fanout",
-            "store": name,
-            "case": f"1 change to {size:,} subscriptions ({name})",
-            "subscriptions": subscriptions,
-            "outbox_rows": rows,
-            "repeats": repeats,
-            "median_s": rounded(median, 4),
-            "min_s": rounded(min(times), 4),
-            "max_s": rounded(max(times), 4),
-            "rows_per_s": round(rows / median),
-            "target_s": fanout.TARGET_S,
-        }))
+        lines.append(fanout.figures("fanout", f"1 change to {size:,} subscriptions ({name})",
+                                    subscriptions, times, rows, store=name))
     return lines
 
 

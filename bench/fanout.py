@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alertbot.domain.models import ALL_TOKENS, Destination
+from alertbot.ports.store import Store
 from bench.fixtures import clone_subscriptions, flip, open_store, subscribe_all, token
 from bench.report import Figures, emit, progress, rounded
 
@@ -39,6 +40,39 @@ async def run(workdir: Path) -> list[Figures]:
     return [await measure(workdir, size) for size in SIZES]
 
 
+async def time_fanouts(store: Store, repeats: int) -> tuple[list[float], int]:
+    """Fan one change out `repeats` times; the seconds of each and the rows of the last."""
+    times: list[float] = []
+    rows = 0
+    for repeat in range(repeats):
+        now = datetime.now(UTC)
+        change = flip(TOKEN, detected=now, day=repeat, to=1.0 if repeat % 2 else -1.0)
+        started = time.perf_counter()
+        result = await store.record_poll([], [change], now)
+        times.append(time.perf_counter() - started)
+        rows = result.outbox_rows
+    return times, rows
+
+
+def figures(bench: str, case: str, subscriptions: int, times: list[float], rows: int,
+            **extra: object) -> Figures:
+    """The JSON line of one fan-out case."""
+    median = statistics.median(times)
+    return emit({
+        "bench": bench,
+        **extra,
+        "case": case,
+        "subscriptions": subscriptions,
+        "outbox_rows": rows,
+        "repeats": len(times),
+        "median_s": rounded(median, 4),
+        "min_s": rounded(min(times), 4),
+        "max_s": rounded(max(times), 4),
+        "rows_per_s": round(rows / median),
+        "target_s": TARGET_S,
+    })
+
+
 async def measure(workdir: Path, size: int, repeats: int = REPEATS,
                   bench: str = "fanout") -> Figures:
     """One change fanned out to `size` subscriptions, `repeats` times."""
@@ -47,27 +81,7 @@ async def measure(workdir: Path, size: int, repeats: int = REPEATS,
     subscriptions = await seed(path, size)
     store = await open_store(path)
     try:
-        times: list[float] = []
-        rows = 0
-        for repeat in range(repeats):
-            now = datetime.now(UTC)
-            change = flip(TOKEN, detected=now, day=repeat, to=1.0 if repeat % 2 else -1.0)
-            started = time.perf_counter()
-            result = await store.record_poll([], [change], now)
-            times.append(time.perf_counter() - started)
-            rows = result.outbox_rows
+        times, rows = await time_fanouts(store, repeats)
     finally:
         await store.close()
-    median = statistics.median(times)
-    return emit({
-        "bench": bench,
-        "case": f"1 change to {size:,} subscriptions",
-        "subscriptions": subscriptions,
-        "outbox_rows": rows,
-        "repeats": repeats,
-        "median_s": rounded(median, 4),
-        "min_s": rounded(min(times), 4),
-        "max_s": rounded(max(times), 4),
-        "rows_per_s": round(rows / median),
-        "target_s": TARGET_S,
-    })
+    return figures(bench, f"1 change to {size:,} subscriptions", subscriptions, times, rows)
