@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any, cast
 
 import asyncpg
@@ -51,22 +52,9 @@ RENEW_EVERY = 2.0
 FORGET_AFTER = timedelta(days=1)
 """Replicas silent this long are dropped from `replicas`."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS leadership (
-    name         TEXT PRIMARY KEY,
-    epoch        BIGINT NOT NULL,
-    holder       TEXT NOT NULL,
-    acquired_at  TIMESTAMPTZ NOT NULL,
-    expires_at   TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS replicas (
-    replica_id    TEXT PRIMARY KEY,
-    started_at    TIMESTAMPTZ NOT NULL,
-    heartbeat_at  TIMESTAMPTZ NOT NULL,
-    role          TEXT NOT NULL
-);
-"""
-"""The tables as the PostgreSQL migrations must create them too (IF NOT EXISTS either way)."""
+SCHEMA_MIGRATION = "0005_leadership.sql"
+"""The migration that creates the two tables; run here too (IF NOT EXISTS), so leadership
+works on a database the store has not migrated yet."""
 SCHEMA_LOCK = 0x616C6572
 """Advisory lock key held while creating the tables."""
 
@@ -290,7 +278,9 @@ class PostgresLeadership:
                     async with self._conn.transaction():
                         await self._conn.execute("SELECT pg_advisory_xact_lock($1)",
                                                  SCHEMA_LOCK)
-                        await self._conn.execute(SCHEMA)
+                        await self._conn.execute(
+                            resources.files("alertbot.store.postgres").joinpath(
+                                "migrations", SCHEMA_MIGRATION).read_text(encoding="utf-8"))
                     self._schema_ready = True
                 server_ms = max(1, int((deadline - loop.time()) * SERVER_SHARE * 1000))
                 async with self._conn.transaction():

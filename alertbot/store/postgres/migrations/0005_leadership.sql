@@ -1,7 +1,7 @@
 -- Leadership epochs and replica heartbeats: the PostgreSQL twin of
 -- alertbot/store/migrations/0005_leadership.sql. The lease row is judged on the database clock
--- (TIMESTAMPTZ, clock_timestamp()); alertbot/store/postgres/leadership.py creates the same
--- tables IF NOT EXISTS. Outbox writes carry the writer's epoch and are refused when it is older
+-- (TIMESTAMPTZ, clock_timestamp()); alertbot/store/postgres/leadership.py runs this file too
+-- (IF NOT EXISTS). Outbox writes carry the writer's epoch and are refused when it is older
 -- than `leadership.epoch` (fencing).
 
 CREATE TABLE IF NOT EXISTS leadership (
