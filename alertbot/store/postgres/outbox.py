@@ -18,11 +18,11 @@ import asyncpg
 
 from alertbot.domain.models import Change, Destination, Reason
 from alertbot.domain.throttle import DueAlert, Plan
-from alertbot.ports.store import Committed, Decided, OutboxState, PlanKeys
+from alertbot.ports.store import Committed, Decided, PlanKeys
 from alertbot.store.postgres.audit import write_decisions
 from alertbot.store.postgres.connection import PostgresConnection, pg, status_count
 from alertbot.store.postgres.fencing import check_epoch
-from alertbot.store.sqlite.outbox import _COMMITTED, _DUE_ALERTS, committed_messages
+from alertbot.store.sqlite.outbox import _COMMITTED, _DUE_ALERTS, committed_messages, due_from
 from alertbot.store.sqlite.plans import write_plan
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
@@ -89,42 +89,15 @@ class PostgresOutbox(PostgresConnection):
 
     async def committed(self, destination: Destination, now: datetime) -> list[Committed]:
         """Due messages whose rows were already committed to a key."""
-        rows = await self._fetchall(
-            f"SELECT o.id, {CHANGE_COLUMNS}, o.msg_key, o.silent, o.attempts, o.created_at"
-            " FROM outbox o JOIN changes c ON c.id = o.change_pk"
-            " WHERE o.platform = ? AND o.chat_id = ? AND o.thread_id = ?"
-            f" AND o.state IN {IN_FLIGHT} AND o.msg_key IS NOT NULL"
-            " AND o.next_attempt_at <= ? ORDER BY o.id",
-            (*dest_params(destination), ts(now)),
-        )
-        grouped: dict[str, list[asyncpg.Record]] = {}
-        for row in rows:
-            grouped.setdefault(row[16], []).append(row)
-        return [
-            Committed(
-                key=key,
-                row_ids=tuple(r[0] for r in members),
-                changes=tuple(change_from_row(r, 2) for r in members),
-                silent=all(bool(r[17]) for r in members),
-                attempts=max(r[18] for r in members),
-                first_created=dt(min(r[19] for r in members)),
-            )
-            for key, members in grouped.items()
-        ]
+        return committed_messages(await self._fetchall(
+            _COMMITTED, (*dest_params(destination), ts(now))))
 
     async def due_alerts(self, destination: Destination, now: datetime) -> list[DueAlert]:
         """Due pending rows plus the whole held group, each with the next change of its series."""
         params = dest_params(destination)
         stamp = ts(now)
-        rows = await self._fetchall(_DUE_ALERTS, (*params, stamp, stamp, stamp, *params))
-        return [
-            DueAlert(
-                row_id=row[0], change=change_from_row(row, 2), held=row[16] == OutboxState.HELD,
-                next_change=change_from_row(row, 19) if row[17] is not None else None,
-                next_row_id=row[17],
-            )
-            for row in rows
-        ]
+        return due_from(await self._fetchall(_DUE_ALERTS,
+                                             (*params, stamp, stamp, stamp, *params)))
 
     async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:
         """Delivery times of messages to a destination since a time."""
