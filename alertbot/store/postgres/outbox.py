@@ -24,6 +24,7 @@ from alertbot.store.postgres.connection import PostgresConnection, pg, status_co
 from alertbot.store.postgres.fencing import check_epoch
 from alertbot.store.sqlite.outbox import _COMMITTED, _DUE_ALERTS, committed_messages, due_from
 from alertbot.store.sqlite.plans import write_plan
+from alertbot.store.sqlite.reads import SharedReads
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
     DEAD,
@@ -34,7 +35,6 @@ from alertbot.store.sqlite.rows import (
     SENT,
     change_from_row,
     dest_params,
-    dt,
     opt_dt,
     ts,
 )
@@ -48,7 +48,7 @@ _CLAIM = pg(
 where a repeated claim changes nothing else), and rows another transaction holds are skipped."""
 
 
-class PostgresOutbox(PostgresConnection):
+class PostgresOutbox(SharedReads, PostgresConnection):
     """Outbox rows, the throttle's plans for them and the messages they were sent in."""
 
     async def recover(self, now: datetime, *, epoch: int = 0) -> int:
@@ -98,15 +98,6 @@ class PostgresOutbox(PostgresConnection):
         stamp = ts(now)
         return due_from(await self._fetchall(_DUE_ALERTS,
                                              (*params, stamp, stamp, stamp, *params)))
-
-    async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:
-        """Delivery times of messages to a destination since a time."""
-        rows = await self._fetchall(
-            "SELECT sent_at FROM messages WHERE platform = ? AND chat_id = ? AND thread_id = ?"
-            " AND sent_at > ? ORDER BY sent_at",
-            (*dest_params(destination), ts(since)),
-        )
-        return [dt(r[0]) for r in rows]
 
     async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
                          now: datetime, *, epoch: int = 0) -> Counter[Reason]:

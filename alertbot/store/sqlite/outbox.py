@@ -25,6 +25,7 @@ from alertbot.store.sqlite.connection import SqliteConnection
 from alertbot.store.sqlite.destinations import DESTINATION_SELECT, destination_from
 from alertbot.store.sqlite.fencing import check_epoch
 from alertbot.store.sqlite.plans import write_plan
+from alertbot.store.sqlite.reads import SharedReads
 from alertbot.store.sqlite.rows import (
     CHANGE_COLUMNS,
     DEAD,
@@ -101,7 +102,7 @@ _CLAIM = (f"UPDATE outbox SET state = {SENDING}, updated_at = ? WHERE msg_key = 
           f" AND state IN {IN_FLIGHT}")
 
 
-class SqliteOutbox(SqliteConnection):
+class SqliteOutbox(SharedReads, SqliteConnection):
     """Outbox rows, the throttle's plans for them and the messages they were sent in."""
 
     async def recover(self, now: datetime, *, epoch: int = 0) -> int:
@@ -178,15 +179,6 @@ class SqliteOutbox(SqliteConnection):
         return DeliveryView(destination_from(found[0]), committed_messages(committed),
                             due_from(due), [_mute_from(r) for r in mutes],
                             [dt(r[0]) for r in sent])
-
-    async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:
-        """Delivery times of messages to a destination since a time."""
-        rows = await self._fetchall(
-            "SELECT sent_at FROM messages WHERE platform = ? AND chat_id = ? AND thread_id = ?"
-            " AND sent_at > ? ORDER BY sent_at",
-            (*dest_params(destination), ts(since)),
-        )
-        return [dt(r[0]) for r in rows]
 
     async def apply_plan(self, destination: Destination, plan: Plan, keys: PlanKeys,
                          now: datetime, *, epoch: int = 0) -> Counter[Reason]:

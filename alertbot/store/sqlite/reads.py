@@ -7,6 +7,7 @@ numbers them), so a read that needs no dialect lives here once and both stores m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from alertbot.domain.models import Change, Destination
@@ -17,11 +18,13 @@ from alertbot.store.sqlite.rows import (
     decode_pushed,
     dest_params,
     dt,
+    ts,
 )
 
 
 class SharedReads:
-    """Mixin: decisions, the audit log, the changes a message carried, pushed batches."""
+    """Mixin: decisions, the audit log, the changes a message carried, send times, pushed
+    batches."""
 
     if TYPE_CHECKING:
         # Provided by the backend's connection class, which follows this mixin in the MRO.
@@ -71,3 +74,12 @@ class SharedReads:
             " ORDER BY id LIMIT ?", (limit,))
         return [PushedBatch(row[0], *decode_pushed(row[2]), received_at=dt(row[1]))
                 for row in rows]
+
+    async def sent_times(self, destination: Destination, since: datetime) -> list[datetime]:
+        """Delivery times of messages to a destination since a time."""
+        rows = await self._fetchall(
+            "SELECT sent_at FROM messages WHERE platform = ? AND chat_id = ? AND thread_id = ?"
+            " AND sent_at > ? ORDER BY sent_at",
+            (*dest_params(destination), ts(since)),
+        )
+        return [dt(r[0]) for r in rows]
